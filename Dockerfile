@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# agentd: build a virtualenv in one stage, run it as a non-root user in another.
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml README.md ./
+COPY app ./app
+# The same install as the README's "Install without make".
+RUN pip install .
+
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN groupadd --system agentd && useradd --system --gid agentd --home-dir /srv/agentd agentd
+WORKDIR /srv/agentd
+COPY --from=build /opt/venv /opt/venv
+COPY --chown=agentd:agentd app ./app
+COPY --chown=agentd:agentd migrations ./migrations
+COPY --chown=agentd:agentd alembic.ini ./
+RUN mkdir -p data && chown agentd:agentd data
+USER agentd
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "20", "--proxy-headers"]

@@ -1,0 +1,64 @@
+"""HTTP routes of the agent definitions API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Response, status
+
+from app.agents import repository, service
+from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from app.deps import CatalogDep, SessionDep
+from app.engine.spec import AGENT_ID_PATTERN
+from app.errors import problems
+from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+AgentIdPath = Path(pattern=AGENT_ID_PATTERN, description="The agent's id (slug).")
+
+NOT_FOUND = problems({404: "No such agent (`agent_not_found`)."})
+INVALID = problems({422: "Invalid definition or query (`validation_error`)."})
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**problems({409: "The id is taken (`agent_exists`)."}), **INVALID},
+)
+async def create_agent(body: AgentCreate, session: SessionDep, catalog: CatalogDep) -> AgentRead:
+    """Create an agent definition (version 1)."""
+    agent = await service.create(session, body, catalog)
+    return service.to_read(agent)
+
+
+@router.get("", responses=INVALID)
+async def list_agents(
+    session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[AgentRead]:
+    """Agents ordered by id."""
+    after = decode_cursor(cursor, 1)[0] if cursor else None
+    rows = await repository.list_page(session, limit=limit + 1, after=after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor([rows[-1].id]) if more else None
+    return Page(data=[service.to_read(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{agent_id}", responses=NOT_FOUND)
+async def get_agent(session: SessionDep, agent_id: str = AgentIdPath) -> AgentRead:
+    return service.to_read(await service.get(session, agent_id))
+
+
+@router.patch("/{agent_id}", responses={**NOT_FOUND, **INVALID})
+async def update_agent(
+    body: AgentUpdate, session: SessionDep, catalog: CatalogDep, agent_id: str = AgentIdPath
+) -> AgentRead:
+    """Change some fields; every accepted change makes a new `version`."""
+    agent = await service.update(session, agent_id, body, catalog)
+    return service.to_read(agent)
+
+
+@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def delete_agent(session: SessionDep, agent_id: str = AgentIdPath) -> Response:
+    """Delete an agent and its versions. Its past runs stay readable."""
+    await service.delete(session, agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

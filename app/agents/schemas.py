@@ -1,0 +1,57 @@
+"""Request and response bodies of the agent definitions API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.engine.spec import (
+    AGENT_ID_PATTERN,
+    AgentFields,
+    AgentSpec,
+    Guardrail,
+    HistoryConfig,
+    JsonObject,
+    ModelRef,
+    ToolEntry,
+)
+
+
+class AgentCreate(AgentFields):
+    """A new agent. Without `id`, one is generated."""
+
+    id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
+
+
+class AgentUpdate(BaseModel):
+    """A partial change: the fields present replace the stored ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = None
+    instructions: str | list[str] | None = None
+    model: str | ModelRef | None = None
+    model_settings: JsonObject | None = None
+    tools: list[ToolEntry] | None = None
+    handoffs: list[Annotated[str, Field(pattern=AGENT_ID_PATTERN)]] | None = None
+    handoff_description: str | None = None
+    output_schema: JsonObject | None = None
+    input_schema: JsonObject | None = None
+    max_turns: int | None = Field(default=None, ge=1)
+    history: HistoryConfig | None = None
+    add_session_state_to_context: bool | None = None
+    input_guardrails: list[Guardrail] | None = None
+    output_guardrails: list[Guardrail] | None = None
+    metadata: JsonObject | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent (null is a value for the nullable schemas)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class AgentRead(AgentSpec):
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,193 @@
+"""Agent definitions: create, edit, delete, with every check that can be made
+at definition time (providers, tools, handoffs, guardrails, JSON Schemas)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import repository
+from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from app.db import utcnow
+from app.engine.spec import AgentFields, AgentSpec, ClientTool, ToolUse, split_model
+from app.errors import AgentExists, AgentNotFound, ValidationFailed
+from app.ids import new_id
+from app.tables import Agent, AgentVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What definitions may name: model providers, registered tools and guardrails."""
+
+    providers: frozenset[str]
+    tools: frozenset[str]
+    guardrails: frozenset[str] = frozenset()
+    test_models: frozenset[str] = field(default_factory=frozenset)
+
+
+def _problem(loc: list[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _schema_errors(schema: dict[str, Any] | None, loc: list[str | int]) -> list[dict[str, Any]]:
+    if schema is None:
+        return []
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [_problem(loc, f"invalid JSON Schema: {exc.message}", "json_schema")]
+    return []
+
+
+def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]:
+    """Problems a definition has on its own, before looking at other agents."""
+    errors: list[dict[str, Any]] = []
+    try:
+        provider, name = split_model(fields.model)
+    except ValueError as exc:
+        errors.append(_problem(["model"], str(exc)))
+    else:
+        if provider not in catalog.providers:
+            known = ", ".join(sorted(catalog.providers))
+            errors.append(_problem(["model"], f"unknown model provider {provider!r} ({known})"))
+        elif provider == "test" and catalog.test_models and name not in catalog.test_models:
+            known = ", ".join(sorted(catalog.test_models))
+            errors.append(_problem(["model"], f"unknown test model {name!r} ({known})"))
+    seen: set[str] = set()
+    for index, entry in enumerate(fields.tools):
+        name = entry if isinstance(entry, str) else entry.name
+        if name in seen:
+            errors.append(_problem(["tools", index], f"tool {name!r} is listed twice"))
+        seen.add(name)
+        if isinstance(entry, ClientTool):
+            errors += _schema_errors(entry.parameters, ["tools", index, "parameters"])
+        elif name not in catalog.tools:
+            errors.append(_problem(["tools", index], f"unknown tool {name!r}", "unknown_tool"))
+        if isinstance(entry, ToolUse) and entry.requires_confirmation and entry.requires_user_input:
+            errors.append(
+                _problem(["tools", index], "choose requires_confirmation or requires_user_input")
+            )
+    errors += _schema_errors(fields.output_schema, ["output_schema"])
+    errors += _schema_errors(fields.input_schema, ["input_schema"])
+    for stage in ("input_guardrails", "output_guardrails"):
+        for index, guardrail in enumerate(getattr(fields, stage)):
+            if guardrail.type == "python" and guardrail.name not in catalog.guardrails:
+                errors.append(
+                    _problem([stage, index, "name"], f"unknown guardrail {guardrail.name!r}")
+                )
+    return errors
+
+
+async def _reference_errors(
+    session: AsyncSession, agent_id: str, fields: AgentFields
+) -> list[dict[str, Any]]:
+    """Problems with the other agents a definition names (handoffs, agent guardrails)."""
+    guardrail_refs: list[tuple[list[str | int], str]] = [
+        ([stage, index, "agent_id"], g.agent_id)
+        for stage in ("input_guardrails", "output_guardrails")
+        for index, g in enumerate(getattr(fields, stage))
+        if g.type == "agent"
+    ]
+    handoff_refs: list[tuple[list[str | int], str]] = [
+        (["handoffs", index], target) for index, target in enumerate(fields.handoffs)
+    ]
+    refs = handoff_refs + guardrail_refs
+    found = await repository.existing_ids(session, [target for _, target in refs])
+    errors = []
+    for loc, target in refs:
+        if target == agent_id:
+            errors.append(_problem(loc, "an agent cannot name itself here"))
+        elif target not in found:
+            errors.append(_problem(loc, f"unknown agent {target!r}", "unknown_agent"))
+    return errors
+
+
+async def _validate(
+    session: AsyncSession, agent_id: str, fields: AgentFields, catalog: Catalog
+) -> None:
+    errors = static_errors(fields, catalog) + await _reference_errors(session, agent_id, fields)
+    if errors:
+        raise ValidationFailed("The agent definition is invalid.", errors=errors)
+
+
+def to_read(agent: Agent) -> AgentRead:
+    return AgentRead.model_validate(
+        {
+            **agent.spec,
+            "id": agent.id,
+            "version": agent.version,
+            "created_at": agent.created_at,
+            "updated_at": agent.updated_at,
+        }
+    )
+
+
+def spec_of(agent_id: str, version: int, spec: dict[str, Any]) -> AgentSpec:
+    return AgentSpec.model_validate({**spec, "id": agent_id, "version": version})
+
+
+async def create(session: AsyncSession, body: AgentCreate, catalog: Catalog) -> Agent:
+    agent_id = body.id or new_id()
+    if await repository.get(session, agent_id) is not None:
+        raise AgentExists(f"Agent {agent_id!r} already exists.")
+    fields = AgentFields.model_validate(body.model_dump(exclude={"id"}))
+    await _validate(session, agent_id, fields, catalog)
+    spec = fields.model_dump(mode="json")
+    now = utcnow()
+    agent = Agent(
+        id=agent_id, name=fields.name, version=1, spec=spec, created_at=now, updated_at=now
+    )
+    session.add(agent)
+    session.add(AgentVersion(agent_id=agent_id, version=1, spec=spec, created_at=now))
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AgentExists(f"Agent {agent_id!r} already exists.") from None
+    return agent
+
+
+async def get(session: AsyncSession, agent_id: str) -> Agent:
+    agent = await repository.get(session, agent_id)
+    if agent is None:
+        raise AgentNotFound(f"No agent {agent_id!r}.")
+    return agent
+
+
+async def update(
+    session: AsyncSession, agent_id: str, body: AgentUpdate, catalog: Catalog
+) -> Agent:
+    """Apply a partial change as a new version (a body with no fields changes nothing)."""
+    agent = await repository.get(session, agent_id, for_update=True)
+    if agent is None:
+        raise AgentNotFound(f"No agent {agent_id!r}.")
+    changes = body.changes()
+    if not changes:
+        return agent
+    try:
+        fields = AgentFields.model_validate({**agent.spec, **changes})
+    except ValidationError as exc:
+        errors = [_problem(list(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+        raise ValidationFailed("The agent definition is invalid.", errors=errors) from None
+    await _validate(session, agent_id, fields, catalog)
+    spec = fields.model_dump(mode="json")
+    now = utcnow()
+    agent.version += 1
+    agent.spec = spec
+    agent.name = fields.name
+    agent.updated_at = now
+    session.add(AgentVersion(agent_id=agent_id, version=agent.version, spec=spec, created_at=now))
+    await session.flush()
+    return agent
+
+
+async def delete(session: AsyncSession, agent_id: str) -> None:
+    agent = await repository.get(session, agent_id, for_update=True)
+    if agent is None:
+        raise AgentNotFound(f"No agent {agent_id!r}.")
+    await session.delete(agent)
+    await session.flush()

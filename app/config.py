@@ -1,0 +1,109 @@
+"""Settings: every knob of the service, typed, with defaults that run out of the box.
+
+Values come from the environment (or a `.env` file). A bad value stops
+start-up with one clear line (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/agentd.db"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up.")
+    seed_demo_agent: bool = Field(
+        default=True, description="Create the `demo` agent (test:echo) when it does not exist."
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    tool_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    # Models
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    # Named OpenAI-compatible (or Anthropic) endpoints: {"ollama": {"base_url": "..."}}
+    model_providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_timeout: float = Field(default=60.0, gt=0)
+    model_max_retries: int = Field(default=2, ge=0)
+
+    # Database pool (PostgreSQL)
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+
+    @field_validator("tool_modules", "cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class BadSettings(SystemExit):
+    """Start-up stops here when the environment holds a bad setting."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"]).upper() or "settings"
+        parts.append(f"{name}: {error['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; on a bad value exit with one clear line on stderr."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        message = describe_validation_error(exc)
+    except SettingsError as exc:
+        # Raised for values that are not even parseable, such as invalid JSON.
+        field = str(exc).split('"')[1] if '"' in str(exc) else "settings"
+        message = f"invalid settings: {field.upper()}: cannot parse the value"
+    print(f"agentd: {message}", file=sys.stderr)
+    raise BadSettings(2)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,235 @@
+"""Typed run events: the SSE contract (API.md, "Events").
+
+Every event has `event` (its name, the discriminator), `run_id`,
+`session_id`, `agent_id` and `created_at`; the run service adds `seq` when it
+stores the event. Names follow Agno's run events, plus `AgentHandoff`,
+`GuardrailTripped` and `CustomEvent`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from app.engine.output import Requirement, RunError, RunMetrics, RunOutput, ToolExecution
+
+
+def utcnow_iso() -> str:
+    """Now as an RFC 3339 UTC string with millisecond precision."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BaseEvent(BaseModel):
+    event: str
+    seq: int | None = None
+    run_id: str
+    session_id: str
+    agent_id: str
+    created_at: str = Field(default_factory=utcnow_iso)
+
+
+class RunStarted(BaseEvent):
+    event: Literal["RunStarted"] = "RunStarted"
+    agent_name: str = ""
+    agent_version: int = 1
+    model: str = ""
+
+
+class RunContent(BaseEvent):
+    """A piece of the answer as the model streams it."""
+
+    event: Literal["RunContent"] = "RunContent"
+    content: Any = None
+    content_type: str = "str"
+
+
+class RunIntermediateContent(BaseEvent):
+    """Text a model produced in a turn that also called tools."""
+
+    event: Literal["RunIntermediateContent"] = "RunIntermediateContent"
+    content: Any = None
+    content_type: str = "str"
+
+
+class RunContentCompleted(BaseEvent):
+    """The final answer is complete; `content` is all of it."""
+
+    event: Literal["RunContentCompleted"] = "RunContentCompleted"
+    content: Any = None
+    content_type: str = "str"
+
+
+class RunCompleted(RunOutput):
+    """Carries the whole RunOutput."""
+
+    event: Literal["RunCompleted"] = "RunCompleted"
+    seq: int | None = None
+
+
+class RunErrorEvent(BaseEvent):
+    event: Literal["RunError"] = "RunError"
+    error: RunError
+    content: str | None = None  # the error message, as Agno sends it
+
+
+class RunCancelled(BaseEvent):
+    event: Literal["RunCancelled"] = "RunCancelled"
+    reason: str | None = None
+
+
+class RunPaused(BaseEvent):
+    event: Literal["RunPaused"] = "RunPaused"
+    requirements: list[Requirement]
+    tools: list[ToolExecution] = Field(default_factory=list)
+
+
+class RunContinued(BaseEvent):
+    event: Literal["RunContinued"] = "RunContinued"
+
+
+class ToolCallStarted(BaseEvent):
+    event: Literal["ToolCallStarted"] = "ToolCallStarted"
+    tool: ToolExecution
+
+
+class ToolCallCompleted(BaseEvent):
+    event: Literal["ToolCallCompleted"] = "ToolCallCompleted"
+    tool: ToolExecution
+    content: Any = None
+
+
+class ReasoningStarted(BaseEvent):
+    event: Literal["ReasoningStarted"] = "ReasoningStarted"
+
+
+class ReasoningStep(BaseEvent):
+    """A piece of the model's reasoning as it streams."""
+
+    event: Literal["ReasoningStep"] = "ReasoningStep"
+    reasoning_content: str
+
+
+class ReasoningCompleted(BaseEvent):
+    event: Literal["ReasoningCompleted"] = "ReasoningCompleted"
+    reasoning_content: str = ""
+
+
+class AgentHandoff(BaseEvent):
+    event: Literal["AgentHandoff"] = "AgentHandoff"
+    from_agent_id: str
+    to_agent_id: str
+    tool_call_id: str | None = None
+
+
+class GuardrailTripped(BaseEvent):
+    event: Literal["GuardrailTripped"] = "GuardrailTripped"
+    guardrail: str
+    guardrail_type: str
+    stage: Literal["input", "output"]
+    message: str = ""
+    output_info: Any = None
+
+
+class CustomEvent(BaseEvent):
+    """Emitted by tools through their run context."""
+
+    event: Literal["CustomEvent"] = "CustomEvent"
+    name: str
+    data: Any = None
+    tool_call_id: str | None = None
+
+
+class _Marker(BaseEvent):
+    """Agno's lifecycle markers that carry no extra fields."""
+
+
+class MemoryUpdateStarted(_Marker):
+    event: Literal["MemoryUpdateStarted"] = "MemoryUpdateStarted"
+
+
+class MemoryUpdateCompleted(_Marker):
+    event: Literal["MemoryUpdateCompleted"] = "MemoryUpdateCompleted"
+
+
+class SessionSummaryStarted(_Marker):
+    event: Literal["SessionSummaryStarted"] = "SessionSummaryStarted"
+
+
+class SessionSummaryCompleted(_Marker):
+    event: Literal["SessionSummaryCompleted"] = "SessionSummaryCompleted"
+
+
+class PreHookStarted(_Marker):
+    event: Literal["PreHookStarted"] = "PreHookStarted"
+
+
+class PreHookCompleted(_Marker):
+    event: Literal["PreHookCompleted"] = "PreHookCompleted"
+
+
+class PostHookStarted(_Marker):
+    event: Literal["PostHookStarted"] = "PostHookStarted"
+
+
+class PostHookCompleted(_Marker):
+    event: Literal["PostHookCompleted"] = "PostHookCompleted"
+
+
+class ParserModelResponseStarted(_Marker):
+    event: Literal["ParserModelResponseStarted"] = "ParserModelResponseStarted"
+
+
+class ParserModelResponseCompleted(_Marker):
+    event: Literal["ParserModelResponseCompleted"] = "ParserModelResponseCompleted"
+
+
+class OutputModelResponseStarted(_Marker):
+    event: Literal["OutputModelResponseStarted"] = "OutputModelResponseStarted"
+
+
+class OutputModelResponseCompleted(_Marker):
+    event: Literal["OutputModelResponseCompleted"] = "OutputModelResponseCompleted"
+
+
+RunEvent = Annotated[
+    RunStarted
+    | RunContent
+    | RunIntermediateContent
+    | RunContentCompleted
+    | RunCompleted
+    | RunErrorEvent
+    | RunCancelled
+    | RunPaused
+    | RunContinued
+    | ToolCallStarted
+    | ToolCallCompleted
+    | ReasoningStarted
+    | ReasoningStep
+    | ReasoningCompleted
+    | AgentHandoff
+    | GuardrailTripped
+    | CustomEvent
+    | MemoryUpdateStarted
+    | MemoryUpdateCompleted
+    | SessionSummaryStarted
+    | SessionSummaryCompleted
+    | PreHookStarted
+    | PreHookCompleted
+    | PostHookStarted
+    | PostHookCompleted
+    | ParserModelResponseStarted
+    | ParserModelResponseCompleted
+    | OutputModelResponseStarted
+    | OutputModelResponseCompleted,
+    Field(discriminator="event"),
+]
+
+RUN_EVENT_ADAPTER: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+
+# A stream ends after exactly one of these.
+TERMINAL_EVENTS: frozenset[str] = frozenset({"RunCompleted", "RunError", "RunCancelled"})
+STREAM_END_EVENTS: frozenset[str] = TERMINAL_EVENTS | {"RunPaused"}
+# With stream_events false a stream carries only these.
+CONTENT_EVENTS: frozenset[str] = frozenset({"RunContent"}) | STREAM_END_EVENTS

@@ -1,0 +1,177 @@
+"""Agent definitions as the engine sees them.
+
+These pydantic models are the single description of an agent: the HTTP layer
+validates request bodies with them and stores them; the loop runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+JsonObject = dict[str, Any]
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(StrictModel):
+    """A model named as an object: `{"provider": "openai", "name": "gpt-4o-mini"}`."""
+
+    provider: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    settings: JsonObject = Field(default_factory=dict)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+
+class ToolUse(StrictModel):
+    """A registered server tool used by an agent, with its human-in-the-loop flags."""
+
+    type: Literal["function"] = "function"
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    requires_confirmation: bool = False
+    requires_user_input: bool = False
+    # The argument names the user supplies; None means every parameter of the tool.
+    user_input_fields: list[str] | None = None
+
+
+class ClientTool(StrictModel):
+    """A tool the caller executes: its calls pause the run for the client."""
+
+    type: Literal["client"]
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = ""
+    parameters: JsonObject = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+ToolEntry = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)] | ToolUse | ClientTool
+
+
+class RegexGuardrail(StrictModel):
+    """Trips when the pattern matches anywhere in the text."""
+
+    type: Literal["regex"]
+    name: str | None = None
+    pattern: str = Field(min_length=1)
+    ignore_case: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+
+class BlocklistGuardrail(StrictModel):
+    """Trips when any of the words occurs in the text (case-insensitive by default)."""
+
+    type: Literal["blocklist"]
+    name: str | None = None
+    words: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    case_sensitive: bool = False
+
+
+class MaxLengthGuardrail(StrictModel):
+    """Trips when the text is longer than `max_length` characters."""
+
+    type: Literal["max_length"]
+    name: str | None = None
+    max_length: int = Field(ge=1)
+
+
+class AgentGuardrail(StrictModel):
+    """Another stored agent classifies the text and says whether to trip.
+
+    The classifier answers either structured output with a boolean
+    `tripwire_triggered` field, or text: "true"/"yes"/"trip" (case-insensitive,
+    surrounding whitespace and punctuation ignored) trips, anything else passes.
+    """
+
+    type: Literal["agent"]
+    name: str | None = None
+    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
+
+
+class PythonGuardrail(StrictModel):
+    """A guardrail function registered from a module named in TOOL_MODULES."""
+
+    type: Literal["python"]
+    name: str = Field(min_length=1)
+
+
+Guardrail = Annotated[
+    RegexGuardrail | BlocklistGuardrail | MaxLengthGuardrail | AgentGuardrail | PythonGuardrail,
+    Field(discriminator="type"),
+]
+
+
+class HistoryConfig(StrictModel):
+    """How much of the session's earlier runs goes into the context."""
+
+    enabled: bool = True
+    num_runs: int = Field(default=10, ge=0)
+
+
+class AgentFields(StrictModel):
+    """Every field of an agent definition a client may set."""
+
+    name: str = Field(default="", max_length=200)
+    description: str = ""
+    instructions: str | list[str] = ""
+    model: str | ModelRef = "test:echo"
+    model_settings: JsonObject = Field(default_factory=dict)
+    tools: list[ToolEntry] = Field(default_factory=list)
+    handoffs: list[Annotated[str, Field(pattern=AGENT_ID_PATTERN)]] = Field(default_factory=list)
+    handoff_description: str = ""
+    output_schema: JsonObject | None = None
+    input_schema: JsonObject | None = None
+    max_turns: int = Field(default=10, ge=1)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    add_session_state_to_context: bool = False
+    input_guardrails: list[Guardrail] = Field(default_factory=list)
+    output_guardrails: list[Guardrail] = Field(default_factory=list)
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class AgentSpec(AgentFields):
+    """A stored agent at one version: what the loop runs."""
+
+    id: str = Field(pattern=AGENT_ID_PATTERN)
+    version: int = Field(default=1, ge=1)
+
+    @property
+    def model_name(self) -> str:
+        """The model as `provider:name`."""
+        return self.model if isinstance(self.model, str) else self.model.qualified
+
+    @property
+    def instructions_text(self) -> str:
+        if isinstance(self.instructions, str):
+            return self.instructions
+        return "\n".join(self.instructions)
+
+
+def split_model(model: str | ModelRef) -> tuple[str, str]:
+    """`"openai:gpt-4o"` -> `("openai", "gpt-4o")`; raises ValueError without a provider."""
+    if isinstance(model, ModelRef):
+        return model.provider, model.name
+    provider, sep, name = model.partition(":")
+    if not sep or not provider or not name:
+        raise ValueError(f"model must be 'provider:name', got {model!r}")
+    return provider, name

@@ -1,0 +1,263 @@
+"""One error hierarchy, rendered once as RFC 9457 problem details.
+
+Routes raise `AppError` subclasses; the handlers here turn them, FastAPI's
+validation errors and Starlette's HTTP errors into `application/problem+json`
+with a stable `code`. Anything else is a bug: logged, answered as a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("agentd")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error answer carries them."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class AppError(Exception):
+    """An expected failure with its HTTP status and stable code."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.extra = extra or {}
+
+    def to_problem(self) -> dict[str, Any]:
+        body = Problem(
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            code=self.code,
+            errors=self.errors,
+        ).model_dump(exclude_none=True)
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class MalformedJSON(AppError):
+    status, code, title = 400, "malformed_json", "Malformed JSON body"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class AgentNotFound(NotFound):
+    code, title = "agent_not_found", "Agent not found"
+
+
+class RunNotFound(NotFound):
+    code, title = "run_not_found", "Run not found"
+
+
+class SessionNotFound(NotFound):
+    code, title = "session_not_found", "Session not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class AgentExists(Conflict):
+    code, title = "agent_exists", "An agent with this id already exists"
+
+
+class SessionBusy(Conflict):
+    code, title = "session_busy", "The session already has an active run"
+
+
+class RunNotPaused(Conflict):
+    code, title = "run_not_paused", "The run is not paused"
+
+
+class RunNotActive(Conflict):
+    code, title = "run_not_active", "The run is not active"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class ValidationFailed(AppError):
+    status, code, title = 422, "validation_error", "Invalid request"
+
+
+class ServiceUnavailable(AppError):
+    status, code, title = 503, "not_ready", "Service not ready"
+
+
+def problems(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the problem answers a route can give."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+            "description": description,
+        }
+        for status, description in descriptions.items()
+    }
+
+
+def problem_response(
+    body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _pydantic_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors without echoing inputs back (they may be large or secret)."""
+    cleaned = []
+    for error in errors:
+        loc = [part for part in error.get("loc", ()) if part != "body"]
+        cleaned.append(
+            {"loc": loc, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        )
+    return cleaned
+
+
+async def _app_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(exc.to_problem(), exc.status)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        detail = "The request body is not valid JSON."
+        return problem_response(MalformedJSON(detail).to_problem(), 400)
+    error = ValidationFailed(
+        "The request does not match the schema.", errors=_pydantic_errors(errors)
+    )
+    return problem_response(error.to_problem(), 422)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    code = _HTTP_CODES.get(status, title.lower().replace(" ", "_").replace("-", "_"))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    body = Problem(title=title, status=status, detail=detail, code=code)
+    return problem_response(body.model_dump(exclude_none=True), status, exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = Problem(title="Internal server error", status=500, code="internal_error")
+    return problem_response(body.model_dump(exclude_none=True), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` while reading; FastAPI re-raises HTTP errors as they are."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds {limit} bytes.")
+
+
+class BodyLimitMiddleware:
+    """Rejects bodies over `max_bytes` with 413: by Content-Length before the app
+    runs, and by counting bytes while the body is read (chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = 0
+                if length > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
+        response = problem_response(error.to_problem(), 413, {"connection": "close"})
+        await response(scope, receive, send)

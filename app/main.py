@@ -1,0 +1,116 @@
+"""The application: `create_app()` and its lifespan (engine, migrations, the
+demo agent, registries, routers, error handlers)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import health, migrate
+from app.agents import repository as agents_repository
+from app.agents import service as agents_service
+from app.agents.routes import router as agents_router
+from app.agents.schemas import AgentCreate
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
+from app.runtime import Runtime, build_runtime
+
+log = logging.getLogger("agentd")
+
+DEMO_AGENT = AgentCreate(
+    id="demo",
+    name="Demo",
+    description="Echoes your last message back; runs with no model server.",
+    instructions="You are a helpful assistant.",
+    model="test:echo",
+    tools=["current_time", "calculator"],
+)
+
+
+async def seed_demo_agent(maker: async_sessionmaker[AsyncSession], runtime: Runtime) -> None:
+    """Create the `demo` agent unless an agent with that id exists."""
+    async with maker() as session, session.begin():
+        if await agents_repository.get(session, "demo") is None:
+            await agents_service.create(session, DEMO_AGENT, runtime.catalog)
+            log.info("created the demo agent (test:echo)")
+
+
+def require_api_key(request: Request) -> None:
+    """Bearer auth on /v1 when API_KEYS is set."""
+    keys: list[Any] = request.app.state.settings.api_keys
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not any(
+        secrets.compare_digest(token.encode(), key.get_secret_value().encode()) for key in keys
+    ):
+        raise Unauthorized("Send `Authorization: Bearer <key>`.")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    maker = create_sessionmaker(engine)
+    runtime = build_runtime(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = maker
+    app.state.runtime = runtime
+    app.state.catalog = runtime.catalog
+    try:
+        if settings.auto_migrate:
+            await migrate.upgrade(engine)
+        if settings.seed_demo_agent:
+            await seed_demo_agent(maker, runtime)
+        yield
+    finally:
+        await runtime.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = FastAPI(
+        title="agentd",
+        version="0.1.0",
+        summary="Runs LLM agents stored in a database over HTTP and SSE.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    auth = [Depends(require_api_key)]
+    app.include_router(health.router)
+    app.include_router(agents_router, dependencies=auth)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Location"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app.main:app` builds the app on first access, so importing this
+    # module (tests, tools) reads no settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

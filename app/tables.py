@@ -1,0 +1,149 @@
+"""ORM tables: agents and their versions, sessions, runs, run events, session messages.
+
+Runs and events are written often and read by seq; runs are listed by session,
+agent, user and status, newest first, and claimed by status and lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JsonType, utcnow
+
+
+class Agent(Base):
+    """The newest version of each agent definition."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentVersion(Base):
+    """Every version ever saved; a run pins the one it ran."""
+
+    __tablename__ = "agent_versions"
+
+    agent_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Session(Base):
+    """A conversation: its user, state, and the one run allowed to be active in it."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Set with a compare-and-set UPDATE: at most one active run per session.
+    active_run_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+        Index("ix_sessions_agent_id_created_at", "agent_id", "created_at"),
+        Index("ix_sessions_created_at", "created_at"),
+    )
+
+
+class Run(Base):
+    """One run of an agent: its request, live state, outcome and worker lease."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    agent_version: Mapped[int] = mapped_column(Integer)
+    last_agent_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200), default="")
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"input": ..., "images": ...}
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)  # run options as sent
+    content: Mapped[Any | None] = mapped_column(JsonType)
+    content_type: Mapped[str] = mapped_column(String(200), default="str")
+    output: Mapped[dict[str, Any] | None]  # RunOutput extras: tools, requirements, reasoning
+    state: Mapped[dict[str, Any] | None]  # the engine's checkpoint (paused state included)
+    error: Mapped[dict[str, Any] | None]
+    metrics: Mapped[dict[str, Any] | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Worker lease: which process runs it, until when, and how often it was taken.
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_runs_session_id_created_at", "session_id", "created_at"),
+        Index("ix_runs_agent_id_created_at", "agent_id", "created_at"),
+        Index("ix_runs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_runs_status_created_at", "status", "created_at"),
+        Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_runs_created_at", "created_at"),
+    )
+
+
+class RunEvent(Base):
+    """Every event of a run, in order. `data` is the event's JSON text, stored
+    as serialized once so replays send the same bytes live subscribers saw."""
+
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(48))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionMessage(Base):
+    """The history of a session, message by message, in the canonical shape."""
+
+    __tablename__ = "session_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    run_id: Mapped[str] = mapped_column(String(40), ForeignKey("runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    message: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_session_messages_session_id_id", "session_id", "id"),
+        Index("ix_session_messages_run_id", "run_id"),
+    )

@@ -1,0 +1,129 @@
+"""Every failure answers RFC 9457 problem+json with a stable code, and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import make_settings, snapshot
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["title"], str) and body["title"]
+    return body
+
+
+async def test_unknown_route_is_404(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/v1/nothing-here"), 404, "not_found")
+
+
+async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
+    response = await client.put("/v1/agents")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient, db_engine: AsyncEngine) -> None:
+    before = await snapshot(db_engine)
+    response = await client.post(
+        "/v1/agents", content=b'{"id": "x",', headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed_json")
+    assert await snapshot(db_engine) == before
+
+
+async def test_body_must_be_an_object(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/agents", json=["not", "an", "object"])
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"]
+
+
+async def test_body_over_limit_is_413_by_content_length(
+    database_url: str, db_engine: AsyncEngine
+) -> None:
+    from app.main import create_app
+
+    app = create_app(make_settings(database_url, max_body_bytes=2048))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            before = await snapshot(db_engine)
+            big = {"id": "big", "instructions": "x" * 5000}
+            assert_problem(await client.post("/v1/agents", json=big), 413, "payload_too_large")
+            assert await snapshot(db_engine) == before
+            small = await client.post("/v1/agents", json={"id": "small"})
+            assert small.status_code == 201
+
+
+async def test_body_over_limit_is_413_while_streaming(
+    database_url: str, db_engine: AsyncEngine
+) -> None:
+    """A chunked upload without Content-Length is cut off while it is read."""
+    from app.main import create_app
+
+    app = create_app(make_settings(database_url, max_body_bytes=2048))
+    chunks_sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal chunks_sent
+        yield b'{"id": "big", "instructions": "'
+        for _ in range(100):
+            chunks_sent += 1
+            yield b"x" * 1000
+        yield b'"}'
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            before = await snapshot(db_engine)
+            response = await client.post(
+                "/v1/agents", content=body(), headers={"content-type": "application/json"}
+            )
+            assert "content-length" not in response.request.headers
+            assert_problem(response, 413, "payload_too_large")
+            assert await snapshot(db_engine) == before
+
+
+async def test_bad_query_is_422(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/v1/agents?limit=0"), 422, "validation_error")
+    assert_problem(await client.get("/v1/agents?cursor=%%%"), 422, "validation_error")
+    assert_problem(await client.get("/v1/agents/NOT%20VALID"), 422, "validation_error")
+
+
+async def test_bug_is_500_without_internals(app: FastAPI) -> None:
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app.add_api_route("/v1/boom", boom)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/v1/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert "detail" not in body
+
+
+async def test_api_keys_guard_v1_but_not_health(database_url: str, db_engine: AsyncEngine) -> None:
+    from app.main import create_app
+
+    app = create_app(make_settings(database_url, api_keys="k1,k2"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert_problem(await client.get("/v1/agents"), 401, "unauthorized")
+            wrong = {"authorization": "Bearer nope"}
+            assert_problem(await client.get("/v1/agents", headers=wrong), 401, "unauthorized")
+            good = await client.get("/v1/agents", headers={"authorization": "Bearer k2"})
+            assert good.status_code == 200
+            assert (await client.get("/healthz")).status_code == 200

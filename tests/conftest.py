@@ -1,0 +1,136 @@
+"""Shared fixtures: a real database per backend (SQLite and PostgreSQL, the same
+tests on both), the app on it, and an HTTP client.
+
+Each backend's database is created fresh once per test session and migrated to
+head; after every test all rows are deleted, so tests are isolated.
+Set AGENTD_TEST_BACKENDS=sqlite (or postgres) to run one backend only.
+PostgreSQL comes from AGENTD_TEST_POSTGRES (a server URL); if it is not
+reachable the PostgreSQL tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app import migrate
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.main import create_app
+from app.tables import Base
+
+POSTGRES_SERVER = os.environ.get(
+    "AGENTD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("AGENTD_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if name.strip()
+]
+
+
+async def create_postgres_database(prefix: str = "agentd_test") -> str:
+    """A new empty PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        connection = await asyncpg.connect(POSTGRES_SERVER, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_SERVER} is not reachable: {exc}", pytrace=False)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    server = POSTGRES_SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{server}/{name}"
+
+
+async def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    connection = await asyncpg.connect(POSTGRES_SERVER, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated database for the whole test session, one per backend."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "agentd.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = await create_postgres_database()
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    yield url
+    if request.param == "postgres":
+        await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(delete(table))
+    await engine.dispose()
+
+
+@pytest.fixture
+def db_sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(db_engine)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "auto_migrate": True,
+        "seed_demo_agent": False,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agentd.test") as http:
+        yield http
+
+
+async def snapshot(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to prove a rejected request changed nothing."""
+    result: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            rows = await connection.execute(select(table))
+            result[table.name] = sorted((tuple(map(repr, row)) for row in rows), key=repr)
+    return result

@@ -1,0 +1,57 @@
+"""Settings: defaults that run, and bad values that stop start-up with one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import DEFAULT_DATABASE_URL, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_run_out_of_the_box() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.is_sqlite
+    assert settings.auto_migrate is True
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+
+
+def test_lists_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOL_MODULES", "a.tools, b.tools")
+    monkeypatch.setenv("CORS_ORIGINS", "http://x.test")
+    settings = Settings(_env_file=None)
+    assert settings.tool_modules == ["a.tools", "b.tools"]
+    assert settings.cors_origins == ["http://x.test"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "mention"),
+    [
+        ("DATABASE_URL", "mysql://nope", "DATABASE_URL"),
+        ("MAX_BODY_BYTES", "lots", "MAX_BODY_BYTES"),
+        ("AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("MODEL_PROVIDERS", "{not json", "MODEL_PROVIDERS"),
+    ],
+)
+def test_bad_setting_fails_start_up_with_one_line(name: str, value: str, mention: str) -> None:
+    env = {**os.environ, name: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("agentd: invalid settings:")
+    assert mention in lines[0]
