@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from app.engine.models.registry import ProviderProfile
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/agentd.db"
 
 
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
     # Named OpenAI-compatible (or Anthropic) endpoints: {"ollama": {"base_url": "..."}}
-    model_providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_providers: dict[str, ProviderProfile] = Field(default_factory=dict)
     model_timeout: float = Field(default=60.0, gt=0)
     model_max_retries: int = Field(default=2, ge=0)
 
@@ -72,6 +74,22 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("model_providers")
+    @classmethod
+    def _profile_names(cls, value: dict[str, ProviderProfile]) -> dict[str, ProviderProfile]:
+        for name in value:
+            if name in {"openai", "anthropic", "test"} or not name or ":" in name:
+                raise ValueError(f"invalid provider name {name!r}")
+        return value
+
+    # Runs
+    lease_seconds: float = Field(
+        default=15.0, gt=0, description="A worker that stops renewing for this long is lost."
+    )
+    sweep_interval: float = Field(
+        default=2.0, gt=0, description="How often queued and orphaned runs are looked for."
+    )
 
     @property
     def is_sqlite(self) -> bool:

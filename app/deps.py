@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.service import Catalog
 from app.config import Settings
+from app.engine.loop import Runner
+from app.worker.manager import RunManager
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -29,10 +31,24 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = request.app.state.runtime.catalog
     return catalog
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def get_manager(request: Request) -> RunManager:
+    manager: RunManager = request.app.state.manager
+    return manager
+
+
+def get_runner(request: Request) -> Runner:
+    runner: Runner = request.app.state.runner
+    return runner
+
+
+ManagerDep = Annotated[RunManager, Depends(get_manager)]
+RunnerDep = Annotated[Runner, Depends(get_runner)]

@@ -16,12 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import health, migrate
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
+from app.agents.resolver import StoredAgents
 from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
+from app.runs import service as runs_service
+from app.runs.routes import router as runs_router
 from app.runtime import Runtime, build_runtime
+from app.sessions.routes import router as sessions_router
+from app.tools_routes import router as tools_router
+from app.worker.bus import EventBus
+from app.worker.manager import RunManager
 
 log = logging.getLogger("agentd")
 
@@ -64,18 +72,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_overflow=settings.db_max_overflow,
     )
     maker = create_sessionmaker(engine)
-    runtime = build_runtime(settings)
+    runtime: Runtime = app.state.runtime
+    runner = Runner(
+        models=runtime.models,
+        agents=StoredAgents(maker),
+        tools=runtime.tools,
+        guardrails=runtime.guardrails,
+    )
+
+    async def prepare(session: AsyncSession, run: Any) -> Any:
+        return await runs_service.prepare(runner, session, run)
+
+    manager = RunManager(
+        maker=maker,
+        runner=runner,
+        bus=EventBus(),
+        prepare=prepare,
+        lease_seconds=settings.lease_seconds,
+        sweep_interval=settings.sweep_interval,
+    )
     app.state.engine = engine
     app.state.sessionmaker = maker
-    app.state.runtime = runtime
-    app.state.catalog = runtime.catalog
+    app.state.runner = runner
+    app.state.manager = manager
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)
         if settings.seed_demo_agent:
             await seed_demo_agent(maker, runtime)
+        await manager.start()
         yield
     finally:
+        await manager.shutdown()
         await runtime.aclose()
         await engine.dispose()
 
@@ -92,10 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.runtime = build_runtime(settings)
     install_error_handlers(app)
     auth = [Depends(require_api_key)]
     app.include_router(health.router)
     app.include_router(agents_router, dependencies=auth)
+    app.include_router(runs_router, dependencies=auth)
+    app.include_router(sessions_router, dependencies=auth)
+    app.include_router(tools_router, dependencies=auth)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

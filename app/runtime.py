@@ -1,28 +1,59 @@
-"""What the service builds once at start-up from the settings: model,
-tool and guardrail registries, and the catalog definitions are checked against."""
+"""What the service builds once from its settings: model, tool and guardrail
+registries, and the catalog agent definitions are checked against."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from app.agents.service import Catalog
-from app.config import Settings
-
-PROVIDERS = frozenset({"openai", "anthropic", "test"})
+from app.config import BadSettings, Settings
+from app.engine.guardrails import GuardrailRegistry, default_guardrails
+from app.engine.models.registry import ModelRegistry
+from app.engine.models.test import TEST_MODELS
+from app.engine.tools import ToolRegistry, default_registry
 
 
 @dataclass
 class Runtime:
-    catalog: Catalog
+    models: ModelRegistry
+    tools: ToolRegistry
+    guardrails: GuardrailRegistry
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(
+            providers=frozenset(self.models.providers()),
+            tools=frozenset(tool.name for tool in self.tools.list()),
+            guardrails=frozenset(g.name for g in self.guardrails.list()),
+            test_models=frozenset(TEST_MODELS),
+        )
 
     async def aclose(self) -> None:
-        return None
+        await self.models.aclose()
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    catalog = Catalog(
-        providers=PROVIDERS | frozenset(settings.model_providers),
-        tools=frozenset({"current_time", "calculator"}),
-        test_models=frozenset({"echo", "tools"}),
+    """Registries from the settings; a TOOL_MODULES entry that cannot be imported
+    stops start-up with one line."""
+    tools, guardrails = default_registry, default_guardrails
+    for module in settings.tool_modules:
+        try:
+            tools.load_modules([module])
+            guardrails.load_modules([module])
+        except Exception as exc:
+            print(
+                f"agentd: invalid settings: TOOL_MODULES: cannot import {module!r}: {exc}",
+                file=sys.stderr,
+            )
+            raise BadSettings(2) from None
+    models = ModelRegistry(
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=settings.openai_api_key,
+        anthropic_api_key=settings.anthropic_api_key,
+        anthropic_base_url=settings.anthropic_base_url,
+        profiles=settings.model_providers,
+        timeout=settings.model_timeout,
+        max_retries=settings.model_max_retries,
     )
-    return Runtime(catalog=catalog)
+    return Runtime(models=models, tools=tools, guardrails=guardrails)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from app.engine.output import Requirement, RunError, RunMetrics, RunOutput, ToolExecution
+from app.engine.output import Requirement, RunError, RunOutput, ToolExecution
 
 
 def utcnow_iso() -> str:

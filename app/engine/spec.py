@@ -52,9 +52,7 @@ class ClientTool(StrictModel):
     type: Literal["client"]
     name: str = Field(pattern=TOOL_NAME_PATTERN)
     description: str = ""
-    parameters: JsonObject = Field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: JsonObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 ToolEntry = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)] | ToolUse | ClientTool

@@ -1,0 +1,185 @@
+"""What the active agent sends to its model: system message, tools, request.
+
+`RunScope` is the live view of one `Runner.stream` call: the state, the active
+agent with its resolved tools, the timers, and the event factory that stamps
+every event with run_id, session_id and the active agent_id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import orjson
+
+from app.engine.errors import RunFailure
+from app.engine.events import BaseEvent
+from app.engine.models.base import ModelRequest, ToolDefinition
+from app.engine.spec import AgentSpec, ClientTool, ModelRef, ToolUse, split_model
+from app.engine.state import RunState
+from app.engine.structured import output_schema
+from app.engine.tools import AnyTool, ToolRegistry
+
+E = TypeVar("E", bound=BaseEvent)
+
+HANDOFF_PREFIX = "transfer_to_"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Not an event: the state to persist before the events that follow are announced.
+
+    `state` is the live object; persist it before pulling the next item.
+    """
+
+    state: RunState
+
+
+@dataclass(slots=True)
+class ToolSlot:
+    """One tool as the active agent uses it."""
+
+    kind: Literal["server", "client", "handoff"]
+    definition: ToolDefinition
+    tool: AnyTool | None = None
+    requires_confirmation: bool = False
+    user_input_fields: list[str] | None = None  # set when the user supplies arguments
+    target: AgentSpec | None = None  # handoff target
+
+
+async def resolve_tools(
+    spec: AgentSpec,
+    registry: ToolRegistry,
+    get_agent: Callable[[str], Awaitable[AgentSpec]],
+) -> dict[str, ToolSlot]:
+    """The agent's tools and handoffs by the name the model sees; raises RunFailure(user_error)."""
+    slots: dict[str, ToolSlot] = {}
+    for entry in spec.tools:
+        if isinstance(entry, ClientTool):
+            definition = ToolDefinition(entry.name, entry.description, entry.parameters)
+            slots[entry.name] = ToolSlot("client", definition)
+            continue
+        use = entry if isinstance(entry, ToolUse) else ToolUse(name=entry)
+        try:
+            tool = registry.get(use.name)
+        except KeyError:
+            raise RunFailure(
+                "user_error", f"agent {spec.id!r} uses unknown tool {use.name!r}"
+            ) from None
+        slot = ToolSlot("server", tool.definition(), tool, use.requires_confirmation)
+        if use.requires_user_input:
+            fields = use.user_input_fields
+            slot.user_input_fields = (
+                list(tool.parameters["properties"]) if fields is None else fields
+            )
+            slot.definition = ToolDefinition(
+                tool.name,
+                tool.description,
+                _without_required(tool.parameters, slot.user_input_fields),
+            )
+        slots[tool.name] = slot
+    for target_id in spec.handoffs:
+        try:
+            target = await get_agent(target_id)
+        except KeyError:
+            raise RunFailure("user_error", f"handoff target {target_id!r} not found") from None
+        name = HANDOFF_PREFIX + target.id
+        description = (
+            target.handoff_description
+            or target.description
+            or f"Hand the conversation over to the {target.name or target.id} agent."
+        )
+        parameters = {"type": "object", "properties": {}, "additionalProperties": False}
+        slots[name] = ToolSlot(
+            "handoff", ToolDefinition(name, description, parameters), target=target
+        )
+    return slots
+
+
+def _without_required(schema: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """The schema the model sees: the user's fields become optional."""
+    required = [name for name in schema.get("required", []) if name not in fields]
+    return {**schema, "required": required}
+
+
+def user_input_schema(schema: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """JSON Schema of the arguments the user supplies."""
+    properties = schema.get("properties", {})
+    result: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: properties[name] for name in fields if name in properties},
+        "required": [name for name in schema.get("required", []) if name in fields],
+        "additionalProperties": False,
+    }
+    if "$defs" in schema:
+        result["$defs"] = schema["$defs"]
+    return result
+
+
+def system_message(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
+    parts = [spec.instructions_text] if spec.instructions_text else []
+    if spec.add_session_state_to_context:
+        body = orjson.dumps(state.session_state, option=orjson.OPT_SORT_KEYS).decode()
+        parts.append(f"<session_state>\n{body}\n</session_state>")
+    return {"role": "system", "content": "\n\n".join(parts)} if parts else None
+
+
+def effective_model(spec: AgentSpec, state: RunState) -> tuple[str, str, dict[str, Any]]:
+    """(provider, model name, settings) for the active agent, overrides applied."""
+    model = state.overrides.model or spec.model
+    settings = dict(spec.model_settings)
+    if isinstance(model, ModelRef):
+        settings.update(model.settings)
+    settings.update(state.overrides.model_settings or {})
+    provider, name = split_model(model)
+    return provider, name, settings
+
+
+def effective_output_schema(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
+    return state.overrides.output_schema or spec.output_schema
+
+
+def build_request(spec: AgentSpec, state: RunState, slots: dict[str, ToolSlot]) -> ModelRequest:
+    _, name, settings = effective_model(spec, state)
+    system = system_message(spec, state)
+    schema = effective_output_schema(spec, state)
+    return ModelRequest(
+        model=name,
+        messages=([system] if system else []) + [dict(m) for m in state.messages],
+        tools=[slot.definition for slot in slots.values()],
+        output_schema=output_schema(schema) if schema is not None else None,
+        settings=settings,
+    )
+
+
+def stamp(state: RunState, cls: type[E], **fields: Any) -> E:
+    """An event of the run, from its active agent unless `agent_id` is given."""
+    fields.setdefault("agent_id", state.active_agent_id)
+    return cls(run_id=state.run_id, session_id=state.session_id, **fields)
+
+
+@dataclass(slots=True)
+class RunScope:
+    """One `Runner.stream` call: the state, the active agent, timing and event stamping."""
+
+    state: RunState
+    spec: AgentSpec
+    slots: dict[str, ToolSlot]
+    depth: int = 0
+    started: float = field(default_factory=time.monotonic)
+    base_duration: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.base_duration = self.state.metrics.duration
+
+    def event(self, cls: type[E], **fields: Any) -> E:
+        return stamp(self.state, cls, **fields)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def checkpoint(self) -> Checkpoint:
+        self.state.metrics.duration = round(self.base_duration + self.elapsed(), 6)
+        return Checkpoint(self.state)

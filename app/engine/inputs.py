@@ -1,0 +1,229 @@
+"""Validation of what callers send: run input, images and human decisions.
+
+Every function collects all the problems it finds and raises one `InputError`
+listing them, so a client fixes its request in one round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from jsonschema import validators
+
+from app.engine.errors import InputError
+from app.engine.models.base import Message
+from app.engine.output import Requirement
+from app.engine.spec import AgentSpec, split_model
+from app.engine.state import RunState
+from app.engine.structured import schema_errors
+
+INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+RunInput = str | list[dict[str, Any]] | dict[str, Any]
+
+
+def input_messages(spec: AgentSpec, value: RunInput, images: list[dict[str, Any]]) -> list[Message]:
+    """The run's input as canonical messages; raises InputError."""
+    errors: list[str] = []
+    if spec.input_schema is not None:
+        errors += _schema_problems("input", spec.input_schema, value)
+    if isinstance(value, str):
+        messages: list[Message] = [{"role": "user", "content": value}]
+    elif isinstance(value, dict):
+        messages = [{"role": "user", "content": orjson.dumps(value).decode()}]
+    elif isinstance(value, list):
+        messages = _message_list(value, errors)
+    else:
+        errors.append("input: must be a string, a list of messages or an object")
+        messages = []
+    parts = _image_parts(images, errors)
+    if parts and not errors:
+        _attach_images(messages, parts, errors)
+    if errors:
+        raise InputError(errors)
+    return messages
+
+
+def override_problems(
+    spec: AgentSpec,
+    providers: set[str],
+    model: str | None,
+    max_turns: int | None,
+    output_schema: dict[str, Any] | None,
+) -> list[str]:
+    """Problems with the agent's model and the per-run overrides."""
+    problems = _model_problems("model", spec.model_name, providers)
+    if model is not None:
+        problems += _model_problems("run_config.model", model, providers)
+    if max_turns is not None and max_turns < 1:
+        problems.append("run_config.max_turns: must be at least 1")
+    if output_schema is not None:
+        problems += [f"output_schema: {problem}" for problem in schema_errors(output_schema)]
+    return problems
+
+
+def _model_problems(where: str, model: str, providers: set[str]) -> list[str]:
+    try:
+        provider, _ = split_model(model)
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    if provider not in providers:
+        return [f"{where}: unknown model provider {provider!r}"]
+    return []
+
+
+def input_text(state: RunState) -> str:
+    """The text of this run's user messages: what input guardrails check."""
+    texts: list[str] = []
+    for message in state.new_messages():
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            texts += [p["text"] for p in content if p.get("type") == "text"]
+    return "\n".join(texts)
+
+
+def _message_list(items: list[Any], errors: list[str]) -> list[Message]:
+    if not items:
+        errors.append("input: the message list is empty")
+    messages: list[Message] = []
+    for index, item in enumerate(items):
+        where = f"input[{index}]"
+        if not isinstance(item, dict):
+            errors.append(f"{where}: must be an object with 'role' and 'content'")
+            continue
+        extra = sorted(set(item) - {"role", "content"})
+        if extra:
+            errors.append(f"{where}: unexpected field(s) {', '.join(extra)}")
+        if item.get("role") not in INPUT_ROLES:
+            errors.append(f"{where}.role: must be one of {', '.join(sorted(INPUT_ROLES))}")
+        content = item.get("content")
+        if isinstance(content, list):
+            for part_index, part in enumerate(content):
+                errors += _part_problems(f"{where}.content[{part_index}]", part)
+        elif not isinstance(content, str):
+            errors.append(f"{where}.content: must be a string or a list of content parts")
+        messages.append({"role": item.get("role"), "content": content})
+    return messages
+
+
+def _part_problems(where: str, part: Any) -> list[str]:
+    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return []
+    if (
+        isinstance(part, dict)
+        and part.get("type") == "image_url"
+        and isinstance(part.get("image_url"), dict)
+        and isinstance(part["image_url"].get("url"), str)
+    ):
+        return []
+    return [f"{where}: must be {{'type': 'text', 'text'}} or {{'type': 'image_url', 'image_url'}}"]
+
+
+def _image_parts(images: list[dict[str, Any]], errors: list[str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for index, image in enumerate(images):
+        where = f"images[{index}]"
+        url = image.get("url") if isinstance(image, dict) else None
+        if isinstance(image, dict) and isinstance(url, str):
+            if not url.startswith(("https://", "http://", "data:image/")):
+                errors.append(f"{where}.url: must be an http(s) URL or a data:image/ URL")
+                continue
+        elif isinstance(image, dict) and isinstance(image.get("content"), str):
+            mime_type = image.get("mime_type")
+            if not isinstance(mime_type, str) or not mime_type.startswith("image/"):
+                errors.append(f"{where}.mime_type: must be an image MIME type such as image/png")
+                continue
+            try:
+                base64.b64decode(image["content"], validate=True)
+            except (binascii.Error, ValueError):
+                errors.append(f"{where}.content: must be base64")
+                continue
+            url = f"data:{mime_type};base64,{image['content']}"
+        else:
+            errors.append(f"{where}: must be {{'url'}} or {{'content', 'mime_type'}}")
+            continue
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
+
+
+def _attach_images(messages: list[Message], parts: list[dict[str, Any]], errors: list[str]) -> None:
+    """Images join the last user message of the input as `image_url` parts."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            content = message["content"]
+            text = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            message["content"] = [*text, *parts]
+            return
+    errors.append("images: the input has no user message to attach them to")
+
+
+def _schema_problems(where: str, schema: dict[str, Any], value: Any) -> list[str]:
+    validator = validators.validator_for(schema)(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+        problems.append(f"{where}{path}: {error.message}")
+    return problems
+
+
+def check_decisions(state: RunState, decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every pending call gets exactly one decision of its kind; returns them by tool_call_id."""
+    if state.status != "paused" or not state.pending:
+        raise InputError([f"tools: the run is not paused (status {state.status})"])
+    pending = {req.tool_call_id: req for req in state.pending}
+    accepted: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for index, decision in enumerate(decisions):
+        where = f"tools[{index}]"
+        call_id = decision.get("tool_call_id") if isinstance(decision, dict) else None
+        if not isinstance(decision, dict) or not isinstance(call_id, str):
+            errors.append(f"{where}: must be an object with a string 'tool_call_id'")
+        elif call_id not in pending:
+            errors.append(f"{where}: no pending tool call {call_id!r}")
+        elif call_id in accepted:
+            errors.append(f"{where}: a second decision for tool call {call_id!r}")
+        else:
+            problems = _decision_problems(pending[call_id], decision)
+            errors += [f"{where} ({call_id}): {problem}" for problem in problems]
+            accepted[call_id] = decision
+    for call_id, req in pending.items():
+        if call_id not in accepted:
+            errors.append(f"tools: no decision for pending tool call {call_id!r} ({req.tool_name})")
+    if errors:
+        raise InputError(errors)
+    return accepted
+
+
+_DECISION_KEYS = {
+    "confirmation": ("confirmed", {"confirmed", "note"}),
+    "user_input": ("user_input", {"user_input"}),
+    "external_execution": ("result", {"result"}),
+}
+
+
+def _decision_problems(req: Requirement, decision: dict[str, Any]) -> list[str]:
+    key, allowed = _DECISION_KEYS[req.kind]
+    given = set(decision) - {"tool_call_id"}
+    if key not in given:
+        return [f"{req.tool_name} needs {req.kind}: send '{key}'"]
+    problems = [f"'{extra}' does not apply to {req.kind}" for extra in sorted(given - allowed)]
+    if req.kind == "confirmation":
+        if not isinstance(decision["confirmed"], bool):
+            problems.append("'confirmed' must be true or false")
+        if decision.get("note") is not None and not isinstance(decision["note"], str):
+            problems.append("'note' must be a string")
+    elif req.kind == "user_input":
+        if not isinstance(decision["user_input"], dict):
+            problems.append("'user_input' must be an object")
+        elif req.user_input_schema is not None:
+            problems += _schema_problems(
+                "user_input", req.user_input_schema, decision["user_input"]
+            )
+    return problems

@@ -1,0 +1,275 @@
+"""Claude over the Messages API with the official Anthropic SDK.
+
+The SDK owns the transport, auth, retries (429, 5xx, 529 and timeouts with
+backoff) and status errors. This module translates the engine's canonical
+messages (`anthropic_messages.py`), asks for a stream and reads its raw SSE
+events itself with orjson: text and thinking deltas, tool inputs streamed as
+`input_json_delta`, usage from `message_start` and `message_delta`.
+
+Structured output is a forced tool named after the output schema; its input
+JSON streams out as content, not as a tool call.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anthropic
+import httpx2
+import orjson
+from anthropic.resources.messages import AsyncMessages
+
+from app.engine.models.anthropic_messages import output_tool, tool_choice, translate
+from app.engine.models.base import (
+    ContentDelta,
+    FinishDelta,
+    ModelDelta,
+    ModelProviderError,
+    ModelRequest,
+    ReasoningDelta,
+    ToolCallDelta,
+    UsageDelta,
+)
+from app.engine.models.http import (
+    TRANSPORT_ERRORS,
+    drain,
+    shorten,
+    sse_events,
+    status_error,
+    stream_error,
+    transport_error,
+)
+
+PROVIDER = "anthropic"
+DEFAULT_MAX_TOKENS = 4096
+# Sent when no key is configured, so that the SDK never looks for credential files.
+PLACEHOLDER_API_KEY = "not-configured"
+
+_NOT_SETTINGS = frozenset(
+    {"self", "model", "messages", "system", "tools", "stream", "extra_headers",
+     "extra_query", "extra_body", "timeout"}
+)  # fmt: skip
+# Settings the SDK takes as arguments; others (temperature, top_p, top_k...) go in `extra_body`.
+SDK_SETTINGS = frozenset(inspect.signature(AsyncMessages.create).parameters) - _NOT_SETTINGS
+# Chat Completions settings the Messages API has no counterpart for (it rejects unknown fields).
+_OPENAI_ONLY = frozenset(
+    {"seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+     "n", "response_format", "reasoning_effort", "store", "verbosity", "user", "modalities",
+     "prediction", "prompt_cache_key", "safety_identifier", "web_search_options", "audio"}
+)  # fmt: skip
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class AnthropicModel:
+    """A ModelClient over `POST {base_url}/v1/messages` with `stream: true`.
+
+    `api_key` None reads `ANTHROPIC_API_KEY`; `base_url` None reads
+    `ANTHROPIC_BASE_URL`, then the Anthropic API. One SDK client per instance.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = 60,
+        max_retries: int = 2,
+    ) -> None:
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
+        kwargs, output_name = request_kwargs(request)
+        create = self._client.messages.with_streaming_response.create
+        try:
+            async with create(**kwargs) as response:
+                events = sse_events(response.http_response)
+                async for delta in parse_stream(events, output_name):
+                    yield delta
+                await drain(events)
+        except anthropic.APIStatusError as exc:
+            raise status_error(PROVIDER, exc.status_code, exc.body) from exc
+        except anthropic.APITimeoutError as exc:
+            raise ModelProviderError(f"{PROVIDER}: request timed out") from exc
+        except anthropic.APIConnectionError as exc:
+            host = self._client.base_url.host
+            raise ModelProviderError(f"{PROVIDER}: could not connect to {host}") from exc
+        except anthropic.AnthropicError as exc:
+            raise ModelProviderError(f"{PROVIDER}: {shorten(str(exc))}") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(PROVIDER, exc) from exc
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def request_kwargs(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
+    """The arguments of `messages.create`, and the output tool's name if there is one."""
+    settings = {key: value for key, value in request.settings.items() if value is not None}
+    extra_body: dict[str, Any] = dict(settings.pop("extra_body", None) or {})
+    if "max_completion_tokens" in settings:
+        settings.setdefault("max_tokens", settings.pop("max_completion_tokens"))
+    if (stop := settings.pop("stop", None)) is not None:
+        settings.setdefault("stop_sequences", [stop] if isinstance(stop, str) else list(stop))
+    parallel = settings.pop("parallel_tool_calls", None)
+    kwargs: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in _NOT_SETTINGS or key in _OPENAI_ONLY:
+            continue
+        if key in SDK_SETTINGS:
+            kwargs[key] = value
+        else:
+            extra_body[key] = value
+    kwargs.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+
+    system, messages = translate(request.messages)
+    tools: list[dict[str, Any]] = [
+        {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+        for tool in request.tools
+    ]
+    output_name = None
+    if request.output_schema is not None:
+        forced = output_tool(request.output_schema, {tool["name"] for tool in tools})
+        output_name = forced["name"]
+        tools.append(forced)
+    choice = tool_choice(
+        kwargs.pop("tool_choice", None),
+        output_name=output_name,
+        other_tools=bool(request.tools),
+        thinking=_thinking_enabled(kwargs.get("thinking")),
+        parallel=parallel,
+    )
+    if choice is not None and tools:
+        kwargs["tool_choice"] = choice
+    if tools:
+        kwargs["tools"] = tools
+    if system:
+        kwargs["system"] = system
+    if extra_body:
+        kwargs["extra_body"] = extra_body
+    kwargs.update(model=request.model, messages=messages, stream=True)
+    return kwargs, output_name
+
+
+def _thinking_enabled(thinking: object) -> bool:
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+async def parse_stream(
+    events: AsyncIterator[httpx2.ServerSentEvent], output_name: str | None
+) -> AsyncIterator[ModelDelta]:
+    """Deltas from Messages API stream events, up to `message_stop`.
+
+    Usage and the finish reason come last, once. A stream that ends before
+    `message_stop` was cut off and raises.
+    """
+    reader = _EventReader(output_name)
+    async for event in events:
+        if event.event == "ping" or not event.data:
+            continue
+        payload = orjson.loads(event.data)
+        if not isinstance(payload, dict):
+            raise ModelProviderError(f"{PROVIDER}: unexpected payload in the response stream")
+        kind = payload.get("type") or event.event
+        if kind == "error":
+            error = payload.get("error")
+            error_type = error.get("type") if isinstance(error, dict) else None
+            raise stream_error(PROVIDER, payload, _ERROR_STATUS.get(str(error_type)))
+        if kind == "message_stop":
+            break
+        for delta in reader.feed(kind, payload):
+            yield delta
+    else:
+        raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
+    for delta in reader.close():
+        yield delta
+
+
+class _EventReader:
+    """Turns stream events into deltas, remembering what each content block is."""
+
+    def __init__(self, output_name: str | None) -> None:
+        self.output_name = output_name
+        self.blocks: dict[int, int | None] = {}  # tool_use block -> tool call index (None: output)
+        self.tool_calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop_reason: str | None = None
+
+    def feed(self, kind: str, payload: dict[str, Any]) -> Iterator[ModelDelta]:
+        if kind == "content_block_delta":
+            yield from self._delta(payload.get("index", 0), payload.get("delta") or {})
+        elif kind == "content_block_start":
+            yield from self._start(payload.get("index", 0), payload.get("content_block") or {})
+        elif kind == "message_start":
+            self._usage((payload.get("message") or {}).get("usage"))
+        elif kind == "message_delta":
+            self.stop_reason = (payload.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self._usage(payload.get("usage"))
+
+    def _start(self, index: int, block: dict[str, Any]) -> Iterator[ModelDelta]:
+        kind = block.get("type")
+        if kind == "text" and block.get("text"):
+            yield ContentDelta(block["text"])
+        elif kind == "thinking" and block.get("thinking"):
+            yield ReasoningDelta(block["thinking"])
+        elif kind == "tool_use":
+            initial = orjson.dumps(block["input"]).decode() if block.get("input") else ""
+            if block.get("name") == self.output_name:
+                self.blocks[index] = None
+                if initial:
+                    yield ContentDelta(initial)
+                return
+            self.blocks[index] = call = self.tool_calls
+            self.tool_calls += 1
+            yield ToolCallDelta(call, id=block.get("id"), name=block.get("name"), arguments=initial)
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> Iterator[ModelDelta]:
+        kind = delta.get("type")
+        if kind == "text_delta" and delta.get("text"):
+            yield ContentDelta(delta["text"])
+        elif kind == "thinking_delta" and delta.get("thinking"):
+            yield ReasoningDelta(delta["thinking"])
+        elif kind == "input_json_delta" and delta.get("partial_json") and index in self.blocks:
+            call = self.blocks[index]
+            piece = delta["partial_json"]
+            yield ContentDelta(piece) if call is None else ToolCallDelta(call, arguments=piece)
+
+    def _usage(self, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        if any(usage.get(key) is not None for key in keys):
+            self.input_tokens = sum(usage.get(key) or 0 for key in keys)
+        if usage.get("output_tokens") is not None:
+            self.output_tokens = usage["output_tokens"]
+
+    def close(self) -> Iterator[ModelDelta]:
+        yield UsageDelta(self.input_tokens, self.output_tokens)
+        reason = self.stop_reason or "end_turn"
+        if reason == "tool_use" and self.tool_calls == 0:
+            reason = "end_turn"  # only the output tool was called: that is the answer
+        yield FinishDelta(_STOP_REASONS.get(reason, reason))

@@ -1,0 +1,236 @@
+"""Chat Completions over the official OpenAI SDK, for OpenAI and any compatible server.
+
+The SDK owns the transport, auth, retries (429, 5xx and timeouts with backoff,
+honouring `retry-after`) and status errors. This module builds the request from
+the engine's canonical messages (already the Chat Completions shape) and reads
+the raw SSE stream itself, one orjson parse per `data:` line instead of a
+pydantic model per chunk.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+import openai
+import orjson
+from openai.resources.chat.completions import AsyncCompletions
+
+from app.engine.models.base import (
+    ContentDelta,
+    FinishDelta,
+    Message,
+    ModelDelta,
+    ModelProviderError,
+    ModelRequest,
+    ReasoningDelta,
+    ToolCallDelta,
+    UsageDelta,
+)
+from app.engine.models.http import (
+    TRANSPORT_ERRORS,
+    drain,
+    safe_name,
+    shorten,
+    sse_events,
+    status_error,
+    stream_error,
+    transport_error,
+)
+
+PROVIDER = "openai"
+# Sent when no key is configured: servers such as Ollama or vLLM need none.
+PLACEHOLDER_API_KEY = "not-needed"
+
+# Settings the SDK takes as arguments; every other setting goes in `extra_body`.
+_NOT_SETTINGS = frozenset(
+    {"self", "model", "messages", "stream", "stream_options", "tools", "functions",
+     "function_call", "extra_headers", "extra_query", "extra_body", "timeout"}
+)  # fmt: skip
+SDK_SETTINGS = frozenset(inspect.signature(AsyncCompletions.create).parameters) - _NOT_SETTINGS
+# Canonical message fields that are not part of the Chat Completions input.
+_LOCAL_MESSAGE_KEYS = ("reasoning_content", "reasoning")
+_FINISH_REASONS = {"function_call": "tool_calls"}
+
+
+class OpenAIChatModel:
+    """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
+
+    `api_key` None reads `OPENAI_API_KEY`, then falls back to a placeholder
+    (keyless local servers); `base_url` None reads `OPENAI_BASE_URL`, then
+    the OpenAI API. One SDK client per instance, reused for every call.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float = 60,
+        max_retries: int = 2,
+    ) -> None:
+        key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
+        create = self._client.chat.completions.with_streaming_response.create
+        try:
+            async with create(**request_kwargs(request)) as response:
+                events = sse_events(response.http_response)
+                async for delta in parse_stream(events):
+                    yield delta
+                await drain(events)
+        except openai.APIStatusError as exc:
+            raise status_error(PROVIDER, exc.status_code, exc.body) from exc
+        except openai.APITimeoutError as exc:
+            raise ModelProviderError(f"{PROVIDER}: request timed out") from exc
+        except openai.APIConnectionError as exc:
+            host = self._client.base_url.host
+            raise ModelProviderError(f"{PROVIDER}: could not connect to {host}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelProviderError(f"{PROVIDER}: {shorten(str(exc))}") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(PROVIDER, exc) from exc
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def request_kwargs(request: ModelRequest) -> dict[str, Any]:
+    """The arguments of `chat.completions.create` for one streamed call."""
+    kwargs: dict[str, Any] = {}
+    extra_body: dict[str, Any] = dict(request.settings.get("extra_body") or {})
+    for key, value in request.settings.items():
+        if value is None or key in _NOT_SETTINGS:
+            continue
+        if key in SDK_SETTINGS:
+            kwargs[key] = value
+        else:
+            extra_body[key] = value
+    if request.tools:
+        kwargs["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in request.tools
+        ]
+    if request.output_schema is not None:
+        schema = request.output_schema
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": safe_name(schema.name),
+                "schema": schema.schema,
+                "strict": schema.strict,
+            },
+        }
+    if extra_body:
+        kwargs["extra_body"] = extra_body
+    kwargs.update(
+        model=request.model,
+        messages=[wire_message(message) for message in request.messages],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    return kwargs
+
+
+def wire_message(message: Message) -> Message:
+    """A canonical message as Chat Completions input (usually the same dict)."""
+    content = message.get("content")
+    needs_text = message.get("role") == "tool" and not isinstance(content, str | list)
+    if not needs_text and not any(key in message for key in _LOCAL_MESSAGE_KEYS):
+        return message
+    wire = {key: value for key, value in message.items() if key not in _LOCAL_MESSAGE_KEYS}
+    if needs_text:
+        wire["content"] = "" if content is None else orjson.dumps(content).decode()
+    return wire
+
+
+async def parse_stream(events: AsyncIterator[httpx2.ServerSentEvent]) -> AsyncIterator[ModelDelta]:
+    """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`.
+
+    Usage and the finish reason come last, once, whatever order the server
+    sent them in. A stream that ends with neither `[DONE]` nor a finish reason
+    was cut off and raises.
+    """
+    state = _ChunkReader()
+    async for event in events:
+        data = event.data
+        if data == "[DONE]":
+            break
+        if not data:
+            continue
+        chunk = orjson.loads(data)
+        if not isinstance(chunk, dict):
+            raise ModelProviderError(f"{PROVIDER}: unexpected payload in the response stream")
+        if chunk.get("error") or event.event == "error":
+            raise stream_error(PROVIDER, chunk)
+        for delta in state.feed(chunk):
+            yield delta
+    else:
+        if state.finish_reason is None:
+            raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
+    for delta in state.close():
+        yield delta
+
+
+class _ChunkReader:
+    """Turns chunk payloads into deltas, remembering what only comes once."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.usage: UsageDelta | None = None
+        self._named: dict[int, tuple[bool, bool]] = {}  # index -> (id sent, name sent)
+
+    def feed(self, chunk: dict[str, Any]) -> Iterator[ModelDelta]:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = UsageDelta(
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
+            )
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue  # n > 1 is not supported: the first choice is the answer
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                yield ReasoningDelta(reasoning)
+            content = delta.get("content")
+            if content:
+                yield ContentDelta(content)
+            for position, call in enumerate(delta.get("tool_calls") or ()):
+                yield self._tool_call(position, call)
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reason = _FINISH_REASONS.get(reason, reason)
+
+    def _tool_call(self, position: int, call: dict[str, Any]) -> ToolCallDelta:
+        index = call.get("index")
+        if not isinstance(index, int):
+            index = position  # servers that omit it send whole calls in one chunk
+        function = call.get("function") or {}
+        id_sent, name_sent = self._named.get(index, (False, False))
+        # id and name once, on the first fragment, even from servers that repeat them
+        call_id = None if id_sent else call.get("id") or None
+        name = None if name_sent else function.get("name") or None
+        self._named[index] = (id_sent or call_id is not None, name_sent or name is not None)
+        return ToolCallDelta(
+            index=index, id=call_id, name=name, arguments=function.get("arguments") or ""
+        )
+
+    def close(self) -> Iterator[ModelDelta]:
+        if self.usage is not None:
+            yield self.usage
+        yield FinishDelta(self.finish_reason or ("tool_calls" if self._named else "stop"))

@@ -1,0 +1,116 @@
+"""`RunState`: everything needed to continue a run, as plain JSON.
+
+The loop reads its next step from the state alone, so a state dumped with
+`model_dump(mode="json")` and loaded with `model_validate` continues a fresh,
+a paused or a crashed run the same way. `messages` holds the session history
+first (`history_length` of them), then this run's input and turns, in the
+canonical Chat Completions shape; the system message is not stored (it is
+built from the active agent for every model call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.engine.events import utcnow_iso
+from app.engine.models.base import Message
+from app.engine.output import (
+    Requirement,
+    RunError,
+    RunMetrics,
+    RunOutput,
+    RunStatus,
+    ToolExecution,
+)
+
+
+class RunOverrides(BaseModel):
+    """Per-run settings that win over the agent definition (for every agent of the run)."""
+
+    model: str | None = None
+    model_settings: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+
+
+class RunState(BaseModel):
+    format_version: int = 1
+
+    run_id: str
+    session_id: str
+    user_id: str | None = None
+    created_at: str
+
+    # The agent the run was started on, and the one currently answering.
+    agent_id: str
+    agent_name: str = ""
+    agent_version: int = 1
+    active_agent_id: str
+    active_agent_version: int = 1
+
+    messages: list[Message] = Field(default_factory=list)
+    history_length: int = 0
+    turns: int = 0  # model calls made by this run
+    max_turns: int
+    overrides: RunOverrides = Field(default_factory=RunOverrides)
+
+    tools: list[ToolExecution] = Field(default_factory=list)
+    pending: list[Requirement] = Field(default_factory=list)
+    # The client's answers to `pending`, by tool_call_id (set by Runner.apply_decisions).
+    decisions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    session_state: dict[str, Any] = Field(default_factory=dict)
+
+    metrics: RunMetrics = Field(default_factory=RunMetrics)
+    model: str = ""  # "provider:name" of the latest model call
+    content: Any = None
+    content_type: str = "str"
+    reasoning_content: str | None = None
+    status: RunStatus = "queued"
+    error: RunError | None = None
+    output_retries: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def last_agent_id(self) -> str:
+        """The agent that answers (or answered) last: the root one unless a handoff happened."""
+        return self.active_agent_id
+
+    def new_messages(self) -> list[Message]:
+        """This run's messages (input and turns), without the session history."""
+        return self.messages[self.history_length :]
+
+    def tool(self, tool_call_id: str) -> ToolExecution | None:
+        return next((t for t in self.tools if t.tool_call_id == tool_call_id), None)
+
+    def upsert_tool(self, execution: ToolExecution) -> None:
+        for index, existing in enumerate(self.tools):
+            if existing.tool_call_id == execution.tool_call_id:
+                self.tools[index] = execution
+                return
+        self.tools.append(execution)
+
+    def to_output(self, updated_at: str | None = None) -> RunOutput:
+        """The RunOutput clients see; `messages` are this run's own (see `new_messages`)."""
+        return RunOutput(
+            run_id=self.run_id,
+            agent_id=self.agent_id,
+            agent_name=self.agent_name,
+            agent_version=self.agent_version,
+            last_agent_id=self.last_agent_id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            status=self.status,
+            content=self.content,
+            content_type=self.content_type,
+            reasoning_content=self.reasoning_content,
+            messages=self.new_messages(),
+            tools=list(self.tools),
+            requirements=list(self.pending),
+            metrics=self.metrics.model_copy(deep=True),
+            model=self.model,
+            error=self.error,
+            metadata=dict(self.metadata),
+            created_at=self.created_at,
+            updated_at=updated_at or utcnow_iso(),
+        )

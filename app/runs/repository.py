@@ -1,0 +1,235 @@
+"""Database access for runs, their events and the sessions they hold. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.tables import Run, RunEvent, Session, SessionMessage
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+async def get(session: AsyncSession, run_id: str) -> Run | None:
+    return await session.get(Run, run_id, populate_existing=True)
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    before: str | None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    status: str | None = None,
+) -> list[Run]:
+    """Newest first (run ids sort by creation time)."""
+    statement = select(Run).order_by(Run.id.desc()).limit(limit)
+    if before is not None:
+        statement = statement.where(Run.id < before)
+    for column, value in (
+        (Run.agent_id, agent_id),
+        (Run.session_id, session_id),
+        (Run.user_id, user_id),
+        (Run.status, status),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    return list(await session.scalars(statement))
+
+
+async def read_events(
+    session: AsyncSession, run_id: str, after: int, limit: int = 1000
+) -> Sequence[tuple[int, str, str]]:
+    rows = await session.execute(
+        select(RunEvent.seq, RunEvent.type, RunEvent.data)
+        .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+        .order_by(RunEvent.seq)
+        .limit(limit)
+    )
+    return [(seq, kind, data) for seq, kind, data in rows]
+
+
+async def status_of(session: AsyncSession, run_id: str) -> tuple[str, int] | None:
+    row = (await session.execute(select(Run.status, Run.last_seq).where(Run.id == run_id))).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def insert_events(session: AsyncSession, run_id: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(RunEvent), [{"run_id": run_id, **row} for row in rows])
+
+
+async def update_owned(
+    session: AsyncSession,
+    run_id: str,
+    owner: str | None,
+    values: dict[str, Any],
+    statuses: Sequence[str] | None = None,
+) -> bool:
+    """Update a run only while `owner` holds it (None: no ownership check) and,
+    with `statuses`, only while its status is one of them."""
+    statement = update(Run).where(Run.id == run_id).values(**values)
+    if owner is not None:
+        statement = statement.where(Run.lease_owner == owner)
+    if statuses is not None:
+        statement = statement.where(Run.status.in_(statuses))
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def transition(
+    session: AsyncSession, run_id: str, from_statuses: Sequence[str], values: dict[str, Any]
+) -> bool:
+    """Compare-and-set on status: True when this call made the change."""
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Sessions -----------------------------------------------------------------
+
+
+async def get_session(session: AsyncSession, session_id: str) -> Session | None:
+    return await session.get(Session, session_id, populate_existing=True)
+
+
+async def acquire_session(session: AsyncSession, session_id: str, run_id: str) -> bool:
+    """Make `run_id` the session's active run, unless another run holds it."""
+    result = await session.execute(
+        update(Session)
+        .where(
+            Session.id == session_id,
+            or_(Session.active_run_id.is_(None), Session.active_run_id == run_id),
+        )
+        .values(active_run_id=run_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_session(session: AsyncSession, session_id: str, run_id: str) -> None:
+    await session.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.active_run_id == run_id)
+        .values(active_run_id=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def next_queued(session: AsyncSession, session_id: str) -> str | None:
+    run_id: str | None = await session.scalar(
+        select(Run.id)
+        .where(Run.session_id == session_id, Run.status == "queued")
+        .order_by(Run.id)
+        .limit(1)
+    )
+    return run_id
+
+
+async def history(session: AsyncSession, session_id: str, num_runs: int) -> list[dict[str, Any]]:
+    """The messages of the session's last `num_runs` completed runs, oldest first."""
+    if num_runs <= 0:
+        return []
+    run_ids = (
+        select(SessionMessage.run_id)
+        .where(SessionMessage.session_id == session_id)
+        .group_by(SessionMessage.run_id)
+        .order_by(func.max(SessionMessage.id).desc())
+        .limit(num_runs)
+        .scalar_subquery()
+    )
+    rows = await session.scalars(
+        select(SessionMessage.message)
+        .where(SessionMessage.session_id == session_id, SessionMessage.run_id.in_(run_ids))
+        .order_by(SessionMessage.id)
+    )
+    return list(rows)
+
+
+async def add_messages(
+    session: AsyncSession, session_id: str, run_id: str, messages: list[dict[str, Any]]
+) -> None:
+    if messages:
+        now = utcnow()
+        await session.execute(
+            insert(SessionMessage),
+            [
+                {
+                    "session_id": session_id,
+                    "run_id": run_id,
+                    "position": index,
+                    "message": message,
+                    "created_at": now,
+                }
+                for index, message in enumerate(messages)
+            ],
+        )
+
+
+async def stale_runs(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Running runs whose worker's lease ran out."""
+    rows = await session.scalars(
+        select(Run.id)
+        .where(
+            Run.status == "running", or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < now)
+        )
+        .order_by(Run.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def take_over(session: AsyncSession, run_id: str, owner: str, until: datetime) -> bool:
+    """Claim a running run whose lease ran out (compare-and-set on the lease)."""
+    now = utcnow()
+    result = await session.execute(
+        update(Run)
+        .where(
+            Run.id == run_id,
+            Run.status == "running",
+            or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < now),
+        )
+        .values(lease_owner=owner, lease_expires_at=until, attempt=Run.attempt + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def startable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
+    """Queued runs whose session is free: (run_id, session_id), oldest first."""
+    rows = await session.execute(
+        select(Run.id, Run.session_id)
+        .join(Session, Session.id == Run.session_id)
+        .where(Run.status == "queued", Session.active_run_id.is_(None))
+        .order_by(Run.id)
+        .limit(limit)
+    )
+    return [(run_id, session_id) for run_id, session_id in rows]
+
+
+async def renew_leases(session: AsyncSession, owner: str, until: datetime) -> None:
+    await session.execute(
+        update(Run)
+        .where(and_(Run.lease_owner == owner, Run.status == "running"))
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lease_until(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+async def delete_session(session: AsyncSession, session_id: str) -> None:
+    await session.execute(delete(Session).where(Session.id == session_id))

@@ -1,0 +1,225 @@
+"""HTTP routes of runs: create (blocking, streaming, background), continue,
+cancel, read, list, and the resumable event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from starlette.responses import Response as StarletteResponse
+
+from app.deps import ManagerDep, RunnerDep, SessionDep
+from app.engine.output import RunOutput, RunStatus
+from app.engine.spec import AGENT_ID_PATTERN
+from app.errors import problems
+from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.runs import repository, service
+from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
+from app.runs.sse import event_stream, follow, parse_last_event_id
+from app.worker.manager import RunManager, finish_without_worker
+from app.worker.recorder import LeaseLost
+
+router = APIRouter(tags=["runs"])
+
+RunIdPath = Annotated[str, Path(max_length=40, description="The run's id.")]
+
+STREAM_DOC = {
+    "description": "The run as it happens: SSE with `id` = seq and `event` = the event name.",
+    "content": {"text/event-stream": {}},
+}
+
+
+async def _answer(
+    request: Request,
+    manager: RunManager,
+    run_id: str,
+    session_id: str,
+    options: StreamOptions,
+    after: int,
+    created: bool,
+) -> StarletteResponse:
+    """Blocking JSON, an SSE stream, or 202 for a background run."""
+    maker = request.app.state.sessionmaker
+    if options.background:
+        async with maker() as session:
+            run = await service.get(session, run_id)
+        body = RunAccepted(run_id=run_id, status=run.status, session_id=session_id)
+        return JSONResponse(
+            body.model_dump(),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/v1/runs/{run_id}"},
+        )
+    frames = follow(run_id, after, bus=manager.bus, maker=maker, stopping=lambda: manager.closing)
+    if options.stream:
+
+        def on_close(finished: bool) -> None:
+            if not finished and options.on_disconnect == "cancel":
+                manager.request_cancel(run_id)
+
+        return event_stream(frames, content_only=not options.stream_events, on_close=on_close)
+    try:
+        async for _frame in frames:
+            pass
+    except asyncio.CancelledError:
+        if options.on_disconnect == "cancel":
+            manager.request_cancel(run_id)
+        raise
+    async with maker() as session:
+        run = await service.get(session, run_id)
+    output = service.output_of(run).model_dump(mode="json")
+    return JSONResponse(output, status_code=status.HTTP_200_OK)
+
+
+@router.post(
+    "/v1/agents/{agent_id}/runs",
+    response_model=RunOutput,
+    responses={
+        200: STREAM_DOC,
+        202: {"model": RunAccepted, "description": "Background run accepted."},
+        **problems(
+            {
+                404: "No such agent (`agent_not_found`).",
+                409: "The session has an active run (`session_busy`).",
+                422: "Invalid body or input (`validation_error`).",
+            }
+        ),
+    },
+)
+async def create_run(
+    request: Request,
+    body: RunCreate,
+    session: SessionDep,
+    manager: ManagerDep,
+    runner: RunnerDep,
+    agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)],
+) -> StarletteResponse:
+    """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
+    start it in the background (`background`, 202 with a `Location`)."""
+    started = await service.create(session, manager, runner, agent_id, body)
+    run_id, session_id = started.run.id, started.run.session_id
+    await session.commit()
+    if started.launch:
+        manager.launch(run_id)
+    if started.interrupt is not None:
+        await manager.cancel(started.interrupt)
+    return await _answer(request, manager, run_id, session_id, body, 0, created=True)
+
+
+@router.post(
+    "/v1/runs/{run_id}/continue",
+    response_model=RunOutput,
+    responses={
+        200: STREAM_DOC,
+        202: {"model": RunAccepted, "description": "Background continuation accepted."},
+        **problems(
+            {
+                404: "No such run (`run_not_found`).",
+                409: "Not paused (`run_not_paused`) or session busy (`session_busy`).",
+                422: "Decisions missing, repeated or of the wrong kind (`validation_error`).",
+            }
+        ),
+    },
+)
+async def continue_run(
+    request: Request,
+    body: RunContinue,
+    session: SessionDep,
+    manager: ManagerDep,
+    runner: RunnerDep,
+    run_id: RunIdPath,
+) -> StarletteResponse:
+    """Answer a paused run's requirements and resume it, from the stored state."""
+    run = await service.continue_(session, manager, runner, run_id, body)
+    after, session_id = run.last_seq, run.session_id
+    await session.commit()
+    manager.launch(run_id)
+    return await _answer(request, manager, run_id, session_id, body, after, created=False)
+
+
+@router.post(
+    "/v1/runs/{run_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(
+        {404: "No such run (`run_not_found`).", 409: "Already ended (`run_not_active`)."}
+    ),
+)
+async def cancel_run(
+    request: Request, session: SessionDep, manager: ManagerDep, run_id: RunIdPath
+) -> RunAccepted:
+    """Cancel a queued, running or paused run (idempotent once cancelled)."""
+    run = await service.get(session, run_id)
+    service.check_cancellable(run)
+    await session.commit()
+    maker = request.app.state.sessionmaker
+    if run.status in ("queued", "paused"):
+        # LeaseLost: it moved on meanwhile (started, continued, ended); read it again.
+        with contextlib.suppress(LeaseLost):
+            await finish_without_worker(maker, manager.bus, run, owner=None, statuses=(run.status,))
+    async with maker() as fresh:
+        run = await service.get(fresh, run_id)
+    service.check_cancellable(run)
+    if run.status == "running":
+        await manager.cancel_run(run_id)
+        async with maker() as fresh:
+            run = await service.get(fresh, run_id)
+    return RunAccepted(run_id=run.id, status=run.status, session_id=run.session_id)
+
+
+@router.get("/v1/runs/{run_id}", responses=problems({404: "No such run (`run_not_found`)."}))
+async def get_run(session: SessionDep, run_id: RunIdPath) -> RunOutput:
+    return service.output_of(await service.get(session, run_id))
+
+
+@router.get("/v1/runs", responses=problems({422: "Invalid filter or cursor."}))
+async def list_runs(
+    session: SessionDep,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[RunOutput]:
+    """Runs, newest first, filtered by agent, session, user and status."""
+    before = decode_cursor(cursor, 1)[0] if cursor else None
+    rows = await repository.list_page(
+        session,
+        limit=limit + 1,
+        before=before,
+        agent_id=agent_id,
+        session_id=session_id,
+        user_id=user_id,
+        status=status_,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [service.output_of(row) for row in rows]
+    for item in data:
+        item.messages = []  # the list stays light: GET /v1/runs/{id} has them
+    return Page(data=data, next_cursor=encode_cursor([rows[-1].id]) if more else None)
+
+
+@router.get(
+    "/v1/runs/{run_id}/events",
+    response_class=Response,
+    responses={200: STREAM_DOC, **problems({404: "No such run (`run_not_found`)."})},
+)
+async def run_events(
+    request: Request,
+    session: SessionDep,
+    manager: ManagerDep,
+    run_id: RunIdPath,
+    after: Annotated[int | None, Query(ge=0, description="Replay after this seq.")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Any:
+    """Every stored event after `Last-Event-ID` / `?after=`, then the live tail,
+    until the run is paused or ends."""
+    await service.get(session, run_id)
+    await session.commit()
+    start = parse_last_event_id(last_event_id, after)
+    maker = request.app.state.sessionmaker
+    frames = follow(run_id, start, bus=manager.bus, maker=maker, stopping=lambda: manager.closing)
+    return event_stream(frames)

@@ -1,0 +1,117 @@
+"""Request and response bodies of the runs API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.engine.output import RunOutput, RunStatus
+from app.engine.spec import JsonObject, ModelRef
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt"]
+
+
+class InputMessage(BaseModel):
+    """One message of a list input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[JsonObject] | None = None
+
+
+class ImageInput(BaseModel):
+    """An image by URL, or inline as base64 with its MIME type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    content: str | None = None
+    mime_type: str | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class RunConfig(BaseModel):
+    """Per-run overrides and tracing options (as the OpenAI Agents SDK's RunConfig)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | ModelRef | None = None
+    model_settings: JsonObject | None = None
+    max_turns: int | None = Field(default=None, ge=1)
+    tracing_disabled: bool = False
+    trace_include_sensitive_data: bool = True
+    workflow_name: str | None = None
+    trace_id: str | None = None
+    group_id: str | None = None
+    trace_metadata: JsonObject | None = None
+
+
+class StreamOptions(BaseModel):
+    """How the answer is delivered; shared by creating and continuing a run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: bool = Field(default=False, description="Answer with text/event-stream.")
+    stream_events: bool = Field(
+        default=False,
+        description="With `stream`: every event; false sends content and end events only.",
+    )
+    background: bool = Field(
+        default=False, description="Answer 202 at once; follow with GET /v1/runs/{id}/events."
+    )
+    on_disconnect: Literal["continue", "cancel"] = Field(
+        default="continue",
+        description="What happens to the run when a streaming client goes away.",
+    )
+
+
+class RunCreate(StreamOptions):
+    input: str | list[InputMessage] | JsonObject = Field(
+        description="A string, a list of messages {role, content}, or an object "
+        "(validated against the agent's input schema)."
+    )
+    session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = None
+    user_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    output_schema: JsonObject | None = None
+    images: list[ImageInput] = Field(default_factory=list)
+    session_state: JsonObject | None = Field(
+        default=None, description="Merged into the session's state before the run."
+    )
+    multitask_strategy: MultitaskStrategy = "reject"
+    run_config: RunConfig = Field(default_factory=RunConfig)
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class ToolDecision(BaseModel):
+    """The client's answer to one pending tool call of a paused run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call_id: str = Field(min_length=1)
+    confirmed: bool | None = None
+    note: str | None = None
+    result: Any = None
+    user_input: JsonObject | None = None
+
+
+class RunContinue(StreamOptions):
+    tools: list[ToolDecision] = Field(default_factory=list)
+
+
+class RunAccepted(BaseModel):
+    """The answer to a background run or a cancel: where the run stands."""
+
+    run_id: str
+    status: RunStatus
+    session_id: str | None = None
+
+
+class RunRead(RunOutput):
+    """A run as stored: the RunOutput, and how far its events go."""
+
+    last_seq: int = 0
+    cancel_requested: bool = False

@@ -1,0 +1,266 @@
+"""Runs: create, continue and cancel (the HTTP side), and `prepare` (the worker
+side: the engine state a claimed run starts or resumes from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents_service
+from app.agents.resolver import load_spec
+from app.db import utcnow
+from app.engine.errors import InputError
+from app.engine.loop import Runner
+from app.engine.output import RunOutput
+from app.engine.spec import AgentSpec, ModelRef
+from app.engine.state import RunState
+from app.errors import (
+    RunNotActive,
+    RunNotFound,
+    RunNotPaused,
+    SessionBusy,
+    ValidationFailed,
+)
+from app.ids import new_id
+from app.runs import repository
+from app.runs.schemas import RunContinue, RunCreate
+from app.tables import Run, Session
+from app.worker.manager import RunManager
+
+
+def iso(value: Any) -> str:
+    return str(value.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+
+def input_failed(exc: InputError, where: str = "body") -> ValidationFailed:
+    errors = [{"loc": [where], "msg": message, "type": "value_error"} for message in exc.errors]
+    return ValidationFailed("The run input is invalid.", errors=errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A stored run and what the route must do once the transaction is committed."""
+
+    run: Run
+    launch: bool
+    interrupt: str | None = None
+
+
+def _overrides(body: RunCreate) -> dict[str, Any]:
+    config = body.run_config
+    model = config.model
+    settings = dict(config.model_settings or {})
+    if isinstance(model, ModelRef):
+        settings = {**model.settings, **settings}
+        model = model.qualified
+    return {
+        "model": model,
+        "model_settings": settings or None,
+        "max_turns": config.max_turns,
+        "output_schema": body.output_schema,
+    }
+
+
+def _input_payload(body: RunCreate) -> dict[str, Any]:
+    value: Any = body.input
+    if isinstance(value, list):
+        value = [message.model_dump(exclude_none=True) for message in value]
+    images = [image.model_dump(exclude_none=True) for image in body.images]
+    return {"input": value, "images": images}
+
+
+def new_state(
+    runner: Runner,
+    spec: AgentSpec,
+    run: Run,
+    *,
+    history: list[dict[str, Any]],
+    state: dict[str, Any],
+) -> RunState:
+    """The engine's fresh state for a stored run (raises InputError)."""
+    overrides = run.request.get("overrides", {})
+    fresh = runner.new_state(
+        spec,
+        run.input["input"],
+        run_id=run.id,
+        session_id=run.session_id,
+        user_id=run.user_id,
+        created_at=iso(run.created_at),
+        history=history,
+        session_state=state,
+        images=run.input.get("images", []),
+        model=overrides.get("model"),
+        model_settings=overrides.get("model_settings"),
+        max_turns=overrides.get("max_turns"),
+        output_schema=overrides.get("output_schema"),
+    )
+    fresh.metadata = dict(run.metadata_)
+    return fresh
+
+
+async def _session_for(
+    session: AsyncSession, session_id: str, body: RunCreate, agent_id: str
+) -> Session:
+    stored = await repository.get_session(session, session_id)
+    if stored is None:
+        now = utcnow()
+        stored = Session(
+            id=session_id,
+            user_id=body.user_id,
+            agent_id=agent_id,
+            state={},
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(stored)
+        except IntegrityError:  # created by a concurrent request just now
+            stored = await repository.get_session(session, session_id)
+            assert stored is not None
+    if body.session_state:
+        stored.state = {**stored.state, **body.session_state}
+        stored.updated_at = utcnow()
+    return stored
+
+
+async def create(
+    session: AsyncSession, manager: RunManager, runner: Runner, agent_id: str, body: RunCreate
+) -> Started:
+    agent = await agents_service.get(session, agent_id)
+    spec = agents_service.spec_of(agent.id, agent.version, agent.spec)
+    now = utcnow()
+    run = Run(
+        id=new_id(),
+        agent_id=agent.id,
+        agent_version=agent.version,
+        session_id=body.session_id or new_id(),
+        user_id=body.user_id,
+        status="queued",
+        model=spec.model_name,
+        input=_input_payload(body),
+        request={
+            "overrides": _overrides(body),
+            "multitask_strategy": body.multitask_strategy,
+            "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
+        },
+        metadata_=body.metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    try:  # reject bad input now, not when a worker picks the run up
+        new_state(runner, spec, run, history=[], state={})
+    except InputError as exc:
+        raise input_failed(exc) from None
+    stored_session = await _session_for(session, run.session_id, body, agent.id)
+    session.add(run)
+    await session.flush()
+    if await repository.acquire_session(session, run.session_id, run.id):
+        run.status = "running"
+        run.lease_owner = manager.owner
+        run.lease_expires_at = repository.lease_until(manager.lease_seconds)
+        run.started_at = now
+        run.attempt = 1
+        await session.flush()
+        return Started(run, launch=True)
+    active = stored_session.active_run_id
+    if body.multitask_strategy == "reject":
+        raise SessionBusy(
+            f"Session {run.session_id!r} has an active run ({active}).",
+            extra={"active_run_id": active},
+        )
+    if body.multitask_strategy == "interrupt" and active is not None:
+        await repository.update_owned(session, active, None, {"cancel_requested": True})
+        return Started(run, launch=False, interrupt=active)
+    return Started(run, launch=False)
+
+
+async def get(session: AsyncSession, run_id: str) -> Run:
+    run = await repository.get(session, run_id)
+    if run is None:
+        raise RunNotFound(f"No run {run_id!r}.")
+    return run
+
+
+async def continue_(
+    session: AsyncSession, manager: RunManager, runner: Runner, run_id: str, body: RunContinue
+) -> Run:
+    run = await get(session, run_id)
+    if run.status != "paused" or run.state is None:
+        raise RunNotPaused(f"Run {run_id!r} is {run.status}.", extra={"status": run.status})
+    state = RunState.model_validate(run.state)
+    decisions = [decision.model_dump(exclude_unset=True) for decision in body.tools]
+    try:
+        resumed = runner.apply_decisions(state, decisions)
+    except InputError as exc:
+        raise input_failed(exc, "tools") from None
+    if not await repository.acquire_session(session, run.session_id, run.id):
+        raise SessionBusy(f"Session {run.session_id!r} has an active run.")
+    moved = await repository.transition(
+        session,
+        run_id,
+        ("paused",),
+        {
+            "status": "running",
+            "state": resumed.model_dump(mode="json"),
+            "lease_owner": manager.owner,
+            "lease_expires_at": repository.lease_until(manager.lease_seconds),
+            "attempt": Run.attempt + 1,
+            "updated_at": utcnow(),
+        },
+    )
+    if not moved:  # a concurrent continue or cancel got there first
+        raise RunNotPaused(f"Run {run_id!r} is no longer paused.")
+    return run
+
+
+def check_cancellable(run: Run) -> None:
+    if run.status in ("completed", "error"):
+        raise RunNotActive(
+            f"Run {run.id!r} already ended as {run.status}.", extra={"status": run.status}
+        )
+
+
+async def prepare(runner: Runner, session: AsyncSession, run: Run) -> RunState:
+    """The state a claimed run starts from: its checkpoint, or a fresh one."""
+    if run.state is not None:
+        return RunState.model_validate(run.state)
+    try:
+        spec = await load_spec(session, run.agent_id, run.agent_version)
+    except KeyError:
+        raise InputError([f"agent {run.agent_id!r} no longer exists"]) from None
+    stored = await repository.get_session(session, run.session_id)
+    history: list[dict[str, Any]] = []
+    if spec.history.enabled:
+        history = await repository.history(session, run.session_id, spec.history.num_runs)
+    return new_state(runner, spec, run, history=history, state=dict(stored.state) if stored else {})
+
+
+def output_of(run: Run) -> RunOutput:
+    """The RunOutput of a stored run, whatever its status."""
+    if run.output is not None:
+        base = dict(run.output)
+    elif run.state is not None:
+        base = RunState.model_validate(run.state).to_output().model_dump(mode="json")
+    else:
+        base = {}
+    base.update(
+        run_id=run.id,
+        agent_id=run.agent_id,
+        agent_version=run.agent_version,
+        session_id=run.session_id,
+        user_id=run.user_id,
+        status=run.status,
+        model=base.get("model") or run.model,
+        metadata=run.metadata_,
+        created_at=iso(run.created_at),
+        updated_at=iso(run.updated_at),
+    )
+    if run.error is not None:
+        base["error"] = run.error
+    if run.last_agent_id:
+        base["last_agent_id"] = run.last_agent_id
+    return RunOutput.model_validate(base)

@@ -1,0 +1,111 @@
+"""Following a run's events: replay by seq from the database, then the live tail.
+
+`follow` serves frames from this process's live channel when the run's worker
+is here, and from the run_events table otherwise (a finished run, a run on
+another worker, a run still queued), polling while the run is active. It ends
+after a terminal event, or after a `RunPaused` that is the run's newest event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import EventSourceResponse
+
+from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
+from app.runs import repository
+from app.worker.bus import EventBus, Frame
+
+POLL_INTERVAL = 0.2
+RETRY_MS = 2000
+PING_SECONDS = 15
+SEND_TIMEOUT = 30.0
+
+ENDED = frozenset({"completed", "error", "cancelled"})
+
+
+async def follow(
+    run_id: str,
+    after: int,
+    *,
+    bus: EventBus,
+    maker: async_sessionmaker[AsyncSession],
+    poll_interval: float = POLL_INTERVAL,
+    stopping: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[Frame]:
+    cursor = after
+    paused_at: int | None = None  # a RunPaused seen last: the end, unless more follows
+    while not stopping():
+        channel = bus.get(run_id)
+        if channel is not None and channel.covers(cursor):
+            frames = channel.since(cursor)
+            if not frames:
+                if paused_at is not None:
+                    return
+                if channel.closed:
+                    continue  # the worker left: the database has the rest
+                await channel.wait(cursor, poll_interval)
+                continue
+        else:
+            async with maker() as session:
+                rows = await repository.read_events(session, run_id, cursor)
+                status = None if rows else await repository.status_of(session, run_id)
+            frames = [Frame(seq, kind, data.encode()) for seq, kind, data in rows]
+            if not frames:
+                if status is None:
+                    return  # the run was deleted
+                if paused_at is not None or (status[0] in ENDED and status[1] <= cursor):
+                    return
+                if status[0] == "paused" and status[1] <= cursor:
+                    return
+                await asyncio.sleep(poll_interval)
+                continue
+        for frame in frames:
+            yield frame
+            cursor = frame.seq
+            if frame.event in TERMINAL_EVENTS:
+                return
+            paused_at = frame.seq if frame.event == "RunPaused" else None
+
+
+def parse_last_event_id(header: str | None, after: int | None) -> int:
+    """`?after=` wins over `Last-Event-ID`; anything unparsable means from the start."""
+    if after is not None:
+        return after
+    if header:
+        try:
+            return max(int(header.strip()), 0)
+        except ValueError:
+            return 0
+    return 0
+
+
+def event_stream(
+    frames: AsyncIterator[Frame],
+    *,
+    content_only: bool = False,
+    on_close: Callable[[bool], None] | None = None,
+) -> EventSourceResponse:
+    """An SSE response: `id` = seq, `event` = name, a retry hint, pings when idle."""
+
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            yield b"retry: %d\n\n" % RETRY_MS
+            async for frame in frames:
+                if content_only and frame.event not in CONTENT_EVENTS:
+                    continue
+                yield frame.sse
+            finished = True
+        finally:
+            if on_close is not None:
+                on_close(finished)
+
+    return EventSourceResponse(
+        body(),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT,
+        headers={"X-Accel-Buffering": "no"},
+    )

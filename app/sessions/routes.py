@@ -1,0 +1,147 @@
+"""HTTP routes of sessions: list, read, history, state, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.deps import SessionDep
+from app.errors import SessionBusy, SessionNotFound, ValidationFailed, problems
+from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.runs import repository
+from app.sessions.schemas import SessionMessages, SessionRead, SessionUpdate
+from app.tables import Run, Session, SessionMessage
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+SessionIdPath = Annotated[str, Path(max_length=128)]
+NOT_FOUND = problems({404: "No such session (`session_not_found`)."})
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def _read(session: SessionDep, stored: Session) -> SessionRead:
+    run_ids = await session.scalars(
+        select(Run.id).where(Run.session_id == stored.id).order_by(Run.id)
+    )
+    return SessionRead(
+        session_id=stored.id,
+        user_id=stored.user_id,
+        agent_id=stored.agent_id,
+        session_state=stored.state,
+        active_run_id=stored.active_run_id,
+        run_ids=list(run_ids),
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+    )
+
+
+async def _get(session: SessionDep, session_id: str) -> Session:
+    stored = await repository.get_session(session, session_id)
+    if stored is None:
+        raise SessionNotFound(f"No session {session_id!r}.")
+    return stored
+
+
+def _decode_session_cursor(cursor: str) -> tuple[datetime, str]:
+    created, last_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(str(created)), str(last_id)
+    except ValueError:
+        raise ValidationFailed(
+            "Invalid cursor.",
+            errors=[{"loc": ["query", "cursor"], "msg": "not a cursor", "type": "value_error"}],
+        ) from None
+
+
+@router.get("", responses=problems({422: "Invalid filter or cursor."}))
+async def list_sessions(
+    session: SessionDep,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[SessionRead]:
+    """Sessions, newest first."""
+    statement = select(Session).order_by(Session.created_at.desc(), Session.id.desc())
+    if user_id is not None:
+        statement = statement.where(Session.user_id == user_id)
+    if agent_id is not None:
+        statement = statement.where(Session.agent_id == agent_id)
+    if cursor:
+        created_at, last_id = _decode_session_cursor(cursor)
+        statement = statement.where(
+            (Session.created_at < created_at)
+            | ((Session.created_at == created_at) & (Session.id < last_id))
+        )
+    rows = list(await session.scalars(statement.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [await _read(session, row) for row in rows]
+    next_cursor = encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+    return Page(data=data, next_cursor=next_cursor)
+
+
+@router.get("/{session_id}", responses=NOT_FOUND)
+async def get_session(session: SessionDep, session_id: SessionIdPath) -> SessionRead:
+    """The session's state and its runs."""
+    return await _read(session, await _get(session, session_id))
+
+
+@router.get("/{session_id}/messages", responses=NOT_FOUND)
+async def get_messages(session: SessionDep, session_id: SessionIdPath) -> SessionMessages:
+    """The history of completed runs as an input list, ready to send as `input`."""
+    await _get(session, session_id)
+    rows = await session.scalars(
+        select(SessionMessage.message)
+        .where(SessionMessage.session_id == session_id)
+        .order_by(SessionMessage.id)
+    )
+    return SessionMessages(session_id=session_id, messages=list(rows))
+
+
+@router.patch("/{session_id}", responses={**NOT_FOUND, **problems({422: "Invalid body."})})
+async def update_session(
+    body: SessionUpdate, session: SessionDep, session_id: SessionIdPath
+) -> SessionRead:
+    """Merge `session_state` into the stored state (null removes a key)."""
+    stored = await _get(session, session_id)
+    stored.state = merge_patch(stored.state, body.session_state)
+    stored.updated_at = utcnow()
+    await session.flush()
+    return await _read(session, stored)
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, **problems({409: "A run is active (`session_busy`)."})},
+)
+async def delete_session(session: SessionDep, session_id: SessionIdPath) -> Response:
+    """Delete a session with its runs, events and history. Cancel its active run first."""
+    stored = await _get(session, session_id)
+    active = await session.scalar(
+        select(Run.id).where(Run.session_id == session_id, Run.status.in_(("running", "queued")))
+    )
+    if active is not None or stored.active_run_id is not None:
+        raise SessionBusy(
+            f"Session {session_id!r} has an active run.",
+            extra={"active_run_id": active or stored.active_run_id},
+        )
+    await repository.delete_session(session, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Run execution: one task per run_id (manager), live event fan-out (bus)."""

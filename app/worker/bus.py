@@ -1,0 +1,98 @@
+"""Live fan-out of run events inside one process.
+
+The worker of a run publishes each batch of events to the run's channel right
+after the batch is committed, so everything a live subscriber sees is already
+stored, and a replay returns the same frames. One channel per run, shared by all
+its subscribers; each frame is encoded for SSE once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class Frame:
+    """One stored event: its seq, name, JSON text and ready-to-send SSE bytes."""
+
+    seq: int
+    event: str
+    data: bytes
+
+    @property
+    def sse(self) -> bytes:
+        return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.event.encode(), self.data)
+
+
+class RunChannel:
+    """The events a worker in this process published for one run, in order."""
+
+    def __init__(self, run_id: str, first_seq: int) -> None:
+        self.run_id = run_id
+        self.first_seq = first_seq  # the seq of the first frame this channel will hold
+        self.frames: list[Frame] = []
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    @property
+    def last_seq(self) -> int:
+        return self.frames[-1].seq if self.frames else self.first_seq - 1
+
+    def covers(self, after: int) -> bool:
+        """Whether every frame after `after` is (or will be) in this channel."""
+        return after + 1 >= self.first_seq
+
+    def since(self, after: int) -> list[Frame]:
+        start = after + 1 - self.first_seq
+        return self.frames[start:] if start >= 0 else self.frames[:]
+
+    def publish(self, frames: list[Frame]) -> None:
+        self.frames.extend(frames)
+        self._notify()
+
+    def close(self) -> None:
+        """The worker stopped: no more frames will come from this process."""
+        self.closed = True
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait(self, after: int, within: float) -> None:
+        """Return when a frame after `after` exists, the channel closes, or on timeout."""
+        if self.last_seq > after or self.closed:
+            return
+        changed = self._changed
+        try:
+            async with asyncio.timeout(within):
+                await changed.wait()
+        except TimeoutError:
+            return
+
+
+class EventBus:
+    """The channels of the runs whose workers live in this process."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, RunChannel] = {}
+
+    def open(self, run_id: str, first_seq: int) -> RunChannel:
+        channel = RunChannel(run_id, first_seq)
+        previous = self._channels.get(run_id)
+        if previous is not None:
+            previous.close()
+        self._channels[run_id] = channel
+        return channel
+
+    def get(self, run_id: str) -> RunChannel | None:
+        return self._channels.get(run_id)
+
+    def close(self, channel: RunChannel) -> None:
+        channel.close()
+        if self._channels.get(channel.run_id) is channel:
+            del self._channels[channel.run_id]
+
+    def __len__(self) -> int:
+        return len(self._channels)

@@ -1,0 +1,165 @@
+"""Stores a run's events in order, in batches, and publishes them after commit.
+
+Content deltas wait in a small buffer (flushed after `flush_interval` or
+`max_batch` events); every other event is committed together with whatever the
+buffer holds, and the run-row changes that go with it, before the worker goes
+on. Seqs are handed out inside the write, so a failed write leaves no gap.
+Writes are shielded from cancellation: `drain()` waits for the one in flight,
+so a cancelled worker never leaves a half-known batch behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.engine.events import BaseEvent, RunCompleted
+from app.runs import repository
+from app.worker.bus import Frame, RunChannel
+
+log = logging.getLogger("agentd.worker")
+
+DELTA_EVENTS: frozenset[str] = frozenset({"RunContent", "ReasoningStep"})
+
+Event = BaseEvent | RunCompleted
+SessionWork = Callable[[AsyncSession], Awaitable[None]]
+
+
+class LeaseLost(Exception):
+    """The run is no longer this writer's (another worker owns it, or its status
+    moved on): nothing was written."""
+
+
+def encode_event(event: Event) -> bytes:
+    return event.__pydantic_serializer__.to_json(event)
+
+
+class RunRecorder:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        last_seq: int,
+        maker: async_sessionmaker[AsyncSession],
+        channel: RunChannel,
+        owner: str | None,
+        expect_statuses: tuple[str, ...] | None = None,
+        flush_interval: float = 0.02,
+        max_batch: int = 64,
+    ) -> None:
+        self.run_id = run_id
+        self.committed_seq = last_seq
+        self._maker = maker
+        self._channel = channel
+        self._owner = owner
+        self._statuses = expect_statuses
+        self._interval = flush_interval
+        self._max_batch = max_batch
+        self._buffer: list[Event] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
+
+    async def add(self, event: Event) -> None:
+        """Record an event: deltas are batched, anything else is committed now."""
+        if event.event in DELTA_EVENTS:
+            self._buffer.append(event)
+            if len(self._buffer) >= self._max_batch:
+                await self.commit()
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
+            return
+        await self.commit(event)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._buffer and (self._timer_task is None or self._timer_task.done()):
+            self._timer_task = asyncio.create_task(self._flush_quietly())
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.commit()
+        except Exception:  # the worker meets the failure again on its next write
+            log.warning("batched event write failed for run %s", self.run_id, exc_info=True)
+
+    async def commit(
+        self,
+        event: Event | None = None,
+        *,
+        values: dict[str, Any] | None = None,
+        session_work: SessionWork | None = None,
+    ) -> None:
+        """Write the buffer, `event`, run-row `values` and `session_work` in one
+        transaction, then publish the events to live subscribers."""
+        async with self._lock:
+            await self._settle()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            events, self._buffer = self._buffer, []
+            if event is not None:
+                events.append(event)
+            if not events and not values and session_work is None:
+                return
+            write = asyncio.ensure_future(self._write(events, values or {}, session_work))
+            self._inflight = write
+            await asyncio.shield(write)
+
+    async def _write(
+        self, events: list[Event], values: dict[str, Any], session_work: SessionWork | None
+    ) -> None:
+        frames = []
+        seq = self.committed_seq
+        for event in events:
+            seq += 1
+            event.seq = seq
+            frames.append(Frame(seq, event.event, encode_event(event)))
+        now = utcnow()
+        async with self._maker() as session, session.begin():
+            await repository.insert_events(
+                session,
+                self.run_id,
+                [
+                    {"seq": f.seq, "type": f.event, "data": f.data.decode(), "created_at": now}
+                    for f in frames
+                ],
+            )
+            row_values: dict[str, Any] = {"updated_at": now, **values}
+            if frames:
+                row_values["last_seq"] = seq
+            owned = await repository.update_owned(
+                session, self.run_id, self._owner, row_values, self._statuses
+            )
+            if not owned:
+                raise LeaseLost(self.run_id)
+            if session_work is not None:
+                await session_work(session)
+        self.committed_seq = seq
+        if frames:
+            self._channel.publish(frames)
+
+    async def _settle(self) -> None:
+        """Wait for a write that outlived its cancelled caller, so writes never overlap."""
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            try:
+                await asyncio.shield(inflight)
+            except Exception:
+                log.debug("write in flight failed for run %s", self.run_id, exc_info=True)
+
+    async def drain(self) -> None:
+        """Stop the batching timer and wait for any write in flight; the buffer
+        stays, to be committed with the run's last event."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        timer_task = self._timer_task
+        if timer_task is not None and not timer_task.done():
+            await asyncio.shield(timer_task)
+        await self._settle()

@@ -1,0 +1,34 @@
+"""Small helpers shared by the provider tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from app.engine.models.base import ModelClient, ModelDelta, ModelRequest
+
+API_KEY = "sk-test-0123456789"
+
+
+def ask(text: str = "Hi", **fields: Any) -> ModelRequest:
+    """A request with one user message; `fields` are ModelRequest fields."""
+    fields.setdefault("model", "fake-model")
+    fields.setdefault("messages", [{"role": "user", "content": text}])
+    return ModelRequest(**fields)
+
+
+async def collect(client: ModelClient, request: ModelRequest) -> list[ModelDelta]:
+    return [delta async for delta in client.stream(request)]
+
+
+async def first_content_then_cancel(
+    client: ModelClient, request: ModelRequest
+) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """Start streaming in a task; the event is set when the first content delta arrives."""
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in client.stream(request):
+            started.set()
+
+    return asyncio.create_task(consume()), started

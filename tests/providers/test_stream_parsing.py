@@ -1,0 +1,114 @@
+"""The stream parsers on event sequences real servers send but the fakes do not."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import orjson
+import pytest
+
+from app.engine.models import anthropic, openai
+from app.engine.models.base import (
+    ContentDelta,
+    FinishDelta,
+    ModelDelta,
+    ModelProviderError,
+    ToolCallDelta,
+    UsageDelta,
+)
+
+
+async def events(*payloads: Any) -> AsyncIterator[httpx2.ServerSentEvent]:
+    for payload in payloads:
+        if isinstance(payload, tuple):
+            name, data = payload
+            yield httpx2.ServerSentEvent(event=name, data=orjson.dumps(data).decode())
+        else:
+            data = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+            yield httpx2.ServerSentEvent(data=data)
+
+
+async def chat(*payloads: Any) -> list[ModelDelta]:
+    return [delta async for delta in openai.parse_stream(events(*payloads))]
+
+
+def choice(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+async def test_repeated_ids_and_names_are_sent_once_per_call() -> None:
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    again = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": ""}}
+
+    deltas = await chat(
+        choice({"tool_calls": [call]}), choice({"tool_calls": [again]}, "tool_calls")
+    )
+
+    assert deltas[:2] == [ToolCallDelta(0, "c1", "f", "{}"), ToolCallDelta(0, None, None, "")]
+
+
+async def test_whole_calls_without_an_index_are_numbered_by_position() -> None:
+    calls = [
+        {"id": "a", "function": {"name": "f", "arguments": "{}"}},
+        {"id": "b", "function": {"name": "g", "arguments": "{}"}},
+    ]
+
+    deltas = await chat(choice({"tool_calls": calls}, "tool_calls"), "[DONE]")
+
+    assert deltas[:2] == [ToolCallDelta(0, "a", "f", "{}"), ToolCallDelta(1, "b", "g", "{}")]
+
+
+async def test_usage_sent_on_every_chunk_counts_once() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 1}
+    final = {"prompt_tokens": 3, "completion_tokens": 2}
+
+    deltas = await chat(
+        choice({"content": "a"}, usage=usage), choice({"content": "b"}, "stop", usage=final)
+    )
+
+    assert deltas == [ContentDelta("a"), ContentDelta("b"), UsageDelta(3, 2), FinishDelta("stop")]
+
+
+async def test_done_without_a_finish_reason_infers_it() -> None:
+    assert (await chat(choice({"content": "a"}), "[DONE]"))[-1] == FinishDelta("stop")
+
+
+async def test_a_chat_stream_cut_off_before_the_end_raises() -> None:
+    with pytest.raises(ModelProviderError, match="ended early"):
+        await chat(choice({"content": "a"}))
+
+
+async def test_bad_json_raises() -> None:
+    with pytest.raises(orjson.JSONDecodeError):  # the provider maps it to ModelProviderError
+        await chat("{not json")
+
+
+async def test_an_error_event_with_a_numeric_code_keeps_it_as_status() -> None:
+    with pytest.raises(ModelProviderError, match="context too long") as caught:
+        await chat({"error": {"message": "context too long", "code": 400}})
+
+    assert caught.value.status_code == 400
+
+
+async def claude(*payloads: Any, output: str | None = None) -> list[ModelDelta]:
+    return [delta async for delta in anthropic.parse_stream(events(*payloads), output)]
+
+
+async def test_cache_tokens_count_as_input_and_the_last_output_count_wins() -> None:
+    start = {"message": {"usage": {"input_tokens": 5, "cache_read_input_tokens": 100,
+                                   "output_tokens": 1}}}  # fmt: skip
+    deltas = await claude(
+        ("message_start", {"type": "message_start", **start}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "max_tokens"},
+                           "usage": {"output_tokens": 9}}),
+        ("message_stop", {"type": "message_stop"}),
+    )  # fmt: skip
+
+    assert deltas == [UsageDelta(105, 9), FinishDelta("length")]
+
+
+async def test_a_messages_stream_cut_off_before_message_stop_raises() -> None:
+    with pytest.raises(ModelProviderError, match="ended early"):
+        await claude(("message_start", {"type": "message_start", "message": {}}))

@@ -1,0 +1,148 @@
+"""Streaming over a real uvicorn: SSE framing, replay with Last-Event-ID,
+disconnects, and many concurrent streams."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
+from tests.sse_client import collect, iter_sse, names
+
+WORDS = "one two three four five six seven eight"
+
+
+async def test_stream_events_full_sequence(http: httpx.AsyncClient) -> None:
+    await make_agent(http)
+    async with http.stream(
+        "POST",
+        "/v1/agents/echo/runs",
+        json={"input": "alpha beta gamma", "stream": True, "stream_events": True},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-accel-buffering"] == "no"
+        assert response.headers["cache-control"] == "no-store"
+        messages = await collect(response)
+    assert names(messages) == [
+        "RunStarted",
+        "RunContent",
+        "RunContent",
+        "RunContent",
+        "RunContentCompleted",
+        "RunCompleted",
+    ]
+    assert [m.id for m in messages] == list(range(1, 7))
+    assert all(m.data["seq"] == m.id and m.data["event"] == m.event for m in messages)
+    assert "".join(m.data["content"] for m in messages if m.event == "RunContent") == (
+        "alpha beta gamma"
+    )
+    completed = messages[-1].data
+    assert completed["status"] == "completed"
+    assert completed["content"] == "alpha beta gamma"
+
+
+async def test_stream_without_events_sends_content_and_end(http: httpx.AsyncClient) -> None:
+    await make_agent(http)
+    async with http.stream(
+        "POST", "/v1/agents/echo/runs", json={"input": "a b", "stream": True}
+    ) as response:
+        messages = await collect(response)
+    assert names(messages) == ["RunContent", "RunContent", "RunCompleted"]
+    assert [m.id for m in messages] == [2, 3, 5]
+
+
+async def test_events_replay_after_the_run_ended(http: httpx.AsyncClient) -> None:
+    await make_agent(http)
+    run = (await http.post("/v1/agents/echo/runs", json={"input": "x y z"})).json()
+    async with http.stream("GET", f"/v1/runs/{run['run_id']}/events") as response:
+        everything = await collect(response)
+    assert [m.id for m in everything] == list(range(1, len(everything) + 1))
+    assert everything[-1].event == "RunCompleted"
+    headers = {"Last-Event-ID": "3"}
+    async with http.stream("GET", f"/v1/runs/{run['run_id']}/events", headers=headers) as response:
+        rest = await collect(response)
+    assert [m.id for m in rest] == list(range(4, len(everything) + 1))
+    async with http.stream("GET", f"/v1/runs/{run['run_id']}/events?after=4") as response:
+        assert [m.id for m in await collect(response)] == list(range(5, len(everything) + 1))
+
+
+async def test_resume_mid_run_with_last_event_id(http: httpx.AsyncClient) -> None:
+    await make_agent(http, model_settings=SLOW)
+    accepted = (
+        await http.post("/v1/agents/echo/runs", json={"input": WORDS, "background": True})
+    ).json()
+    run_id = accepted["run_id"]
+    seen: list[int] = []
+    async with http.stream("GET", f"/v1/runs/{run_id}/events") as response:
+        async for message in iter_sse(response):
+            assert message.id is not None
+            seen.append(message.id)
+            if len(seen) == 3:
+                break  # the client drops the connection mid-run
+    status = (await http.get(f"/v1/runs/{run_id}")).json()["status"]
+    assert status == "running"
+    async with http.stream(
+        "GET", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": str(seen[-1])}
+    ) as response:
+        rest = await collect(response)
+    ids = seen + [m.id for m in rest if m.id is not None]
+    assert ids == list(range(1, len(ids) + 1))
+    assert rest[-1].event == "RunCompleted"
+    words = [m.data["content"] for m in rest if m.event == "RunContent"]
+    assert len(words) < len(WORDS.split())  # part of the answer came before the drop
+
+
+async def test_disconnect_mid_stream_run_still_completes(http: httpx.AsyncClient) -> None:
+    await make_agent(http, model_settings=SLOW)
+    run_id = None
+    async with http.stream(
+        "POST", "/v1/agents/echo/runs", json={"input": WORDS, "stream": True, "stream_events": True}
+    ) as response:
+        async for message in iter_sse(response):
+            run_id = message.data["run_id"]
+            if message.event == "RunContent":
+                break
+    assert run_id is not None
+    run = await wait_status(http, run_id, {"completed", "error", "cancelled"})
+    assert run["status"] == "completed"
+    assert run["content"] == WORDS
+
+
+async def test_disconnect_with_on_disconnect_cancel(http: httpx.AsyncClient) -> None:
+    await make_agent(http, model_settings=SLOW)
+    run_id = None
+    body = {"input": WORDS, "stream": True, "stream_events": True, "on_disconnect": "cancel"}
+    async with http.stream("POST", "/v1/agents/echo/runs", json=body) as response:
+        async for message in iter_sse(response):
+            run_id = message.data["run_id"]
+            if message.event == "RunContent":
+                break
+    assert run_id is not None
+    run = await wait_status(http, run_id, {"completed", "error", "cancelled"})
+    assert run["status"] == "cancelled"
+
+
+async def test_fifty_concurrent_streams(live: LiveServer) -> None:
+    limits = httpx.Limits(max_connections=100)
+    async with live.client(limits=limits) as client:
+        await make_agent(client, model_settings={"chunk_delay": 0.01})
+
+        async def one(index: int) -> tuple[str, list[int]]:
+            text = f"run {index} says hello"
+            async with client.stream(
+                "POST",
+                "/v1/agents/echo/runs",
+                json={"input": text, "stream": True, "stream_events": True},
+            ) as response:
+                messages = await collect(response)
+            assert messages[-1].event == "RunCompleted", names(messages)
+            assert messages[-1].data["content"] == text
+            content = "".join(m.data["content"] for m in messages if m.event == "RunContent")
+            return content, [m.id for m in messages if m.id is not None]
+
+        results = await asyncio.gather(*(one(index) for index in range(50)))
+    for index, (content, ids) in enumerate(results):
+        assert content == f"run {index} says hello"
+        assert ids == list(range(1, len(ids) + 1))
