@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(
         default=2.0, gt=0, description="How often queued and orphaned runs are looked for."
     )
+    max_concurrent_runs: int = Field(
+        default=512, ge=1, description="Runs this process executes at once; more wait queued."
+    )
+    max_run_attempts: int = Field(
+        default=3, ge=1, description="Workers a run may lose before it ends as worker_lost."
+    )
 
     @property
     def is_sqlite(self) -> bool:

@@ -30,6 +30,7 @@ from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
+from app.worker.notify import create_notifier
 
 log = logging.getLogger("agentd")
 
@@ -83,13 +84,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async def prepare(session: AsyncSession, run: Any) -> Any:
         return await runs_service.prepare(runner, session, run)
 
+    notifier = create_notifier(settings.database_url)
     manager = RunManager(
         maker=maker,
         runner=runner,
         bus=EventBus(),
+        notifier=notifier,
         prepare=prepare,
         lease_seconds=settings.lease_seconds,
         sweep_interval=settings.sweep_interval,
+        max_concurrent_runs=settings.max_concurrent_runs,
+        max_attempts=settings.max_run_attempts,
     )
     app.state.engine = engine
     app.state.sessionmaker = maker
@@ -100,10 +105,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await migrate.upgrade(engine)
         if settings.seed_demo_agent:
             await seed_demo_agent(maker, runtime)
+        await runtime.models.preload()
+        await notifier.start()
         await manager.start()
         yield
     finally:
         await manager.shutdown()
+        await notifier.stop()
         await runtime.aclose()
         await engine.dispose()
 

@@ -86,7 +86,12 @@ class RunPaused(BaseEvent):
 
 
 class RunContinued(BaseEvent):
+    """The run goes on: after the client's decisions, or on another worker after
+    its first one was lost (`reason: "resumed"`; content streamed since the last
+    completed step is produced again)."""
+
     event: Literal["RunContinued"] = "RunContinued"
+    reason: str | None = None
 
 
 class ToolCallStarted(BaseEvent):

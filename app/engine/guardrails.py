@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import importlib
 import inspect
 import re
@@ -17,7 +18,7 @@ import string
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, overload
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 
@@ -45,7 +46,7 @@ class GuardrailResult(BaseModel):
 
 @dataclass(slots=True)
 class GuardrailContext:
-    """What a Python guardrail learns about the run."""
+    """What a Python guardrail learns about the run (`session_state` is a copy)."""
 
     run_id: str
     session_id: str
@@ -240,11 +241,6 @@ def classifier_trips(content: Any) -> bool:
     return False
 
 
-class GuardDeps(TypedDict):
-    registry: GuardrailRegistry
-    classify: Classifier
-
-
 async def run_guardrails(
     scope: RunScope,
     stage: Literal["input", "output"],
@@ -258,8 +254,9 @@ async def run_guardrails(
     state = scope.state
     configs = scope.spec.input_guardrails if stage == "input" else scope.spec.output_guardrails
     for config in configs:
+        session_state = copy.deepcopy(state.session_state)  # guardrails only read it
         ctx = GuardrailContext(
-            state.run_id, state.session_id, state.user_id, scope.spec.id, stage, state.session_state
+            state.run_id, state.session_id, state.user_id, scope.spec.id, stage, session_state
         )
         result = await check(config, text, ctx, registry=registry, classify=classify)
         if result.tripwire_triggered:

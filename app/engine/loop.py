@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from app.engine.context import (
     Checkpoint,
@@ -31,6 +31,7 @@ from app.engine.context import (
 from app.engine.errors import InputError, RunFailure
 from app.engine.events import (
     AgentHandoff,
+    GuardrailTripped,
     RunCompleted,
     RunContentCompleted,
     RunContinued,
@@ -41,7 +42,7 @@ from app.engine.events import (
     utcnow_iso,
 )
 from app.engine.execution import Done, finish_call, resolve_calls, start_call
-from app.engine.guardrails import GuardDeps, GuardrailRegistry, run_guardrails
+from app.engine.guardrails import GuardrailRegistry, run_guardrails
 from app.engine.inputs import (
     RunInput,
     check_decisions,
@@ -234,7 +235,7 @@ class Runner:
     async def _opening(self, scope: RunScope, fresh: bool) -> Phase:
         if fresh:
             text = input_text(scope.state)
-            guard = run_guardrails(scope, "input", text, **self._guard_deps(scope))
+            guard = self._guardrails(scope, "input", text)
             async with aclosing(guard) as items:
                 async for item in items:
                     yield item
@@ -326,7 +327,7 @@ class Runner:
                 yield scope.checkpoint()
                 yield NextStepRunAgain()
                 return
-        guard = run_guardrails(scope, "output", text, **self._guard_deps(scope))
+        guard = self._guardrails(scope, "output", text)
         async with aclosing(guard) as items:
             async for item in items:
                 yield item
@@ -335,8 +336,11 @@ class Runner:
         yield scope.event(RunContentCompleted, content=content, content_type=kind)
         yield RunCompleted(**state.to_output().model_dump())
 
-    def _guard_deps(self, scope: RunScope) -> GuardDeps:
-        return {"registry": self.guardrails, "classify": partial(self._classify, scope)}
+    def _guardrails(
+        self, scope: RunScope, stage: Literal["input", "output"], text: str
+    ) -> AsyncGenerator[GuardrailTripped, None]:
+        classify = partial(self._classify, scope)
+        return run_guardrails(scope, stage, text, registry=self.guardrails, classify=classify)
 
     async def _classify(self, parent: RunScope, agent_id: str, text: str) -> RunOutput:
         """Run a stored agent on `text`, without persistence: an `agent` guardrail's classifier."""

@@ -127,16 +127,6 @@ async def release_session(session: AsyncSession, session_id: str, run_id: str) -
     )
 
 
-async def next_queued(session: AsyncSession, session_id: str) -> str | None:
-    run_id: str | None = await session.scalar(
-        select(Run.id)
-        .where(Run.session_id == session_id, Run.status == "queued")
-        .order_by(Run.id)
-        .limit(1)
-    )
-    return run_id
-
-
 async def history(session: AsyncSession, session_id: str, num_runs: int) -> list[dict[str, Any]]:
     """The messages of the session's last `num_runs` completed runs, oldest first."""
     if num_runs <= 0:
@@ -206,16 +196,38 @@ async def take_over(session: AsyncSession, run_id: str, owner: str, until: datet
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def startable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
-    """Queued runs whose session is free: (run_id, session_id), oldest first."""
+async def claimable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
+    """Queued runs that may start now, oldest first, locked for this transaction
+    (rows another claimer holds are skipped): the session is free or already
+    theirs, and no older queued run of the same session waits before them."""
+    other = Run.__table__.alias("older_run")
     rows = await session.execute(
         select(Run.id, Run.session_id)
         .join(Session, Session.id == Run.session_id)
-        .where(Run.status == "queued", Session.active_run_id.is_(None))
+        .where(
+            Run.status == "queued",
+            or_(Session.active_run_id.is_(None), Session.active_run_id == Run.id),
+            ~select(other.c.id)
+            .where(
+                other.c.session_id == Run.session_id,
+                other.c.status == "queued",
+                other.c.id < Run.id,
+            )
+            .exists(),
+        )
         .order_by(Run.id)
         .limit(limit)
+        .with_for_update(of=Run, skip_locked=True)
     )
     return [(run_id, session_id) for run_id, session_id in rows]
+
+
+async def cancel_requested_among(session: AsyncSession, owner: str) -> list[str]:
+    """Runs this worker owns whose cancel was requested (a missed notification)."""
+    rows = await session.scalars(
+        select(Run.id).where(Run.lease_owner == owner, Run.cancel_requested.is_(True))
+    )
+    return list(rows)
 
 
 async def renew_leases(session: AsyncSession, owner: str, until: datetime) -> None:

@@ -19,7 +19,8 @@ from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_
 from app.runs import repository, service
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
 from app.runs.sse import event_stream, follow, parse_last_event_id
-from app.worker.manager import RunManager, finish_without_worker
+from app.worker.manager import RunManager
+from app.worker.outcomes import cancel_without_worker
 from app.worker.recorder import LeaseLost
 
 router = APIRouter(tags=["runs"])
@@ -52,7 +53,7 @@ async def _answer(
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/v1/runs/{run_id}"},
         )
-    frames = follow(run_id, after, bus=manager.bus, maker=maker, stopping=lambda: manager.closing)
+    frames = follow(run_id, after, manager=manager, maker=maker)
     if options.stream:
 
         def on_close(finished: bool) -> None:
@@ -157,7 +158,9 @@ async def cancel_run(
     if run.status in ("queued", "paused"):
         # LeaseLost: it moved on meanwhile (started, continued, ended); read it again.
         with contextlib.suppress(LeaseLost):
-            await finish_without_worker(maker, manager.bus, run, owner=None, statuses=(run.status,))
+            await cancel_without_worker(
+                maker, manager.bus, manager.notifier, run, owner=None, statuses=(run.status,)
+            )
     async with maker() as fresh:
         run = await service.get(fresh, run_id)
     service.check_cancellable(run)
@@ -221,5 +224,5 @@ async def run_events(
     await session.commit()
     start = parse_last_event_id(last_event_id, after)
     maker = request.app.state.sessionmaker
-    frames = follow(run_id, start, bus=manager.bus, maker=maker, stopping=lambda: manager.closing)
+    frames = follow(run_id, start, manager=manager, maker=maker)
     return event_stream(frames)

@@ -159,6 +159,9 @@ async def create(
     session.add(run)
     await session.flush()
     if await repository.acquire_session(session, run.session_id, run.id):
+        if not manager.has_capacity:  # the session is its; a worker with room starts it
+            await manager.notifier.control(session, "work")
+            return Started(run, launch=False)
         run.status = "running"
         run.lease_owner = manager.owner
         run.lease_expires_at = repository.lease_until(manager.lease_seconds)
@@ -173,7 +176,10 @@ async def create(
             extra={"active_run_id": active},
         )
     if body.multitask_strategy == "interrupt" and active is not None:
-        await repository.update_owned(session, active, None, {"cancel_requested": True})
+        await repository.update_owned(
+            session, active, None, {"cancel_requested": True}, ("running", "queued")
+        )
+        await manager.notifier.control(session, "cancel", active)
         return Started(run, launch=False, interrupt=active)
     return Started(run, launch=False)
 
@@ -206,8 +212,7 @@ async def continue_(
         {
             "status": "running",
             "state": resumed.model_dump(mode="json"),
-            "lease_owner": manager.owner,
-            "lease_expires_at": repository.lease_until(manager.lease_seconds),
+            **manager.lease(),
             "attempt": Run.attempt + 1,
             "updated_at": utcnow(),
         },

@@ -8,7 +8,6 @@ after a terminal event, or after a `RunPaused` that is the run's newest event.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,9 +15,9 @@ from sse_starlette import EventSourceResponse
 
 from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
 from app.runs import repository
-from app.worker.bus import EventBus, Frame
+from app.worker.bus import Frame
+from app.worker.manager import RunManager
 
-POLL_INTERVAL = 0.2
 RETRY_MS = 2000
 PING_SECONDS = 15
 SEND_TIMEOUT = 30.0
@@ -30,14 +29,14 @@ async def follow(
     run_id: str,
     after: int,
     *,
-    bus: EventBus,
+    manager: RunManager,
     maker: async_sessionmaker[AsyncSession],
-    poll_interval: float = POLL_INTERVAL,
-    stopping: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Frame]:
+    bus, notifier = manager.bus, manager.notifier
+    poll_interval = notifier.poll_interval
     cursor = after
     paused_at: int | None = None  # a RunPaused seen last: the end, unless more follows
-    while not stopping():
+    while not manager.closing:
         channel = bus.get(run_id)
         if channel is not None and channel.covers(cursor):
             frames = channel.since(cursor)
@@ -60,7 +59,7 @@ async def follow(
                     return
                 if status[0] == "paused" and status[1] <= cursor:
                     return
-                await asyncio.sleep(poll_interval)
+                await notifier.wait_run(run_id, poll_interval)
                 continue
         for frame in frames:
             yield frame

@@ -1,10 +1,12 @@
 """The run manager: one asyncio task per run_id, never inside a request.
 
 A request only creates or continues a run and reads its events; the task here
-loads the run, drives the engine, and records what it yields. Runs hold a
-lease renewed by a heartbeat; a sweeper picks up queued runs whose session is
-free and running runs whose worker's lease ran out (a crash or a restart), and
-resumes them from their last checkpoint.
+loads the run, drives the engine, and records what it yields. Work is claimed,
+not assigned: queued runs are taken with `FOR UPDATE SKIP LOCKED` by any worker
+with capacity; each running run holds a lease its worker renews; a worker whose
+lease ran out (a crash, a kill) is replaced by whoever sweeps first, resuming
+the run from its last checkpoint. Writes check the lease, so a worker that lost
+its run writes nothing more.
 """
 
 from __future__ import annotations
@@ -21,26 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.errors import InputError
-from app.engine.events import (
-    TERMINAL_EVENTS,
-    BaseEvent,
-    RunCancelled,
-    RunCompleted,
-    RunErrorEvent,
-    utcnow_iso,
-)
+from app.engine.events import TERMINAL_EVENTS, RunContinued
 from app.engine.loop import Checkpoint, Runner
-from app.engine.output import RunError
 from app.engine.state import RunState
 from app.ids import new_id
 from app.runs import repository
 from app.tables import Run
+from app.worker import outcomes
 from app.worker.bus import EventBus
+from app.worker.notify import Notifier
 from app.worker.recorder import LeaseLost, RunRecorder
 
 log = logging.getLogger("agentd.worker")
 
-SpecLoader = Callable[[AsyncSession, Run], Awaitable[RunState]]
+Prepare = Callable[[AsyncSession, Run], Awaitable[RunState]]
 
 
 def worker_id() -> str:
@@ -54,24 +50,32 @@ class RunManager:
         maker: async_sessionmaker[AsyncSession],
         runner: Runner,
         bus: EventBus,
-        prepare: SpecLoader,
+        notifier: Notifier,
+        prepare: Prepare,
         lease_seconds: float = 15.0,
         sweep_interval: float = 2.0,
+        max_concurrent_runs: int = 512,
+        max_attempts: int = 3,
         flush_interval: float = 0.02,
     ) -> None:
         self.maker = maker
         self.runner = runner
         self.bus = bus
+        self.notifier = notifier
         self.owner = worker_id()
         self.lease_seconds = lease_seconds
+        self.max_concurrent_runs = max_concurrent_runs
         self._prepare = prepare
         self._sweep_interval = sweep_interval
+        self._max_attempts = max_attempts
         self._flush_interval = flush_interval
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._loops: list[asyncio.Task[None]] = []
+        self._work = asyncio.Event()
+        notifier.on_control(self._on_control)
 
     # Lifecycle ---------------------------------------------------------------
 
@@ -91,6 +95,7 @@ class RunManager:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
+            await self.notifier.control(None, "work")
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
@@ -99,29 +104,35 @@ class RunManager:
     def closing(self) -> bool:
         return self._closing
 
-    def is_local(self, run_id: str) -> bool:
-        return run_id in self._tasks
-
     @property
-    def active_runs(self) -> int:
-        return len(self._tasks)
+    def has_capacity(self) -> bool:
+        return not self._closing and len(self._tasks) < self.max_concurrent_runs
 
-    # Starting and cancelling -----------------------------------------------------
+    def lease(self) -> dict[str, Any]:
+        """The columns that make a run this worker's."""
+        return {
+            "lease_owner": self.owner,
+            "lease_expires_at": repository.lease_until(self.lease_seconds),
+        }
 
-    def launch(self, run_id: str) -> None:
+    # Starting and cancelling ---------------------------------------------------
+
+    def launch(self, run_id: str, *, resumed: bool = False) -> None:
         """Execute a run this worker has claimed (status running, lease ours)."""
-        if self._closing or run_id in self._tasks:
+        if run_id in self._tasks:
             return
-        task = asyncio.create_task(self._execute(run_id), name=f"run-{run_id}")
+        task = asyncio.create_task(self._execute(run_id, resumed), name=f"run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda t: self._on_done(run_id, t))
 
     async def cancel_run(self, run_id: str) -> None:
-        """Request a running run's cancel (durably), and interrupt it if it runs here."""
+        """Request a run's cancel durably; interrupt it here or tell its worker."""
         async with self.maker() as session, session.begin():
             await repository.update_owned(
                 session, run_id, None, {"cancel_requested": True}, ("running", "queued")
             )
+            if run_id not in self._tasks:
+                await self.notifier.control(session, "cancel", run_id)
         await self.cancel(run_id)
 
     def request_cancel(self, run_id: str) -> None:
@@ -129,21 +140,29 @@ class RunManager:
         self._spawn(self.cancel_run(run_id))
 
     async def cancel(self, run_id: str) -> None:
-        """Interrupt the local task of a run whose cancel was requested."""
+        """Interrupt this process's task of a run, and wait for it to record the end."""
         task = self._tasks.get(run_id)
         if task is None:
             return
-        self._cancelling.add(run_id)
-        task.cancel()
+        if run_id not in self._cancelling:  # cancel once: a second cancel would cut
+            self._cancelling.add(run_id)  # the recording of the first one short
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(task), timeout=5)
+
+    def _on_control(self, kind: str, payload: str) -> None:
+        if kind == "cancel" and payload in self._tasks:
+            self._spawn(self.cancel(payload))
+        elif kind == "work":
+            self._work.set()
 
     def _on_done(self, run_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.pop(run_id, None)
         if task.cancelled() and run_id in self._cancelling and not self._closing:
             # Cancelled before its first step ran: nobody recorded the cancel yet.
-            self._spawn(self._finish_cancelled(run_id))
+            self._spawn(self._cancel_unstarted(run_id))
         self._cancelling.discard(run_id)
+        self._work.set()  # capacity freed, and the session may have a queued run
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -152,23 +171,24 @@ class RunManager:
 
     # Executing -------------------------------------------------------------------
 
-    async def _execute(self, run_id: str) -> None:
+    async def _execute(self, run_id: str, resumed: bool) -> None:
         async with self.maker() as session:
             run = await repository.get(session, run_id)
             if run is None or run.status != "running" or run.lease_owner != self.owner:
                 return
-            try:
-                state = await self._prepare(session, run)
-            except InputError as exc:
-                failure: tuple[str, str] | None = ("user_error", "; ".join(exc.errors))
-            except Exception:
-                log.exception("run %s: could not be prepared", run_id)
-                failure = ("internal_error", "The run could not be started.")
+            failure: tuple[str, str] | None = None
+            if resumed and run.attempt > self._max_attempts:
+                failure = ("worker_lost", f"The run's worker was lost {run.attempt - 1} times.")
             else:
-                failure = None
+                try:
+                    state = await self._prepare(session, run)
+                except InputError as exc:
+                    failure = ("user_error", "; ".join(exc.errors))
+                except Exception:
+                    log.exception("run %s: could not be prepared", run_id)
+                    failure = ("internal_error", "The run could not be started.")
         if failure is not None:
-            await self._fail_before_start(run, *failure)
-            self._spawn(self._start_next(run.session_id))
+            await outcomes.fail_unstarted(self.maker, self.bus, self.notifier, run, *failure)
             return
         channel = self.bus.open(run_id, run.last_seq + 1)
         recorder = RunRecorder(
@@ -177,229 +197,116 @@ class RunManager:
             maker=self.maker,
             channel=channel,
             owner=self.owner,
+            notifier=self.notifier,
             flush_interval=self._flush_interval,
         )
         try:
             if run.cancel_requested:
                 raise asyncio.CancelledError
-            await self._drive(state, recorder)
+            if resumed and run.last_seq > 0:
+                await recorder.add(
+                    RunContinued(
+                        run_id=run_id,
+                        session_id=run.session_id,
+                        agent_id=state.active_agent_id,
+                        reason="resumed",
+                    )
+                )
+            await self._drive(state, recorder, skip_start=run.last_seq > 0)
         except asyncio.CancelledError:
             await recorder.drain()
             if self._closing and run_id not in self._cancelling:
-                await self._hand_back(run_id)
+                await outcomes.hand_back(self.maker, run_id, self.owner)
                 return
-            await self._record_cancel(state, recorder)
+            await outcomes.record_cancel(state, recorder)
         except LeaseLost:
             log.warning("run %s: lease lost, another worker owns it", run_id)
-            return
         except Exception:
             log.exception("run %s: worker failed", run_id)
             await recorder.drain()
             with contextlib.suppress(Exception):
-                await self._record_error(state, recorder)
-        finally:
-            self.bus.close(channel)
-        self._spawn(self._start_next(state.session_id))
-
-    async def _drive(self, state: RunState, recorder: RunRecorder) -> None:
-        async for item in self.runner.stream(state):
-            if isinstance(item, Checkpoint):
-                await recorder.commit(values={"state": state.model_dump(mode="json")})
-                continue
-            name = item.event
-            if name in TERMINAL_EVENTS:
-                await self._record_end(state, recorder, item)
-                return
-            if name == "RunPaused":
-                await recorder.commit(
-                    item,
-                    values=self._outcome_values(state, "paused"),
-                    session_work=self._session_work(state, release=True, keep_history=False),
-                )
-                return
-            await recorder.add(item)
-
-    # Recording outcomes ------------------------------------------------------------
-
-    def _outcome_values(self, state: RunState, status: str) -> dict[str, Any]:
-        now = utcnow()
-        output = state.to_output(updated_at=utcnow_iso())
-        output.status = status  # type: ignore[assignment]
-        values: dict[str, Any] = {
-            "status": status,
-            "state": state.model_dump(mode="json"),
-            "output": output.model_dump(mode="json"),
-            "content": output.content,
-            "content_type": output.content_type,
-            "error": output.error.model_dump() if output.error else None,
-            "metrics": output.metrics.model_dump(mode="json"),
-            "last_agent_id": state.last_agent_id,
-            "model": state.model,
-            "updated_at": now,
-        }
-        if status != "paused":
-            values.update(finished_at=now, lease_owner=None, lease_expires_at=None)
-        else:
-            values.update(lease_owner=None, lease_expires_at=None)
-        return values
-
-    def _session_work(
-        self, state: RunState, *, release: bool, keep_history: bool
-    ) -> Callable[[AsyncSession], Awaitable[None]]:
-        async def work(session: AsyncSession) -> None:
-            stored = await repository.get_session(session, state.session_id)
-            if stored is not None:
-                stored.state = dict(state.session_state)
-                stored.updated_at = utcnow()
-            if keep_history:
-                await repository.add_messages(
-                    session, state.session_id, state.run_id, state.new_messages()
-                )
-            if release:
-                await repository.release_session(session, state.session_id, state.run_id)
-
-        return work
-
-    async def _record_end(
-        self, state: RunState, recorder: RunRecorder, event: BaseEvent | RunCompleted
-    ) -> None:
-        status = {"RunCompleted": "completed", "RunError": "error", "RunCancelled": "cancelled"}[
-            event.event
-        ]
-        await recorder.commit(
-            event,
-            values=self._outcome_values(state, status),
-            session_work=self._session_work(
-                state, release=True, keep_history=status == "completed"
-            ),
-        )
-
-    async def _record_cancel(self, state: RunState, recorder: RunRecorder) -> None:
-        state.status = "cancelled"
-        event = RunCancelled(
-            run_id=state.run_id,
-            session_id=state.session_id,
-            agent_id=state.active_agent_id,
-            reason="cancelled by request",
-        )
-        await self._record_end(state, recorder, event)
-
-    async def _record_error(self, state: RunState, recorder: RunRecorder) -> None:
-        state.status = "error"
-        state.error = RunError(code="internal_error", message="The run failed unexpectedly.")
-        event = RunErrorEvent(
-            run_id=state.run_id,
-            session_id=state.session_id,
-            agent_id=state.active_agent_id,
-            error=state.error,
-            content=state.error.message,
-        )
-        await self._record_end(state, recorder, event)
-
-    async def _fail_before_start(self, run: Run, code: str, message: str) -> None:
-        """A run that cannot even start (its agent is gone, its input no longer fits)."""
-        error = RunErrorEvent(
-            run_id=run.id,
-            session_id=run.session_id,
-            agent_id=run.agent_id,
-            error=RunError(code=code, message=message),
-            content=message,
-        )
-        channel = self.bus.open(run.id, run.last_seq + 1)
-        recorder = RunRecorder(
-            run_id=run.id,
-            last_seq=run.last_seq,
-            maker=self.maker,
-            channel=channel,
-            owner=self.owner,
-        )
-
-        async def release(session: AsyncSession) -> None:
-            await repository.release_session(session, run.session_id, run.id)
-
-        try:
-            await recorder.commit(
-                error,
-                values={
-                    "status": "error",
-                    "error": error.error.model_dump(),
-                    "finished_at": utcnow(),
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                },
-                session_work=release,
-            )
+                await outcomes.record_error(state, recorder)
         finally:
             self.bus.close(channel)
 
-    async def _finish_cancelled(self, run_id: str) -> None:
+    async def _drive(self, state: RunState, recorder: RunRecorder, *, skip_start: bool) -> None:
+        """Record what the engine yields. A checkpoint's state is written in the same
+        transaction as the next event (the one announcing it), never after it."""
+        checkpoint = False
+        async with contextlib.aclosing(self.runner.stream(state)) as stream:
+            async for item in stream:
+                if isinstance(item, Checkpoint):
+                    checkpoint = True
+                    continue
+                name = item.event
+                if name == "RunStarted" and skip_start:
+                    continue  # a fresh restart of a run whose first attempt announced it
+                if name in TERMINAL_EVENTS or name == "RunPaused":
+                    await outcomes.record_end(state, recorder, item)
+                    return
+                if checkpoint:
+                    await recorder.commit(item, values={"state": state.model_dump(mode="json")})
+                    checkpoint = False
+                else:
+                    await recorder.add(item)
+
+    async def _cancel_unstarted(self, run_id: str) -> None:
         async with self.maker() as session:
             run = await repository.get(session, run_id)
-        if run is None or run.status != "running":
-            return
-        await finish_without_worker(self.maker, self.bus, run, owner=self.owner)
-
-    async def _hand_back(self, run_id: str) -> None:
-        """Shutting down: leave the run running with an expired lease for the next worker."""
-        async with self.maker() as session, session.begin():
-            await repository.update_owned(
-                session, run_id, self.owner, {"lease_owner": None, "lease_expires_at": utcnow()}
-            )
-        log.info("run %s handed back", run_id)
+        if run is not None and run.status == "running":
+            with contextlib.suppress(LeaseLost):
+                await outcomes.cancel_without_worker(
+                    self.maker,
+                    self.bus,
+                    self.notifier,
+                    run,
+                    owner=self.owner,
+                    statuses=("running",),
+                )
 
     # Claiming ------------------------------------------------------------------------
 
-    async def claim(self, run_id: str, from_statuses: tuple[str, ...]) -> bool:
-        """Take a run for this worker (status becomes running, lease ours)."""
+    async def claim_queued(self) -> int:
+        """Start queued runs while this worker has capacity; returns how many."""
+        room = self.max_concurrent_runs - len(self._tasks)
+        if room <= 0 or self._closing:
+            return 0
+        claimed: list[str] = []
         async with self.maker() as session, session.begin():
-            return await repository.transition(
-                session,
-                run_id,
-                from_statuses,
-                {
-                    "status": "running",
-                    "lease_owner": self.owner,
-                    "lease_expires_at": repository.lease_until(self.lease_seconds),
-                    "started_at": utcnow(),
-                    "attempt": Run.attempt + 1,
-                },
-            )
+            for run_id, session_id in await repository.claimable_queued(session, room):
+                if not await repository.acquire_session(session, session_id, run_id):
+                    continue
+                values = {"status": "running", "started_at": utcnow(), **self.lease()}
+                values["attempt"] = Run.attempt + 1
+                if await repository.transition(session, run_id, ("queued",), values):
+                    claimed.append(run_id)
+        for run_id in claimed:
+            self.launch(run_id)
+        return len(claimed)
 
-    async def _start_next(self, session_id: str) -> None:
-        """When a session's active run ended, start its oldest queued run."""
-        if self._closing:
-            return
-        async with self.maker() as session, session.begin():
-            run_id = await repository.next_queued(session, session_id)
-            if run_id is None or not await repository.acquire_session(session, session_id, run_id):
-                return
-            claimed = await repository.transition(
-                session,
-                run_id,
-                ("queued",),
-                {
-                    "status": "running",
-                    "lease_owner": self.owner,
-                    "lease_expires_at": repository.lease_until(self.lease_seconds),
-                    "started_at": utcnow(),
-                    "attempt": Run.attempt + 1,
-                },
-            )
-            if not claimed:
-                await repository.release_session(session, session_id, run_id)
-                return
-        self.launch(run_id)
+    async def take_over_stale(self) -> int:
+        """Resume running runs whose worker's lease ran out."""
+        room = self.max_concurrent_runs - len(self._tasks)
+        if room <= 0 or self._closing:
+            return 0
+        async with self.maker() as session:
+            stale = await repository.stale_runs(session, utcnow(), limit=room)
+        taken = 0
+        for run_id in stale:
+            if run_id in self._tasks:
+                continue
+            async with self.maker() as session, session.begin():
+                until = repository.lease_until(self.lease_seconds)
+                won = await repository.take_over(session, run_id, self.owner, until)
+            if won:
+                log.info("run %s: resuming, its worker was lost", run_id)
+                self.launch(run_id, resumed=True)
+                taken += 1
+        return taken
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                async with self.maker() as session, session.begin():
-                    await repository.renew_leases(
-                        session, self.owner, repository.lease_until(self.lease_seconds)
-                    )
-            except Exception:
-                log.warning("lease renewal failed", exc_info=True)
+    async def sweep(self) -> None:
+        await self.take_over_stale()
+        await self.claim_queued()
 
     async def _sweeper(self) -> None:
         while True:
@@ -407,69 +314,21 @@ class RunManager:
                 await self.sweep()
             except Exception:
                 log.warning("sweep failed", exc_info=True)
-            await asyncio.sleep(self._sweep_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sweep_interval):
+                    await self._work.wait()
+            self._work.clear()
 
-    async def sweep(self) -> None:
-        """Resume runs whose worker vanished; start queued runs whose session is free."""
-        async with self.maker() as session:
-            stale = await repository.stale_runs(session, utcnow(), limit=50)
-            queued = await repository.startable_queued(session, limit=50)
-        for run_id in stale:
-            if run_id in self._tasks:
-                continue
-            async with self.maker() as session, session.begin():
-                taken = await repository.take_over(
-                    session, run_id, self.owner, repository.lease_until(self.lease_seconds)
-                )
-            if taken:
-                log.info("run %s: resuming after its worker was lost", run_id)
-                self.launch(run_id)
-        for _run_id, session_id in queued:
-            await self._start_next(session_id)
-
-
-async def finish_without_worker(
-    maker: async_sessionmaker[AsyncSession],
-    bus: EventBus,
-    run: Run,
-    *,
-    owner: str | None,
-    statuses: tuple[str, ...] | None = None,
-) -> None:
-    """Record RunCancelled for a run no worker is executing (queued or paused);
-    raises LeaseLost when its status is no longer one of `statuses`."""
-    event = RunCancelled(
-        run_id=run.id,
-        session_id=run.session_id,
-        agent_id=run.last_agent_id or run.agent_id,
-        reason="cancelled by request",
-    )
-    channel = bus.open(run.id, run.last_seq + 1)
-    recorder = RunRecorder(
-        run_id=run.id,
-        last_seq=run.last_seq,
-        maker=maker,
-        channel=channel,
-        owner=owner,
-        expect_statuses=statuses,
-    )
-    output = dict(run.output or {})
-    output.update(status="cancelled")
-
-    async def release(session: AsyncSession) -> None:
-        await repository.release_session(session, run.session_id, run.id)
-
-    try:
-        await recorder.commit(
-            event,
-            values={
-                "status": "cancelled",
-                "output": output or None,
-                "finished_at": utcnow(),
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
-            session_work=release,
-        )
-    finally:
-        bus.close(channel)
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                async with self.maker() as session, session.begin():
+                    until = repository.lease_until(self.lease_seconds)
+                    await repository.renew_leases(session, self.owner, until)
+                    cancels = await repository.cancel_requested_among(session, self.owner)
+                for run_id in cancels:
+                    if run_id in self._tasks and run_id not in self._cancelling:
+                        self._spawn(self.cancel(run_id))
+            except Exception:
+                log.warning("lease renewal failed", exc_info=True)

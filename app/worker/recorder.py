@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import BaseEvent, RunCompleted
 from app.runs import repository
 from app.worker.bus import Frame, RunChannel
+from app.worker.notify import Notifier
 
 log = logging.getLogger("agentd.worker")
 
@@ -48,6 +51,7 @@ class RunRecorder:
         maker: async_sessionmaker[AsyncSession],
         channel: RunChannel,
         owner: str | None,
+        notifier: Notifier,
         expect_statuses: tuple[str, ...] | None = None,
         flush_interval: float = 0.02,
         max_batch: int = 64,
@@ -57,6 +61,7 @@ class RunRecorder:
         self._maker = maker
         self._channel = channel
         self._owner = owner
+        self.notifier = notifier
         self._statuses = expect_statuses
         self._interval = flush_interval
         self._max_batch = max_batch
@@ -121,6 +126,22 @@ class RunRecorder:
             event.seq = seq
             frames.append(Frame(seq, event.event, encode_event(event)))
         now = utcnow()
+        try:
+            await self._store(frames, seq, now, values, session_work)
+        except IntegrityError:  # these seqs exist: another writer owns the run now
+            raise LeaseLost(self.run_id) from None
+        self.committed_seq = seq
+        if frames:
+            self._channel.publish(frames)
+
+    async def _store(
+        self,
+        frames: list[Frame],
+        seq: int,
+        now: datetime,
+        values: dict[str, Any],
+        session_work: SessionWork | None,
+    ) -> None:
         async with self._maker() as session, session.begin():
             await repository.insert_events(
                 session,
@@ -140,9 +161,8 @@ class RunRecorder:
                 raise LeaseLost(self.run_id)
             if session_work is not None:
                 await session_work(session)
-        self.committed_seq = seq
-        if frames:
-            self._channel.publish(frames)
+            if frames:
+                await self.notifier.events_committed(session, self.run_id, seq)
 
     async def _settle(self) -> None:
         """Wait for a write that outlived its cancelled caller, so writes never overlap."""

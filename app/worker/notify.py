@@ -1,0 +1,175 @@
+"""Wake-ups across processes: PostgreSQL LISTEN/NOTIFY.
+
+Notifications are hints, never payloads: `run_id:seq` on the events channel
+when a batch of a run's events is committed, and `cancel:<run_id>` / `work` on
+the control channel. Subscribers read the events from the table; a short poll
+covers a missed notification. On SQLite (one process) there is nothing to
+listen to and waiting falls back to the poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger("agentd.notify")
+
+EVENTS_CHANNEL = "agentd_events"
+CONTROL_CHANNEL = "agentd_control"
+
+ControlHandler = Callable[[str, str], None]
+
+
+class Notifier:
+    """In-process waiters keyed by run_id; subclasses add a cross-process transport."""
+
+    #: How long a subscriber without a notification waits before reading again.
+    poll_interval = 0.2
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._control: list[ControlHandler] = []
+
+    def on_control(self, handler: ControlHandler) -> None:
+        self._control.append(handler)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def events_committed(self, session: AsyncSession, run_id: str, seq: int) -> None:
+        """Called inside the transaction that stored events up to `seq`."""
+        return None
+
+    async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
+        """Tell every process (this one too) about a cancel or new work."""
+        self._dispatch_control(kind, payload)
+
+    async def wait_run(self, run_id: str, within: float) -> None:
+        """Return on a notification for `run_id`, or after `within` seconds."""
+        event = self._waiters.get(run_id)
+        if event is None:
+            event = self._waiters[run_id] = asyncio.Event()
+        try:
+            async with asyncio.timeout(within):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            if self._waiters.get(run_id) is event and event.is_set():
+                del self._waiters[run_id]
+
+    def _wake(self, run_id: str) -> None:
+        event = self._waiters.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+    def _dispatch_control(self, kind: str, payload: str) -> None:
+        for handler in self._control:
+            try:
+                handler(kind, payload)
+            except Exception:
+                log.exception("control handler failed for %s", kind)
+
+
+class PostgresNotifier(Notifier):
+    """LISTEN on one dedicated asyncpg connection, reconnecting when it drops."""
+
+    poll_interval = 1.0
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        url = make_url(database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="agentd-listen")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._connected.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def events_committed(self, session: AsyncSession, run_id: str, seq: int) -> None:
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": EVENTS_CHANNEL, "payload": f"{run_id}:{seq}"},
+        )
+
+    async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
+        message = f"{kind}:{payload}"
+        statement = text("SELECT pg_notify(:channel, :payload)")
+        params = {"channel": CONTROL_CHANNEL, "payload": message}
+        if session is not None:
+            await session.execute(statement, params)
+            return
+        try:
+            connection = await asyncpg.connect(self._dsn, timeout=5)
+            try:
+                await connection.execute("SELECT pg_notify($1, $2)", CONTROL_CHANNEL, message)
+            finally:
+                await connection.close()
+        except (OSError, asyncpg.PostgresError):
+            log.warning("control notification %s failed", kind, exc_info=True)
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            connection: Any = None
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=10)
+                await connection.add_listener(EVENTS_CHANNEL, self._on_event)
+                await connection.add_listener(CONTROL_CHANNEL, self._on_control)
+                self._connected.set()
+                delay = 0.5
+                closed = asyncio.Event()
+                connection.add_termination_listener(_setter(closed))
+                await closed.wait()
+                log.warning("notification connection closed; reconnecting")
+            except asyncio.CancelledError:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+                raise
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("notification connection failed: %s", exc)
+            self._connected.clear()
+            # Subscribers fall back to polling meanwhile; wake them all to re-read.
+            for run_id in list(self._waiters):
+                self._wake(run_id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+    def _on_event(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        run_id, _, _seq = payload.rpartition(":")
+        self._wake(run_id)
+
+    def _on_control(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        self._dispatch_control(kind, rest)
+
+
+def _setter(event: asyncio.Event) -> Callable[[Any], None]:
+    return lambda _connection: event.set()
+
+
+def create_notifier(database_url: str) -> Notifier:
+    if database_url.startswith("postgresql"):
+        return PostgresNotifier(database_url)
+    return Notifier()

@@ -1,0 +1,216 @@
+"""How a run's end is recorded: status, output, session history and state, the
+session released, and other workers told there may be work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.engine.events import BaseEvent, RunCancelled, RunCompleted, RunErrorEvent, utcnow_iso
+from app.engine.output import RunError
+from app.engine.state import RunState
+from app.runs import repository
+from app.tables import Run
+from app.worker.bus import EventBus
+from app.worker.notify import Notifier
+from app.worker.recorder import RunRecorder
+
+log = logging.getLogger("agentd.worker")
+
+END_STATUS = {
+    "RunCompleted": "completed",
+    "RunError": "error",
+    "RunCancelled": "cancelled",
+    "RunPaused": "paused",
+}
+
+SessionWork = Callable[[AsyncSession], Awaitable[None]]
+
+
+def outcome_values(state: RunState, status: str) -> dict[str, Any]:
+    """The run-row columns for a run that ended or paused."""
+    now = utcnow()
+    output = state.to_output(updated_at=utcnow_iso())
+    output.status = status  # type: ignore[assignment]
+    values: dict[str, Any] = {
+        "status": status,
+        "state": state.model_dump(mode="json"),
+        "output": output.model_dump(mode="json"),
+        "content": output.content,
+        "content_type": output.content_type,
+        "error": output.error.model_dump() if output.error else None,
+        "metrics": output.metrics.model_dump(mode="json"),
+        "last_agent_id": state.last_agent_id,
+        "model": state.model,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if status != "paused":
+        values["finished_at"] = now
+    return values
+
+
+def release_work(
+    notifier: Notifier,
+    session_id: str,
+    run_id: str,
+    *,
+    state: RunState | None = None,
+    keep_history: bool = False,
+) -> SessionWork:
+    """Release the session (saving its state and history first), and wake claimers."""
+
+    async def work(session: AsyncSession) -> None:
+        if state is not None:
+            stored = await repository.get_session(session, session_id)
+            if stored is not None:
+                stored.state = dict(state.session_state)
+                stored.updated_at = utcnow()
+            if keep_history:
+                await repository.add_messages(session, session_id, run_id, state.new_messages())
+        await repository.release_session(session, session_id, run_id)
+        await notifier.control(session, "work")
+
+    return work
+
+
+async def record_end(
+    state: RunState, recorder: RunRecorder, event: BaseEvent | RunCompleted
+) -> None:
+    status = END_STATUS[event.event]
+    await recorder.commit(
+        event,
+        values=outcome_values(state, status),
+        session_work=release_work(
+            recorder.notifier,
+            state.session_id,
+            state.run_id,
+            state=state,
+            keep_history=status == "completed",
+        ),
+    )
+
+
+async def record_cancel(state: RunState, recorder: RunRecorder) -> None:
+    state.status = "cancelled"
+    event = RunCancelled(
+        run_id=state.run_id,
+        session_id=state.session_id,
+        agent_id=state.active_agent_id,
+        reason="cancelled by request",
+    )
+    await record_end(state, recorder, event)
+
+
+async def record_error(state: RunState, recorder: RunRecorder) -> None:
+    state.status = "error"
+    state.error = RunError(code="internal_error", message="The run failed unexpectedly.")
+    event = RunErrorEvent(
+        run_id=state.run_id,
+        session_id=state.session_id,
+        agent_id=state.active_agent_id,
+        error=state.error,
+        content=state.error.message,
+    )
+    await record_end(state, recorder, event)
+
+
+async def _finish_stored(
+    maker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    notifier: Notifier,
+    run: Run,
+    event: BaseEvent,
+    values: dict[str, Any],
+    *,
+    owner: str | None,
+    statuses: tuple[str, ...] | None,
+) -> None:
+    channel = bus.open(run.id, run.last_seq + 1)
+    recorder = RunRecorder(
+        run_id=run.id,
+        last_seq=run.last_seq,
+        maker=maker,
+        channel=channel,
+        owner=owner,
+        notifier=notifier,
+        expect_statuses=statuses,
+    )
+    now = utcnow()
+    values = {
+        "finished_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        **values,
+    }
+    try:
+        await recorder.commit(
+            event, values=values, session_work=release_work(notifier, run.session_id, run.id)
+        )
+    finally:
+        bus.close(channel)
+
+
+async def fail_unstarted(
+    maker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    notifier: Notifier,
+    run: Run,
+    code: str,
+    message: str,
+) -> None:
+    """End a run that cannot start or resume (its agent is gone, its workers keep dying)."""
+    error = RunError(code=code, message=message)
+    event = RunErrorEvent(
+        run_id=run.id,
+        session_id=run.session_id,
+        agent_id=run.last_agent_id or run.agent_id,
+        error=error,
+        content=message,
+    )
+    output = dict(run.output or {})
+    values = {"status": "error", "error": error.model_dump()}
+    if output:
+        values["output"] = {**output, "status": "error", "error": error.model_dump()}
+    await _finish_stored(
+        maker, bus, notifier, run, event, values, owner=run.lease_owner, statuses=("running",)
+    )
+
+
+async def cancel_without_worker(
+    maker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    notifier: Notifier,
+    run: Run,
+    *,
+    owner: str | None,
+    statuses: tuple[str, ...] | None = None,
+) -> None:
+    """Record RunCancelled for a run no worker executes (queued, paused, or not yet
+    started); raises LeaseLost when its status is no longer one of `statuses`."""
+    event = RunCancelled(
+        run_id=run.id,
+        session_id=run.session_id,
+        agent_id=run.last_agent_id or run.agent_id,
+        reason="cancelled by request",
+    )
+    output = dict(run.output or {})
+    values: dict[str, Any] = {"status": "cancelled"}
+    if output:
+        values["output"] = {**output, "status": "cancelled", "requirements": []}
+    await _finish_stored(maker, bus, notifier, run, event, values, owner=owner, statuses=statuses)
+
+
+async def hand_back(maker: async_sessionmaker[AsyncSession], run_id: str, owner: str) -> None:
+    """Shutting down: leave the run running with an expired lease for the next worker."""
+    async with maker() as session, session.begin():
+        await repository.update_owned(
+            session, run_id, owner, {"lease_owner": None, "lease_expires_at": utcnow()}
+        )
+    log.info("run %s handed back", run_id)
