@@ -57,3 +57,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme.split("##", 1)[0]
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_compose_runs_two_replicas_on_one_database() -> None:
+    binary = shutil.which("docker-compose")
+    assert binary
+    result = subprocess.run(
+        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = result.stdout
+    urls = re.findall(r"DATABASE_URL: (\S+)", config)
+    assert len(urls) == 2 and len(set(urls)) == 1
+    assert "8000:8000" in config.replace('"', "") or "published: 8000" in config

@@ -51,3 +51,19 @@ async def test_upgrade_head_then_downgrade_base(backend: str, tmp_path: object) 
         await engine.dispose()
         if backend == "postgres":
             await drop_postgres_database(url)
+
+
+async def test_concurrent_upgrades_on_postgres_take_turns() -> None:
+    """Replicas starting together: every upgrade succeeds and the schema is at head."""
+    import asyncio
+
+    url = await create_postgres_database("agentd_migrate_race")
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        async with asyncio.timeout(60):  # without the lock the upgrades deadlock
+            await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        assert await migrate.current_revision(engines[0]) == migrate.head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        await drop_postgres_database(url)
