@@ -1,0 +1,122 @@
+"""The whole service against an OpenAI-compatible server over real HTTP: what the
+model receives (instructions, history, tools) and what the client gets back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.script import Reply, ToolCall, error_reply
+from tests.runs.conftest import LiveServer
+from tests.sse_client import collect, names
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def served(
+    database_url: str, db_engine: object, fake: FakeOpenAIServer
+) -> AsyncIterator[LiveServer]:
+    settings = make_settings(
+        database_url, openai_base_url=fake.base_url, openai_api_key="sk-test", model_max_retries=1
+    )
+    server = LiveServer(settings)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_history_and_instructions_reach_the_model(
+    served: LiveServer, fake: FakeOpenAIServer
+) -> None:
+    async with served.client() as client:
+        await client.post(
+            "/v1/agents",
+            json={
+                "id": "gpt",
+                "model": "openai:gpt-test",
+                "instructions": "Be brief.",
+                "history": {"num_runs": 1},
+            },
+        )
+        for text in ("one", "two", "three"):
+            run = (
+                await client.post("/v1/agents/gpt/runs", json={"input": text, "session_id": "h"})
+            ).json()
+            assert run["status"] == "completed", run
+            assert run["content"] == text
+    sent = fake.last_request.body
+    assert sent["model"] == "gpt-test"
+    assert sent["stream"] is True
+    assert fake.last_request.headers["authorization"] == "Bearer sk-test"
+    contents = [(m["role"], m["content"]) for m in sent["messages"]]
+    assert contents == [
+        ("system", "Be brief."),
+        ("user", "two"),
+        ("assistant", "two"),
+        ("user", "three"),
+    ]
+
+
+async def test_tool_round_trip_streamed(served: LiveServer, fake: FakeOpenAIServer) -> None:
+    fake.enqueue(
+        Reply(text="Checking. ", tool_calls=[ToolCall("calculator", {"expression": "6*7"})]),
+        Reply(text="It is 42."),
+    )
+    async with served.client() as client:
+        await client.post(
+            "/v1/agents", json={"id": "calc", "model": "openai:gpt-test", "tools": ["calculator"]}
+        )
+        async with client.stream(
+            "POST",
+            "/v1/agents/calc/runs",
+            json={"input": "6 times 7?", "stream": True, "stream_events": True},
+        ) as response:
+            messages = await collect(response)
+    assert names(messages) == [
+        "RunStarted",
+        "RunContent",
+        "ToolCallStarted",
+        "ToolCallCompleted",
+        "RunContent",
+        "RunContent",
+        "RunContent",
+        "RunContentCompleted",
+        "RunCompleted",
+    ]
+    tool = next(m.data["tool"] for m in messages if m.event == "ToolCallCompleted")
+    assert (tool["tool_name"], tool["tool_args"], tool["status"]) == (
+        "calculator",
+        {"expression": "6*7"},
+        "completed",
+    )
+    final = messages[-1].data
+    assert final["metrics"]["model_calls"] == 2
+    assert final["metrics"]["input_tokens"] == 20
+    second = fake.requests[-1].body["messages"]
+    assert second[-1]["role"] == "tool" and "42" in second[-1]["content"]
+
+
+async def test_provider_failure_is_a_run_error(served: LiveServer, fake: FakeOpenAIServer) -> None:
+    fake.enqueue(error_reply(500, "upstream down"), error_reply(500, "upstream down"))
+    async with served.client() as client:
+        await client.post("/v1/agents", json={"id": "gpt", "model": "openai:gpt-test"})
+        run = (await client.post("/v1/agents/gpt/runs", json={"input": "hi"})).json()
+    assert run["status"] == "error"
+    assert run["error"]["code"] == "model_provider_error"
+    assert "sk-test" not in run["error"]["message"]
+    assert len(fake.requests) == 2  # one retry, then the error
+
+
+async def test_client_gets_problem_for_unknown_agent(served: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        response = await client.post("/v1/agents/none/runs", json={"input": "x"})
+    assert response.status_code == 404
