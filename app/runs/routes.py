@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
@@ -53,14 +54,20 @@ async def _answer(
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/v1/runs/{run_id}"},
         )
-    frames = follow(run_id, after, manager=manager, maker=maker)
+    shutdown = anyio.Event()
+    frames = follow(run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set)
     if options.stream:
 
         def on_close(finished: bool) -> None:
-            if not finished and options.on_disconnect == "cancel":
+            if not finished and options.on_disconnect == "cancel" and not shutdown.is_set():
                 manager.request_cancel(run_id)
 
-        return event_stream(frames, content_only=not options.stream_events, on_close=on_close)
+        return event_stream(
+            frames,
+            shutdown=shutdown,
+            content_only=not options.stream_events,
+            on_close=on_close,
+        )
     try:
         async for _frame in frames:
             pass
@@ -224,5 +231,6 @@ async def run_events(
     await session.commit()
     start = parse_last_event_id(last_event_id, after)
     maker = request.app.state.sessionmaker
-    frames = follow(run_id, start, manager=manager, maker=maker)
-    return event_stream(frames)
+    shutdown = anyio.Event()
+    frames = follow(run_id, start, manager=manager, maker=maker, stopping=shutdown.is_set)
+    return event_stream(frames, shutdown=shutdown)

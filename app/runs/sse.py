@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
 
@@ -21,6 +22,7 @@ from app.worker.manager import RunManager
 RETRY_MS = 2000
 PING_SECONDS = 15
 SEND_TIMEOUT = 30.0
+SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
 
 ENDED = frozenset({"completed", "error", "cancelled"})
 
@@ -31,12 +33,13 @@ async def follow(
     *,
     manager: RunManager,
     maker: async_sessionmaker[AsyncSession],
+    stopping: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Frame]:
     bus, notifier = manager.bus, manager.notifier
     poll_interval = notifier.poll_interval
     cursor = after
     paused_at: int | None = None  # a RunPaused seen last: the end, unless more follows
-    while not manager.closing:
+    while not (manager.closing or stopping()):
         channel = bus.get(run_id)
         if channel is not None and channel.covers(cursor):
             frames = channel.since(cursor)
@@ -84,10 +87,15 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
 def event_stream(
     frames: AsyncIterator[Frame],
     *,
+    shutdown: anyio.Event,
     content_only: bool = False,
     on_close: Callable[[bool], None] | None = None,
 ) -> EventSourceResponse:
-    """An SSE response: `id` = seq, `event` = name, a retry hint, pings when idle."""
+    """An SSE response: `id` = seq, `event` = name, a retry hint, pings when idle.
+
+    When the server shuts down, `shutdown` is set and `frames` (a `follow` given
+    `stopping=shutdown.is_set`) ends within SHUTDOWN_GRACE: the stream closes
+    cleanly and the client re-attaches elsewhere with Last-Event-ID."""
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -106,5 +114,7 @@ def event_stream(
         body(),
         ping=PING_SECONDS,
         send_timeout=SEND_TIMEOUT,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE,
         headers={"X-Accel-Buffering": "no"},
     )

@@ -153,26 +153,33 @@ async def test_killed_worker_run_completes_elsewhere_tool_once(pg_cluster: Clust
     assert run["metrics"]["tool_calls"] == 1
 
 
-async def test_sigterm_hands_runs_back(pg_cluster: Cluster) -> None:
+async def test_sigterm_ends_streams_and_hands_runs_back(pg_cluster: Cluster) -> None:
     a = await pg_cluster.add(LEASE_SECONDS="30")
     b = await pg_cluster.add(LEASE_SECONDS="30")
     async with a.client() as client:
         await create_agents(client)
     run_id = await start_background(a, "slow", SLOW_WORDS)
+    seen: list[SSEMessage] = []
+    async with a.client() as client, client.stream("GET", f"/v1/runs/{run_id}/events") as stream:
+        async for message in iter_sse(stream):
+            seen.append(message)
+            if len(seen) == 3:
+                started = time.monotonic()
+                a.terminate()
+        # The stream ended (cleanly, without its terminal event) as the replica stopped.
+    code = await a.wait()
+    assert time.monotonic() - started < 6  # within the graceful-shutdown timeout
+    assert code in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert seen[-1].event not in {"RunCompleted", "RunCancelled", "RunError"}
     async with b.client() as client:
-        await asyncio.sleep(0.4)
-        started = time.monotonic()
-        a.terminate()
-        code = await a.wait()
-        assert time.monotonic() - started < 6  # within the graceful-shutdown timeout
-        assert code in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
         # Handed back, not left to a 30 s lease: B resumes it at once.
         run = await wait_status(client, run_id, {"completed", "error"}, within=10)
         assert run["status"] == "completed"
-        async with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
-            messages = await collect(response)
-    assert_gap_free(messages)
-    assert "RunContinued" in names(messages)
+    rest = await follow_to_end(b, run_id, seen[-1].id or 0)
+    everything = seen + rest
+    assert_gap_free(everything)
+    assert everything[-1].event == "RunCompleted"
+    assert "RunContinued" in names(rest)
 
 
 async def test_sqlite_crash_then_restart_resumes(sqlite_cluster: Cluster) -> None:
