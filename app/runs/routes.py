@@ -8,6 +8,7 @@ import contextlib
 from typing import Annotated, Any
 
 import anyio
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
@@ -20,6 +21,7 @@ from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_
 from app.runs import repository, service
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
 from app.runs.sse import event_stream, follow, parse_last_event_id
+from app.worker.bus import Frame
 from app.worker.manager import RunManager
 from app.worker.outcomes import cancel_without_worker
 from app.worker.recorder import LeaseLost
@@ -68,17 +70,26 @@ async def _answer(
             content_only=not options.stream_events,
             on_close=on_close,
         )
+    last: Frame | None = None
     try:
-        async for _frame in frames:
-            pass
+        async for frame in frames:
+            last = frame
     except asyncio.CancelledError:
         if options.on_disconnect == "cancel":
             manager.request_cancel(run_id)
         raise
+    if last is not None and last.event == "RunCompleted":
+        # The event carries the whole RunOutput as stored: no need to read it back.
+        output = orjson.loads(last.data)
+        output.pop("event", None)
+        output.pop("seq", None)
+        return Response(orjson.dumps(output), media_type="application/json")
     async with maker() as session:
         run = await service.get(session, run_id)
-    output = service.output_of(run).model_dump(mode="json")
-    return JSONResponse(output, status_code=status.HTTP_200_OK)
+    return Response(
+        orjson.dumps(service.output_of(run).model_dump(mode="json")),
+        media_type="application/json",
+    )
 
 
 @router.post(
@@ -110,7 +121,7 @@ async def create_run(
     run_id, session_id = started.run.id, started.run.session_id
     await session.commit()
     if started.launch:
-        manager.launch(run_id)
+        manager.launch(run_id, run=started.run, state=started.state)
     if started.interrupt is not None:
         await manager.cancel(started.interrupt)
     return await _answer(request, manager, run_id, session_id, body, 0, created=True)

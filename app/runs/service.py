@@ -47,6 +47,9 @@ class Started:
     run: Run
     launch: bool
     interrupt: str | None = None
+    # The engine state to start from, when the request could build all of it
+    # (a new session has no history): the worker then skips reloading.
+    state: RunState | None = None
 
 
 def _overrides(body: RunCreate) -> dict[str, Any]:
@@ -103,8 +106,10 @@ def new_state(
 
 async def _session_for(
     session: AsyncSession, session_id: str, body: RunCreate, agent_id: str
-) -> Session:
+) -> tuple[Session, bool]:
+    """The run's session, created when new; and whether it was created now."""
     stored = await repository.get_session(session, session_id)
+    created = stored is None
     if stored is None:
         now = utcnow()
         stored = Session(
@@ -119,12 +124,13 @@ async def _session_for(
             async with session.begin_nested():
                 session.add(stored)
         except IntegrityError:  # created by a concurrent request just now
+            created = False
             stored = await repository.get_session(session, session_id)
             assert stored is not None
     if body.session_state:
         stored.state = {**stored.state, **body.session_state}
         stored.updated_at = utcnow()
-    return stored
+    return stored, created
 
 
 async def create(
@@ -148,14 +154,17 @@ async def create(
             "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
         },
         metadata_=body.metadata,
+        last_seq=0,
+        cancel_requested=False,
+        attempt=0,
         created_at=now,
         updated_at=now,
     )
     try:  # reject bad input now, not when a worker picks the run up
-        new_state(runner, spec, run, history=[], state={})
+        state = new_state(runner, spec, run, history=[], state=dict(body.session_state or {}))
     except InputError as exc:
         raise input_failed(exc) from None
-    stored_session = await _session_for(session, run.session_id, body, agent.id)
+    stored_session, created = await _session_for(session, run.session_id, body, agent.id)
     session.add(run)
     await session.flush()
     if await repository.acquire_session(session, run.session_id, run.id):
@@ -168,7 +177,7 @@ async def create(
         run.started_at = now
         run.attempt = 1
         await session.flush()
-        return Started(run, launch=True)
+        return Started(run, launch=True, state=state if created else None)
     active = stored_session.active_run_id
     if body.multitask_strategy == "reject":
         raise SessionBusy(

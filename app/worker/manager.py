@@ -117,11 +117,20 @@ class RunManager:
 
     # Starting and cancelling ---------------------------------------------------
 
-    def launch(self, run_id: str, *, resumed: bool = False) -> None:
-        """Execute a run this worker has claimed (status running, lease ours)."""
+    def launch(
+        self,
+        run_id: str,
+        *,
+        resumed: bool = False,
+        run: Run | None = None,
+        state: RunState | None = None,
+    ) -> None:
+        """Execute a run this worker has claimed (status running, lease ours).
+        A fresh run may come with its row and its starting state, saving a reload."""
         if run_id in self._tasks:
             return
-        task = asyncio.create_task(self._execute(run_id, resumed), name=f"run-{run_id}")
+        preloaded = (run, state) if run is not None and state is not None else None
+        task = asyncio.create_task(self._execute(run_id, resumed, preloaded), name=f"run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda t: self._on_done(run_id, t))
 
@@ -171,11 +180,18 @@ class RunManager:
 
     # Executing -------------------------------------------------------------------
 
-    async def _execute(self, run_id: str, resumed: bool) -> None:
+    async def _execute(
+        self, run_id: str, resumed: bool, preloaded: tuple[Run, RunState] | None
+    ) -> None:
+        if preloaded is not None:
+            run, state = preloaded
+            await self._run(run, state, resumed)
+            return
         async with self.maker() as session:
-            run = await repository.get(session, run_id)
-            if run is None or run.status != "running" or run.lease_owner != self.owner:
+            found = await repository.get(session, run_id)
+            if found is None or found.status != "running" or found.lease_owner != self.owner:
                 return
+            run = found
             failure: tuple[str, str] | None = None
             if resumed and run.attempt > self._max_attempts:
                 failure = ("worker_lost", f"The run's worker was lost {run.attempt - 1} times.")
@@ -190,6 +206,10 @@ class RunManager:
         if failure is not None:
             await outcomes.fail_unstarted(self.maker, self.bus, self.notifier, run, *failure)
             return
+        await self._run(run, state, resumed)
+
+    async def _run(self, run: Run, state: RunState, resumed: bool) -> None:
+        run_id = run.id
         channel = self.bus.open(run_id, run.last_seq + 1)
         recorder = RunRecorder(
             run_id=run_id,

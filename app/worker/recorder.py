@@ -1,11 +1,12 @@
 """Stores a run's events in order, in batches, and publishes them after commit.
 
-Content deltas wait in a small buffer (flushed after `flush_interval` or
-`max_batch` events); every other event is committed together with whatever the
-buffer holds, and the run-row changes that go with it, before the worker goes
-on. Seqs are handed out inside the write, so a failed write leaves no gap.
-Writes are shielded from cancellation: `drain()` waits for the one in flight,
-so a cancelled worker never leaves a half-known batch behind.
+Events wait in a small buffer (flushed after `flush_interval` or `max_batch`
+events); an event that announces a checkpoint, and the run's last event, are
+committed at once together with whatever the buffer holds and the run-row
+changes that go with them, before the worker goes on. Seqs are handed out
+inside the write, so a failed write leaves no gap. Writes are shielded from
+cancellation: `drain()` waits for the one in flight, so a cancelled worker
+never leaves a half-known batch behind.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from app.worker.bus import Frame, RunChannel
 from app.worker.notify import Notifier
 
 log = logging.getLogger("agentd.worker")
-
-DELTA_EVENTS: frozenset[str] = frozenset({"RunContent", "ReasoningStep"})
 
 Event = BaseEvent | RunCompleted
 SessionWork = Callable[[AsyncSession], Awaitable[None]]
@@ -72,15 +71,13 @@ class RunRecorder:
         self._timer_task: asyncio.Task[None] | None = None
 
     async def add(self, event: Event) -> None:
-        """Record an event: deltas are batched, anything else is committed now."""
-        if event.event in DELTA_EVENTS:
-            self._buffer.append(event)
-            if len(self._buffer) >= self._max_batch:
-                await self.commit()
-            elif self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
-            return
-        await self.commit(event)
+        """Record an event in the next batch (within `flush_interval`). Events that
+        announce a checkpoint, and the run's end, go through `commit` instead."""
+        self._buffer.append(event)
+        if len(self._buffer) >= self._max_batch:
+            await self.commit()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
