@@ -72,8 +72,8 @@ async def _answer(
         )
     last: Frame | None = None
     try:
-        async for frame in frames:
-            last = frame
+        async for batch in frames:
+            last = batch[-1]
     except asyncio.CancelledError:
         if options.on_disconnect == "cancel":
             manager.request_cancel(run_id)
