@@ -88,7 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     manager = RunManager(
         maker=maker,
         runner=runner,
-        bus=EventBus(),
+        bus=EventBus(on_change=notifier.wake),
         notifier=notifier,
         prepare=prepare,
         lease_seconds=settings.lease_seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents import repository
@@ -10,14 +12,26 @@ from app.engine.spec import AgentSpec
 
 
 class StoredAgents:
-    """The engine's AgentResolver over the database; short read-only sessions."""
+    """The engine's AgentResolver over the database. A stored version never
+    changes, so specs by (id, version) are cached; "the newest" is always read."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, maker: async_sessionmaker[AsyncSession], cache_size: int = 1024) -> None:
         self._maker = maker
+        self._cache: OrderedDict[tuple[str, int], AgentSpec] = OrderedDict()
+        self._cache_size = cache_size
 
     async def get_agent(self, agent_id: str, version: int | None = None) -> AgentSpec:
+        if version is not None:
+            cached = self._cache.get((agent_id, version))
+            if cached is not None:
+                self._cache.move_to_end((agent_id, version))
+                return cached
         async with self._maker() as session:
-            return await load_spec(session, agent_id, version)
+            spec = await load_spec(session, agent_id, version)
+        self._cache[(spec.id, spec.version)] = spec
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return spec
 
 
 async def load_spec(session: AsyncSession, agent_id: str, version: int | None) -> AgentSpec:

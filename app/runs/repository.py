@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, null, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -97,7 +99,50 @@ async def transition(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(Run), [values])
+
+
 # Sessions -----------------------------------------------------------------
+
+
+async def create_session(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert a session unless one with that id exists; True when this call created it."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_(Session).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def merge_session_state(
+    session: AsyncSession, session_id: str, changes: dict[str, Any]
+) -> None:
+    stored = await get_session(session, session_id)
+    if stored is not None:
+        stored.state = {**stored.state, **changes}
+        stored.updated_at = utcnow()
+        await session.flush()
+
+
+async def finish_in_session(
+    session: AsyncSession, session_id: str, run_id: str, state: dict[str, Any] | None
+) -> None:
+    """Release the session if `run_id` holds it, saving the run's session state."""
+    values: dict[str, Any] = {
+        "active_run_id": case(
+            (Session.active_run_id == run_id, null()), else_=Session.active_run_id
+        ),
+        "updated_at": utcnow(),
+    }
+    if state is not None:
+        values["state"] = state
+    await session.execute(
+        update(Session)
+        .where(Session.id == session_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get_session(session: AsyncSession, session_id: str) -> Session | None:

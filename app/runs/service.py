@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents_service
@@ -27,7 +26,7 @@ from app.errors import (
 from app.ids import new_id
 from app.runs import repository
 from app.runs.schemas import RunContinue, RunCreate
-from app.tables import Run, Session
+from app.tables import Run
 from app.worker.manager import RunManager
 
 
@@ -104,86 +103,88 @@ def new_state(
     return fresh
 
 
-async def _session_for(
-    session: AsyncSession, session_id: str, body: RunCreate, agent_id: str
-) -> tuple[Session, bool]:
-    """The run's session, created when new; and whether it was created now."""
-    stored = await repository.get_session(session, session_id)
-    created = stored is None
-    if stored is None:
-        now = utcnow()
-        stored = Session(
-            id=session_id,
-            user_id=body.user_id,
-            agent_id=agent_id,
-            state={},
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(stored)
-        except IntegrityError:  # created by a concurrent request just now
-            created = False
-            stored = await repository.get_session(session, session_id)
-            assert stored is not None
-    if body.session_state:
-        stored.state = {**stored.state, **body.session_state}
-        stored.updated_at = utcnow()
-    return stored, created
-
-
 async def create(
     session: AsyncSession, manager: RunManager, runner: Runner, agent_id: str, body: RunCreate
 ) -> Started:
+    """Store a new run: started here when its session is free and this worker has
+    room, queued otherwise (or rejected, per `multitask_strategy`)."""
     agent = await agents_service.get(session, agent_id)
     spec = agents_service.spec_of(agent.id, agent.version, agent.spec)
     now = utcnow()
-    run = Run(
-        id=new_id(),
-        agent_id=agent.id,
-        agent_version=agent.version,
-        session_id=body.session_id or new_id(),
-        user_id=body.user_id,
-        status="queued",
-        model=spec.model_name,
-        input=_input_payload(body),
-        request={
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "agent_id": agent.id,
+        "agent_version": agent.version,
+        "session_id": body.session_id or new_id(),
+        "user_id": body.user_id,
+        "status": "queued",
+        "model": spec.model_name,
+        "input": _input_payload(body),
+        "request": {
             "overrides": _overrides(body),
             "multitask_strategy": body.multitask_strategy,
             "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
         },
-        metadata_=body.metadata,
-        last_seq=0,
-        cancel_requested=False,
-        attempt=0,
-        created_at=now,
-        updated_at=now,
-    )
+        "metadata_": body.metadata,
+        "content_type": "str",
+        "last_seq": 0,
+        "cancel_requested": False,
+        "attempt": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    run = Run(**values)  # a plain record: stored below with one INSERT
     try:  # reject bad input now, not when a worker picks the run up
         state = new_state(runner, spec, run, history=[], state=dict(body.session_state or {}))
     except InputError as exc:
         raise input_failed(exc) from None
-    stored_session, created = await _session_for(session, run.session_id, body, agent.id)
-    session.add(run)
-    await session.flush()
-    if await repository.acquire_session(session, run.session_id, run.id):
-        if not manager.has_capacity:  # the session is its; a worker with room starts it
-            await manager.notifier.control(session, "work")
-            return Started(run, launch=False)
-        run.status = "running"
-        run.lease_owner = manager.owner
-        run.lease_expires_at = repository.lease_until(manager.lease_seconds)
-        run.started_at = now
-        run.attempt = 1
-        await session.flush()
-        return Started(run, launch=True, state=state if created else None)
-    active = stored_session.active_run_id
+    start_here = manager.has_capacity
+    created = await repository.create_session(
+        session,
+        {
+            "id": run.session_id,
+            "user_id": body.user_id,
+            "agent_id": agent.id,
+            "state": dict(body.session_state or {}),
+            "active_run_id": run.id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    acquired = created
+    if not created:
+        if body.session_state:
+            await repository.merge_session_state(session, run.session_id, body.session_state)
+        acquired = await repository.acquire_session(session, run.session_id, run.id)
+    if not acquired:
+        return await _session_taken(session, manager, run, values, body)
+    if start_here:
+        values.update(status="running", started_at=now, attempt=1, **manager.lease())
+        for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
+            setattr(run, key, values[key])
+    await repository.insert_run(session, values)
+    if not start_here:  # the session is its; a worker with room starts it
+        await manager.notifier.control(session, "work")
+        return Started(run, launch=False)
+    return Started(run, launch=True, state=state if created else None)
+
+
+async def _session_taken(
+    session: AsyncSession,
+    manager: RunManager,
+    run: Run,
+    values: dict[str, Any],
+    body: RunCreate,
+) -> Started:
+    """The session has an active run: reject, queue, or interrupt it."""
+    stored = await repository.get_session(session, run.session_id)
+    active = stored.active_run_id if stored is not None else None
     if body.multitask_strategy == "reject":
         raise SessionBusy(
             f"Session {run.session_id!r} has an active run ({active}).",
             extra={"active_run_id": active},
         )
+    await repository.insert_run(session, values)
     if body.multitask_strategy == "interrupt" and active is not None:
         await repository.update_owned(
             session, active, None, {"cancel_requested": True}, ("running", "queued")

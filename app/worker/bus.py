@@ -9,6 +9,7 @@ its subscribers; each frame is encoded for SSE once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -28,12 +29,15 @@ class Frame:
 class RunChannel:
     """The events a worker in this process published for one run, in order."""
 
-    def __init__(self, run_id: str, first_seq: int) -> None:
+    def __init__(
+        self, run_id: str, first_seq: int, on_change: Callable[[str], None] | None = None
+    ) -> None:
         self.run_id = run_id
         self.first_seq = first_seq  # the seq of the first frame this channel will hold
         self.frames: list[Frame] = []
         self.closed = False
         self._changed = asyncio.Event()
+        self._on_change = on_change
 
     @property
     def last_seq(self) -> int:
@@ -59,6 +63,8 @@ class RunChannel:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        if self._on_change is not None:
+            self._on_change(self.run_id)
 
     async def wait(self, after: int, within: float) -> None:
         """Return when a frame after `after` exists, the channel closes, or on timeout."""
@@ -73,17 +79,23 @@ class RunChannel:
 
 
 class EventBus:
-    """The channels of the runs whose workers live in this process."""
+    """The channels of the runs whose workers live in this process.
 
-    def __init__(self) -> None:
+    `on_change(run_id)` is called when a run's channel opens, publishes or
+    closes: subscribers waiting on the database path wake up at once."""
+
+    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
         self._channels: dict[str, RunChannel] = {}
+        self._on_change = on_change
 
     def open(self, run_id: str, first_seq: int) -> RunChannel:
-        channel = RunChannel(run_id, first_seq)
+        channel = RunChannel(run_id, first_seq, self._on_change)
         previous = self._channels.get(run_id)
         if previous is not None:
             previous.close()
         self._channels[run_id] = channel
+        if self._on_change is not None:
+            self._on_change(run_id)
         return channel
 
     def get(self, run_id: str) -> RunChannel | None:

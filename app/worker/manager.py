@@ -130,6 +130,9 @@ class RunManager:
         if run_id in self._tasks:
             return
         preloaded = (run, state) if run is not None and state is not None else None
+        if preloaded is not None:
+            # Open the channel now: the request about to follow the run finds it.
+            self.bus.open(run_id, preloaded[0].last_seq + 1)
         task = asyncio.create_task(self._execute(run_id, resumed, preloaded), name=f"run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda t: self._on_done(run_id, t))
@@ -210,7 +213,11 @@ class RunManager:
 
     async def _run(self, run: Run, state: RunState, resumed: bool) -> None:
         run_id = run.id
-        channel = self.bus.open(run_id, run.last_seq + 1)
+        opened = self.bus.get(run_id)
+        if opened is not None and opened.first_seq == run.last_seq + 1 and not opened.closed:
+            channel = opened  # opened by `launch`
+        else:
+            channel = self.bus.open(run_id, run.last_seq + 1)
         recorder = RunRecorder(
             run_id=run_id,
             last_seq=run.last_seq,

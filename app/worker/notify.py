@@ -47,9 +47,13 @@ class Notifier:
     async def stop(self) -> None:
         return None
 
-    async def events_committed(self, session: AsyncSession, run_id: str, seq: int) -> None:
-        """Called inside the transaction that stored events up to `seq`."""
-        return None
+    async def committed(
+        self, session: AsyncSession, run_id: str, seq: int | None, work: bool
+    ) -> None:
+        """Called inside the transaction that stored a run's events up to `seq`
+        (None: no events) and, with `work`, freed a session or queued a run."""
+        if work:
+            self._dispatch_control("work", "")
 
     async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
         """Tell every process (this one too) about a cancel or new work."""
@@ -68,6 +72,10 @@ class Notifier:
         finally:
             if self._waiters.get(run_id) is event and event.is_set():
                 del self._waiters[run_id]
+
+    def wake(self, run_id: str) -> None:
+        """Something changed for `run_id` in this process: wake its waiters."""
+        self._wake(run_id)
 
     def _wake(self, run_id: str) -> None:
         event = self._waiters.pop(run_id, None)
@@ -106,11 +114,28 @@ class PostgresNotifier(Notifier):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def events_committed(self, session: AsyncSession, run_id: str, seq: int) -> None:
-        await session.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": EVENTS_CHANNEL, "payload": f"{run_id}:{seq}"},
-        )
+    async def committed(
+        self, session: AsyncSession, run_id: str, seq: int | None, work: bool
+    ) -> None:
+        # One statement for both notifications, delivered at commit.
+        if seq is not None and work:
+            await session.execute(
+                text("SELECT pg_notify(:events, :payload), pg_notify(:control, 'work:')"),
+                {
+                    "events": EVENTS_CHANNEL,
+                    "payload": f"{run_id}:{seq}",
+                    "control": CONTROL_CHANNEL,
+                },
+            )
+        elif seq is not None:
+            await session.execute(
+                text("SELECT pg_notify(:events, :payload)"),
+                {"events": EVENTS_CHANNEL, "payload": f"{run_id}:{seq}"},
+            )
+        elif work:
+            await session.execute(
+                text("SELECT pg_notify(:control, 'work:')"), {"control": CONTROL_CHANNEL}
+            )
 
     async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
         message = f"{kind}:{payload}"

@@ -56,25 +56,20 @@ def outcome_values(state: RunState, status: str) -> dict[str, Any]:
 
 
 def release_work(
-    notifier: Notifier,
     session_id: str,
     run_id: str,
     *,
     state: RunState | None = None,
     keep_history: bool = False,
 ) -> SessionWork:
-    """Release the session (saving its state and history first), and wake claimers."""
+    """Release the session, saving the run's session state and history with it.
+    (The commit also tells other workers there may be work: `wake_claimers`.)"""
 
     async def work(session: AsyncSession) -> None:
-        if state is not None:
-            stored = await repository.get_session(session, session_id)
-            if stored is not None:
-                stored.state = dict(state.session_state)
-                stored.updated_at = utcnow()
-            if keep_history:
-                await repository.add_messages(session, session_id, run_id, state.new_messages())
-        await repository.release_session(session, session_id, run_id)
-        await notifier.control(session, "work")
+        if state is not None and keep_history:
+            await repository.add_messages(session, session_id, run_id, state.new_messages())
+        session_state = dict(state.session_state) if state is not None else None
+        await repository.finish_in_session(session, session_id, run_id, session_state)
 
     return work
 
@@ -87,12 +82,12 @@ async def record_end(
         event,
         values=outcome_values(state, status),
         session_work=release_work(
-            recorder.notifier,
             state.session_id,
             state.run_id,
             state=state,
             keep_history=status == "completed",
         ),
+        wake_claimers=True,
     )
 
 
@@ -151,7 +146,10 @@ async def _finish_stored(
     }
     try:
         await recorder.commit(
-            event, values=values, session_work=release_work(notifier, run.session_id, run.id)
+            event,
+            values=values,
+            session_work=release_work(run.session_id, run.id),
+            wake_claimers=True,
         )
     finally:
         bus.close(channel)

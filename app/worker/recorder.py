@@ -96,9 +96,11 @@ class RunRecorder:
         *,
         values: dict[str, Any] | None = None,
         session_work: SessionWork | None = None,
+        wake_claimers: bool = False,
     ) -> None:
         """Write the buffer, `event`, run-row `values` and `session_work` in one
-        transaction, then publish the events to live subscribers."""
+        transaction, then publish the events to live subscribers. With
+        `wake_claimers`, other workers hear there may be work (a session freed)."""
         async with self._lock:
             await self._settle()
             if self._timer is not None:
@@ -109,12 +111,18 @@ class RunRecorder:
                 events.append(event)
             if not events and not values and session_work is None:
                 return
-            write = asyncio.ensure_future(self._write(events, values or {}, session_work))
+            write = asyncio.ensure_future(
+                self._write(events, values or {}, session_work, wake_claimers)
+            )
             self._inflight = write
             await asyncio.shield(write)
 
     async def _write(
-        self, events: list[Event], values: dict[str, Any], session_work: SessionWork | None
+        self,
+        events: list[Event],
+        values: dict[str, Any],
+        session_work: SessionWork | None,
+        wake_claimers: bool,
     ) -> None:
         frames = []
         seq = self.committed_seq
@@ -124,7 +132,7 @@ class RunRecorder:
             frames.append(Frame(seq, event.event, encode_event(event)))
         now = utcnow()
         try:
-            await self._store(frames, seq, now, values, session_work)
+            await self._store(frames, seq, now, values, session_work, wake_claimers)
         except IntegrityError:  # these seqs exist: another writer owns the run now
             raise LeaseLost(self.run_id) from None
         self.committed_seq = seq
@@ -138,6 +146,7 @@ class RunRecorder:
         now: datetime,
         values: dict[str, Any],
         session_work: SessionWork | None,
+        wake_claimers: bool,
     ) -> None:
         async with self._maker() as session, session.begin():
             await repository.insert_events(
@@ -158,8 +167,10 @@ class RunRecorder:
                 raise LeaseLost(self.run_id)
             if session_work is not None:
                 await session_work(session)
-            if frames:
-                await self.notifier.events_committed(session, self.run_id, seq)
+            if frames or wake_claimers:
+                await self.notifier.committed(
+                    session, self.run_id, seq if frames else None, wake_claimers
+                )
 
     async def _settle(self) -> None:
         """Wait for a write that outlived its cancelled caller, so writes never overlap."""
