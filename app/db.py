@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -82,15 +83,26 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
-    """An async engine configured for the backend behind `url`."""
+    """An async engine configured for the backend behind `url` (JSON columns go
+    through orjson: run state and output are written often)."""
+    json_options: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection per process: SQLite has one writer anyway, and queueing
         # in the pool is cheaper than lock retries. Transactions are kept short.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=60, **json_options
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -100,6 +112,7 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> A
         max_overflow=max_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
+        **json_options,
     )
 
 

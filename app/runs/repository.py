@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, insert, null, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,9 +63,17 @@ async def status_of(session: AsyncSession, run_id: str) -> tuple[str, int] | Non
     return (row[0], row[1]) if row is not None else None
 
 
+# Hot paths below use Core statements on the tables (not ORM-enabled DML): they
+# run several times per run and the ORM layer would cost more than the query.
+RUNS = cast(Table, Run.__table__)
+EVENTS = cast(Table, RunEvent.__table__)
+SESSIONS = cast(Table, Session.__table__)
+MESSAGES = cast(Table, SessionMessage.__table__)
+
+
 async def insert_events(session: AsyncSession, run_id: str, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(RunEvent), [{"run_id": run_id, **row} for row in rows])
+        await session.execute(insert(EVENTS), [{"run_id": run_id, **row} for row in rows])
 
 
 async def update_owned(
@@ -77,12 +85,12 @@ async def update_owned(
 ) -> bool:
     """Update a run only while `owner` holds it (None: no ownership check) and,
     with `statuses`, only while its status is one of them."""
-    statement = update(Run).where(Run.id == run_id).values(**values)
+    statement = update(RUNS).where(RUNS.c.id == run_id).values(**values)
     if owner is not None:
-        statement = statement.where(Run.lease_owner == owner)
+        statement = statement.where(RUNS.c.lease_owner == owner)
     if statuses is not None:
-        statement = statement.where(Run.status.in_(statuses))
-    result = await session.execute(statement.execution_options(synchronize_session=False))
+        statement = statement.where(RUNS.c.status.in_(statuses))
+    result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -91,16 +99,16 @@ async def transition(
 ) -> bool:
     """Compare-and-set on status: True when this call made the change."""
     result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(from_statuses))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status.in_(from_statuses)).values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(Run), [values])
+    """`values` by attribute name (`metadata_` is the `metadata` column)."""
+    row = dict(values)
+    row["metadata"] = row.pop("metadata_", {})
+    await session.execute(insert(RUNS).values(**row))
 
 
 # Sessions -----------------------------------------------------------------
@@ -110,8 +118,8 @@ async def create_session(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert a session unless one with that id exists; True when this call created it."""
     dialect = session.get_bind().dialect.name
     insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_(Session).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    result = await session.execute(statement.execution_options(synchronize_session=False))
+    statement = insert_(SESSIONS).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -131,18 +139,13 @@ async def finish_in_session(
     """Release the session if `run_id` holds it, saving the run's session state."""
     values: dict[str, Any] = {
         "active_run_id": case(
-            (Session.active_run_id == run_id, null()), else_=Session.active_run_id
+            (SESSIONS.c.active_run_id == run_id, null()), else_=SESSIONS.c.active_run_id
         ),
         "updated_at": utcnow(),
     }
     if state is not None:
         values["state"] = state
-    await session.execute(
-        update(Session)
-        .where(Session.id == session_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(**values))
 
 
 async def get_session(session: AsyncSession, session_id: str) -> Session | None:
@@ -152,13 +155,12 @@ async def get_session(session: AsyncSession, session_id: str) -> Session | None:
 async def acquire_session(session: AsyncSession, session_id: str, run_id: str) -> bool:
     """Make `run_id` the session's active run, unless another run holds it."""
     result = await session.execute(
-        update(Session)
+        update(SESSIONS)
         .where(
-            Session.id == session_id,
-            or_(Session.active_run_id.is_(None), Session.active_run_id == run_id),
+            SESSIONS.c.id == session_id,
+            or_(SESSIONS.c.active_run_id.is_(None), SESSIONS.c.active_run_id == run_id),
         )
         .values(active_run_id=run_id, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -198,7 +200,7 @@ async def add_messages(
     if messages:
         now = utcnow()
         await session.execute(
-            insert(SessionMessage),
+            insert(MESSAGES),
             [
                 {
                     "session_id": session_id,
