@@ -47,11 +47,9 @@ class Notifier:
     async def stop(self) -> None:
         return None
 
-    async def committed(
-        self, session: AsyncSession, run_id: str, seq: int | None, work: bool
-    ) -> None:
-        """Called inside the transaction that stored a run's events up to `seq`
-        (None: no events) and, with `work`, freed a session or queued a run."""
+    def committed(self, run_id: str, seq: int | None, work: bool) -> None:
+        """Called after a transaction stored a run's events up to `seq` (None: no
+        events) and, with `work`, freed a session or queued a run."""
         if work:
             self._dispatch_control("work", "")
 
@@ -94,6 +92,7 @@ class PostgresNotifier(Notifier):
     """LISTEN on one dedicated asyncpg connection, reconnecting when it drops."""
 
     poll_interval = 1.0
+    flush_interval = 0.005
 
     def __init__(self, database_url: str) -> None:
         super().__init__()
@@ -101,6 +100,11 @@ class PostgresNotifier(Notifier):
         self._dsn = url.render_as_string(hide_password=False)
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._connection: Any = None
+        self._pending_events: dict[str, int] = {}
+        self._pending_work = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="agentd-listen")
@@ -109,33 +113,54 @@ class PostgresNotifier(Notifier):
                 await self._connected.wait()
 
     async def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        if self._flush_task is not None:
+            with contextlib.suppress(Exception):
+                await self._flush_task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def committed(
-        self, session: AsyncSession, run_id: str, seq: int | None, work: bool
-    ) -> None:
-        # One statement for both notifications, delivered at commit.
-        if seq is not None and work:
-            await session.execute(
-                text("SELECT pg_notify(:events, :payload), pg_notify(:control, 'work:')"),
-                {
-                    "events": EVENTS_CHANNEL,
-                    "payload": f"{run_id}:{seq}",
-                    "control": CONTROL_CHANNEL,
-                },
-            )
-        elif seq is not None:
-            await session.execute(
-                text("SELECT pg_notify(:events, :payload)"),
-                {"events": EVENTS_CHANNEL, "payload": f"{run_id}:{seq}"},
-            )
-        elif work:
-            await session.execute(
-                text("SELECT pg_notify(:control, 'work:')"), {"control": CONTROL_CHANNEL}
-            )
+    def committed(self, run_id: str, seq: int | None, work: bool) -> None:
+        # NOTIFY serializes the commits that carry it (one global queue lock), so
+        # hints are not sent from the run's transactions: they are gathered and
+        # sent together, once per tick, on the listening connection.
+        if seq is not None:
+            self._pending_events[run_id] = seq
+        if work:
+            self._pending_work = True
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self.flush_interval, self._schedule_flush)
+
+    def _schedule_flush(self) -> None:
+        self._flush_handle = None
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        events = [f"{run_id}:{seq}" for run_id, seq in self._pending_events.items()]
+        work, self._pending_events, self._pending_work = self._pending_work, {}, False
+        connection = self._connection
+        if connection is None or not (events or work):
+            return  # subscribers fall back to polling
+        try:
+            if events:
+                await connection.execute(
+                    "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+                    EVENTS_CHANNEL,
+                    events,
+                )
+            if work:
+                await connection.execute("SELECT pg_notify($1, 'work:')", CONTROL_CHANNEL)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("notification send failed", exc_info=True)
+        finally:
+            if (self._pending_events or self._pending_work) and self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(self.flush_interval, self._schedule_flush)
 
     async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
         message = f"{kind}:{payload}"
@@ -161,6 +186,7 @@ class PostgresNotifier(Notifier):
                 connection = await asyncpg.connect(self._dsn, timeout=10)
                 await connection.add_listener(EVENTS_CHANNEL, self._on_event)
                 await connection.add_listener(CONTROL_CHANNEL, self._on_control)
+                self._connection = connection
                 self._connected.set()
                 delay = 0.5
                 closed = asyncio.Event()
@@ -174,6 +200,7 @@ class PostgresNotifier(Notifier):
                 raise
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("notification connection failed: %s", exc)
+            self._connection = None
             self._connected.clear()
             # Subscribers fall back to polling meanwhile; wake them all to re-read.
             for run_id in list(self._waiters):

@@ -138,6 +138,8 @@ class RunRecorder:
         self.committed_seq = seq
         if frames:
             self._channel.publish(frames)
+        if frames or wake_claimers:
+            self.notifier.committed(self.run_id, seq if frames else None, wake_claimers)
 
     async def _store(
         self,
@@ -167,10 +169,6 @@ class RunRecorder:
                 raise LeaseLost(self.run_id)
             if session_work is not None:
                 await session_work(session)
-            if frames or wake_claimers:
-                await self.notifier.committed(
-                    session, self.run_id, seq if frames else None, wake_claimers
-                )
 
     async def _settle(self) -> None:
         """Wait for a write that outlived its cancelled caller, so writes never overlap."""
