@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
@@ -126,6 +127,14 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "not_ready", "Service not ready"
 
 
+class Overloaded(AppError):
+    status, code, title = 503, "overloaded", "Too busy: try again shortly"
+
+
+class DatabaseUnavailable(AppError):
+    status, code, title = 503, "database_unavailable", "The database cannot be reached"
+
+
 def problems(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the problem answers a route can give."""
     return {
@@ -191,6 +200,31 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return problem_response(body.model_dump(exclude_none=True), status, exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """The database is out of connections or unreachable: the client may retry."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        log.warning("%s %s: database pool exhausted", request.method, request.url.path)
+        error: AppError = Overloaded("No database connection was free in time.")
+    elif isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        log.warning("%s %s: database connection lost", request.method, request.url.path)
+        error = DatabaseUnavailable("The database connection was lost.")
+    elif isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        error = DatabaseUnavailable()
+    else:
+        return await _unhandled(request, exc)
+    return problem_response(error.to_problem(), error.status, {"Retry-After": "1"})
+
+
+async def _database_error_or_bug(request: Request, exc: Exception) -> Response:
+    """Connection refused and the like (asyncpg raises OSError when the server is down)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        error = DatabaseUnavailable()
+        log.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem_response(error.to_problem(), error.status, {"Retry-After": "1"})
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = Problem(title="Internal server error", status=500, code="internal_error")
@@ -201,6 +235,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.SQLAlchemyError, _database_error)
+    app.add_exception_handler(OSError, _database_error_or_bug)
     app.add_exception_handler(Exception, _unhandled)
 
 

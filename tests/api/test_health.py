@@ -66,3 +66,34 @@ async def test_not_ready_when_database_unreachable() -> None:
             assert response.status_code == 503
             assert response.json()["code"] == "not_ready"
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_unreachable_database_is_503_not_500() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+    app = create_app(make_settings(url, auto_migrate=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/v1/agents")
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "database_unavailable"
+            assert response.headers["retry-after"] == "1"
+
+
+async def test_exhausted_pool_is_503_overloaded(app: object) -> None:
+    import sqlalchemy.exc
+    from fastapi import FastAPI
+
+    assert isinstance(app, FastAPI)
+
+    async def busy() -> None:
+        raise sqlalchemy.exc.TimeoutError("QueuePool limit of size 20 overflow 20 reached")
+
+    app.add_api_route("/v1/busy", busy)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/v1/busy")
+    assert response.status_code == 503
+    assert response.json()["code"] == "overloaded"
+    assert "QueuePool" not in response.text
