@@ -1,0 +1,328 @@
+"""Runs the plan: the fake model, then each target in turn (start it, create
+its agents, warm up, measure every point, optionally profile), then the
+report. Every pass also reads the server's CPU time and peak RSS from /proc,
+the fake's request counters and the client core's CPU time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import diagnose, procs
+from bench.load import run_pass
+from bench.report import combine
+from bench.workloads import Point, Target, agent_definitions, wire_for
+
+DISTURBED = 0.2  # cores of other load (or steal) that make a pass suspect
+RETRIES = 3  # disturbed passes measured again, per point
+
+
+@dataclass
+class Plan:
+    targets: list[Target]
+    points: list[Point]
+    quick: bool
+    passes: int
+    scale: float
+    timeout: float
+    server_cpu: int | None
+    client_cpu: int | None
+    pg_admin: str
+    first_delay_ms: float
+    profile: str | None  # py-spy output format, or None
+    census: bool  # agentd with the SQL census (bench.sqlcensus)
+    results_dir: Path
+
+    @property
+    def seconds(self) -> float:
+        """How long a steady pass should last."""
+        return (2.0 if self.quick else 10.0) * self.scale
+
+    def passes_for(self, point: Point) -> int:
+        return min(self.passes, point.passes) if point.passes and not self.quick else self.passes
+
+    def runs(self, point: Point, rate: float) -> int:
+        """Runs per pass: the burst size, or about `seconds` at the warm-up `rate`."""
+        if point.burst:
+            return point.concurrency
+        least = max(point.concurrency, 10) if self.quick else max(4 * point.concurrency, 50)
+        return max(least, min(point.max_runs, round(rate * self.seconds)))
+
+
+@dataclass
+class Live:
+    """A started target and the processes around it."""
+
+    target: Target
+    proc: procs.Proc
+    port: int
+    fake: procs.Proc
+    fake_url: str
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def control(fake_url: str, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = orjson.dumps(changes) if changes is not None else None
+    status, data = procs.http_json(f"{fake_url}/control", body)
+    if status != 200:
+        raise RuntimeError(f"fake model control failed: {status} {data[:200]!r}")
+    result: dict[str, Any] = orjson.loads(data)
+    return result
+
+
+async def measure(
+    live: Live, plan: Plan, point: Point, runs: int, concurrency: int
+) -> dict[str, Any]:
+    """One pass, with the server-side readings around it."""
+    pid, fake_pid, me = live.proc.pid, live.fake.pid, os.getpid()
+    wire = wire_for(live.target, point, live.port, f"b{uuid.uuid4().hex[:12]}")
+    before = control(live.fake_url)
+    census = plan.census and live.target.agentd
+    sql_before = diagnose.sql_census(live.port) if census else {}
+    pg_before = procs.postgres_cpu() if live.target.key == "pg" else {}
+    procs.reset_peak_rss(pid)
+    cpu0, fake0, me0 = procs.cpu_seconds(pid), procs.cpu_seconds(fake_pid), procs.cpu_seconds(me)
+    busy0, steal0 = procs.machine_cpu()
+    result = await run_pass("127.0.0.1", live.port, wire, runs, concurrency, plan.timeout)
+    busy1, steal1 = procs.machine_cpu()
+    cpu1, fake1, me1 = procs.cpu_seconds(pid), procs.cpu_seconds(fake_pid), procs.cpu_seconds(me)
+    after = control(live.fake_url)
+    summary = result.summary()
+    done = max(result.ok, 1)
+    summary["cpu_ms_per_run"] = (cpu1 - cpu0) * 1000 / done
+    summary["server_cpu_busy"] = (cpu1 - cpu0) / result.wall if result.wall else 0.0
+    summary["peak_rss_mb"] = procs.peak_rss_mb(pid)
+    summary["core1_busy"] = ((fake1 - fake0) + (me1 - me0)) / result.wall if result.wall else 0.0
+    summary["model_calls_per_run"] = (after["requests"] - before["requests"]) / done
+    summary["fake_errors"] = after["errors"] - before["errors"]
+    if census:
+        summary["sql"] = diagnose.census_delta(sql_before, diagnose.sql_census(live.port), done)
+    ours = (cpu1 - cpu0) + (fake1 - fake0) + (me1 - me0)
+    if pg_before:
+        pg_after = procs.postgres_cpu()
+        spent = sum(t - pg_before.get(p, 0.0) for p, t in pg_after.items())
+        summary["pg_cpu_ms_per_run"] = spent * 1000 / done
+        ours += spent
+    # Other processes on the machine (tests, builds...) and the hypervisor, in cores.
+    wall = result.wall or 1.0
+    summary["foreign_cpu"] = max(0.0, (busy1 - busy0) - ours) / wall
+    summary["steal_cpu"] = (steal1 - steal0) / wall
+    return summary
+
+
+def disturbed(summary: dict[str, Any]) -> bool:
+    """Whether other load took enough CPU to skew the pass."""
+    return bool(summary["foreign_cpu"] > DISTURBED or summary["steal_cpu"] > DISTURBED)
+
+
+def describe(label: str, s: dict[str, Any]) -> str:
+    def ms(key: str) -> str:
+        return "-" if s.get(key) is None else f"{s[key]:.0f}"
+
+    line = (
+        f"{label}: {s['ok']}/{s['runs']} ok, {s['errors']} errors, {s['runs_per_s']:.1f} runs/s, "
+        f"p50 {ms('p50_ms')} p99 {ms('p99_ms')} ms"
+    )
+    if s.get("ttfc_p50_ms") is not None:
+        line += f", first content p50 {ms('ttfc_p50_ms')} ms"
+    line += (
+        f", server {s['cpu_ms_per_run']:.2f} CPU ms/run ({s['server_cpu_busy']:.0%} busy), "
+        f"RSS {s['peak_rss_mb']:.0f} MB, core 1 {s['core1_busy']:.0%}, "
+        f"other load {s['foreign_cpu']:.2f} cores"
+    )
+    if s["errors"]:
+        line += f"\n    errors: {s['error_kinds']}"
+    if s.get("sql"):
+        line += "\n" + diagnose.describe_census(s["sql"])
+    return line
+
+
+async def bench_point(live: Live, plan: Plan, point: Point) -> dict[str, Any]:
+    control(
+        live.fake_url,
+        {
+            "tokens": point.tokens,
+            "token_delay_ms": point.token_delay_ms,
+            "first_delay_ms": plan.first_delay_ms,
+        },
+    )
+    name = f"{live.target.key} {point.key}"
+    warm = min(8 if plan.quick else 32, point.concurrency)
+    tag = "warm" + uuid.uuid4().hex[:8]
+    wire = wire_for(live.target, point, live.port, tag)
+    warm_runs = max(2 * warm, 8 if plan.quick else 24)
+    warmup = await run_pass("127.0.0.1", live.port, wire, warm_runs, warm, plan.timeout)
+    runs = plan.runs(point, warmup.ok / warmup.wall if warmup.wall else 0.0)
+    passes: list[dict[str, Any]] = []
+    discarded: list[dict[str, Any]] = []
+    count = plan.passes_for(point)
+    while len(passes) < count:
+        await asyncio.sleep(0.5)
+        summary = await measure(live, plan, point, runs, point.concurrency)
+        log("  " + describe(f"{name} pass {len(passes) + 1}/{count}", summary))
+        if disturbed(summary) and len(discarded) < RETRIES:
+            log(f"    other load: {summary['foreign_cpu']:.2f} cores, steal "
+                f"{summary['steal_cpu']:.2f}: pass discarded, once more")  # fmt: skip
+            discarded.append(summary)
+            continue
+        passes.append(summary)
+    entry: dict[str, Any] = {"runs": runs, "passes": passes, "median": combine(passes)}
+    if discarded:
+        entry["discarded"] = discarded
+    if plan.profile:
+        entry["profile"] = await profile_pass(live, plan, point, runs)
+    return entry
+
+
+async def profile_pass(live: Live, plan: Plan, point: Point, runs: int) -> str | None:
+    """One more pass (not counted) under `py-spy record`; returns the output path."""
+    ext = {"raw": "txt", "flamegraph": "svg", "speedscope": "json"}[plan.profile or "raw"]
+    out = plan.results_dir / f"profile-{live.target.key}-{point.key}.{ext}"
+    spy_proc = diagnose.start_spy(live.proc.pid, plan.profile or "raw", out)
+    if spy_proc is None:
+        log("  py-spy is not installed (.venv/bin/pip install py-spy): no profile")
+        return None
+    procs.pin(spy_proc.pid, plan.client_cpu)
+    await asyncio.sleep(1.0)
+    summary = await measure(live, plan, point, runs, point.concurrency)
+    log("  " + describe(f"{live.target.key} {point.key} profiled", summary))
+    failure = diagnose.stop_spy(spy_proc, out)
+    if failure is not None:
+        log(f"  py-spy wrote nothing: {failure}")
+        return None
+    log(f"  profile: {out}")
+    if plan.profile == "raw":
+        from bench.profile import summarize
+
+        log(summarize(out, top=15))
+    return str(out)
+
+
+async def start_target(
+    target: Target, plan: Plan, tmp: Path, fake: procs.Proc, fake_url: str
+) -> tuple[Live, str | None]:
+    env = {
+        "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "OPENAI_API_KEY": "x",
+        "LOG_LEVEL": "warning",
+        "SEED_DEMO_AGENT": "false",
+        "API_KEYS": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    database = None
+    if target.key == "sqlite":
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/bench.db"
+    elif target.key == "pg":
+        database = f"agentd_bench_{uuid.uuid4().hex[:10]}"
+        await procs.create_database(plan.pg_admin, database)
+        base = plan.pg_admin.rsplit("/", 1)[0].split("://", 1)[1]
+        env["DATABASE_URL"] = f"postgresql+asyncpg://{base}/{database}"
+    app, ready = ("app.main:app", "/readyz") if target.agentd else ("bench.floor:app", "/healthz")
+    if target.agentd and plan.census:
+        app = "bench.sqlcensus:app"
+    try:
+        proc, port = procs.start_uvicorn(
+            target.key, app, env, tmp / f"{target.key}.log", plan.server_cpu, ready
+        )
+    except Exception:
+        if database:
+            await procs.drop_database(plan.pg_admin, database)
+        raise
+    live = Live(target, proc, port, fake, fake_url)
+    if target.agentd:
+        for body in agent_definitions():
+            status, data = procs.http_json(f"http://127.0.0.1:{port}/v1/agents", body)
+            if status != 201:
+                proc.stop()
+                raise RuntimeError(f"creating a bench agent failed: {status} {data[:300]!r}")
+    return live, database
+
+
+async def bench_target(
+    target: Target, plan: Plan, tmp: Path, fake: procs.Proc, fake_url: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    log(f"{target.label}: starting")
+    live, database = await start_target(target, plan, tmp, fake, fake_url)
+    results: dict[str, Any] = {}
+    try:
+        for point in plan.points:
+            results[point.key] = await bench_point(live, plan, point)
+    finally:
+        live.proc.stop()
+        if database:
+            with contextlib.suppress(Exception):
+                await procs.drop_database(plan.pg_admin, database)
+    return results, diagnose.scan_log(live.proc.log)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = None
+    with contextlib.suppress(Exception):
+        head = ["git", "rev-parse", "--short", "HEAD"]
+        status = ["git", "status", "--porcelain", "--", "app"]
+        commit = subprocess.run(head, cwd=procs.ROOT, capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(status, cwd=procs.ROOT, capture_output=True, text=True).stdout
+        if changed.strip():
+            commit += f" + {len(changed.splitlines())} changed in app/"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], "commit": commit}
+
+
+async def run_plan(plan: Plan) -> dict[str, Any]:
+    began = time.monotonic()
+    fds = procs.raise_fd_limit()
+    if plan.client_cpu is not None:
+        os.sched_setaffinity(0, {plan.client_cpu})
+    tmp = Path(tempfile.mkdtemp(prefix="agentd-bench-"))
+    data: dict[str, Any] = {
+        "meta": {
+            **machine(),
+            "mode": "quick" if plan.quick else "full",
+            "passes": plan.passes,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "fd_limit": fds,
+            "server_cpu": plan.server_cpu,
+            "client_cpu": plan.client_cpu,
+            "steady_pass_seconds": plan.seconds,
+            "first_delay_ms": plan.first_delay_ms,
+        },
+        "results": {},
+        "server_logs": {},
+    }
+    fake, fake_port = procs.start_fake(tmp / "fake.log", plan.client_cpu)
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    try:
+        for target in plan.targets:
+            try:
+                results, logs = await bench_target(target, plan, tmp, fake, fake_url)
+            except Exception as exc:  # one broken target should not lose the others
+                log(f"{target.label}: FAILED: {exc}")
+                data["meta"].setdefault("failures", {})[target.key] = str(exc)[:2000]
+                continue
+            data["results"][target.key] = results
+            data["server_logs"][target.key] = logs
+    finally:
+        fake.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    data["meta"]["duration_s"] = time.monotonic() - began
+    return data

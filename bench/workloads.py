@@ -1,0 +1,173 @@
+"""The workloads, the three targets, and what one run looks like on the wire
+for each pair: the request bytes, the marker of the first content event, and
+the check that tells a completed run from an error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bench.client import Reply
+
+PLAIN_AGENT = "bench-plain"
+TOOLS_AGENT = "bench-tools"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One workload at one concurrency.
+
+    A steady point (W1-W3) runs for about `Plan.seconds` per pass, between
+    `min_runs` and `max_runs` runs (from the rate its warm-up reached). A burst
+    point (W4) starts exactly `concurrency` runs at once. `quick` and `full`
+    say which modes run the point; `passes` caps its passes in the full run.
+    """
+
+    key: str
+    title: str
+    concurrency: int
+    stream: bool
+    tools: bool
+    tokens: int
+    token_delay_ms: float = 0.0
+    max_runs: int = 2000
+    burst: bool = False
+    quick: bool = True  # part of --quick
+    full: bool = True  # part of the full run
+    passes: int | None = None
+
+    @property
+    def workload(self) -> str:
+        return self.key.split("-")[0]
+
+
+SLOW: dict[str, Any] = {
+    "stream": True,
+    "tools": False,
+    "tokens": 50,
+    "token_delay_ms": 20.0,
+    "burst": True,
+}
+POINTS: tuple[Point, ...] = (
+    Point("W1-c1", "W1 blocking, 20 tokens, c1", 1, False, False, 20, max_runs=500),
+    Point("W1-c32", "W1 blocking, 20 tokens, c32", 32, False, False, 20),
+    Point("W2-c32", "W2 streaming, 50 tokens, c32", 32, True, False, 50, max_runs=1500),
+    Point("W3-c32", "W3 tool round trip, c32", 32, False, True, 20, max_runs=1000),
+    Point("W4-c64", "W4 64 slow streams (50 x 20 ms) at once", 64, **SLOW, full=False),
+    Point("W4-c256", "W4 256 slow streams (50 x 20 ms) at once", 256, **SLOW, quick=False),
+    Point("W4-c1024", "W4 1,024 slow streams at once", 1024, **SLOW, quick=False, passes=1),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    agentd: bool
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("floor", "floor", False),
+    Target("sqlite", "agentd SQLite", True),
+    Target("pg", "agentd PostgreSQL", True),
+)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How to make run number i, and how to judge its reply."""
+
+    make: Callable[[int], bytes]
+    marker: bytes  # the first content event of a stream (empty: blocking)
+    check: Callable[[Reply], str | None]  # None when the run completed
+
+
+def _post(path: str, port: int, body: bytes) -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n"
+        b"accept: */*\r\ncontent-length: %d\r\n\r\n%s" % (path.encode(), port, len(body), body)
+    )
+
+
+def _problem(reply: Reply) -> str:
+    """A short name for a failed reply: the HTTP status and its `code`."""
+    try:
+        data = orjson.loads(reply.body)
+        code = (data.get("error") or {}).get("code") if "error" in data else data.get("code")
+    except (orjson.JSONDecodeError, AttributeError):
+        code = None
+    return f"HTTP {reply.status}" + (f" {code}" if code else "")
+
+
+def _stream_error(body: bytes) -> str:
+    at = body.find(b"event: RunError")
+    if at < 0:
+        return "stream ended without a terminal event"
+    tail = body[at:]
+    code_at = tail.find(b'"code":"')
+    if code_at < 0:
+        return "RunError"
+    return "RunError " + tail[code_at + 8 : tail.find(b'"', code_at + 8)].decode(errors="replace")
+
+
+def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+    agent = TOOLS_AGENT if point.tools else PLAIN_AGENT
+    path = f"/v1/agents/{agent}/runs"
+    extra = b',"stream":true' if point.stream else b""
+
+    def make(i: int) -> bytes:
+        body = b'{"input":"Hello there","session_id":"%s-%d"%s}' % (tag.encode(), i, extra)
+        return _post(path, port, body)
+
+    def check_blocking(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        try:
+            data = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            return "unreadable JSON"
+        if data.get("status") == "completed":
+            return None
+        return f"run {data.get('status')}: {(data.get('error') or {}).get('code')}"
+
+    def check_stream(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if b"event: RunCompleted" in reply.body:
+            return None
+        return _stream_error(reply.body)
+
+    if point.stream:
+        return Wire(make, b"event: RunContent", check_stream)
+    return Wire(make, b"", check_blocking)
+
+
+def floor_wire(point: Point, port: int, tag: str) -> Wire:
+    path = "/stream" if point.stream else "/run"
+    body = b'{"input":"Hello there","tools":%s}' % (b"true" if point.tools else b"false")
+    request = _post(path, port, body)
+
+    def check(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if point.stream and b"event: done" not in reply.body:
+            return "stream ended without a done event"
+        return None
+
+    return Wire(lambda i: request, b"event: content" if point.stream else b"", check)
+
+
+def wire_for(target: Target, point: Point, port: int, tag: str) -> Wire:
+    return (agentd_wire if target.agentd else floor_wire)(point, port, tag)
+
+
+def agent_definitions() -> list[bytes]:
+    """The agents the benchmark creates on an agentd target."""
+    common = {"name": "bench", "instructions": "You are terse.", "model": "openai:fake"}
+    return [
+        orjson.dumps({"id": PLAIN_AGENT, **common}),
+        orjson.dumps({"id": TOOLS_AGENT, **common, "tools": ["current_time"]}),
+    ]
