@@ -28,8 +28,8 @@ tools:
 	  || { echo "error: docker-compose is missing and could not be installed" >&2; exit 1; }; }
 
 lint: install
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 
 typecheck: install
 	$(BIN)/mypy --strict app
