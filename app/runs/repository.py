@@ -165,15 +165,6 @@ async def acquire_session(session: AsyncSession, session_id: str, run_id: str) -
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def release_session(session: AsyncSession, session_id: str, run_id: str) -> None:
-    await session.execute(
-        update(Session)
-        .where(Session.id == session_id, Session.active_run_id == run_id)
-        .values(active_run_id=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def history(session: AsyncSession, session_id: str, num_runs: int) -> list[dict[str, Any]]:
     """The messages of the session's last `num_runs` completed runs, oldest first."""
     if num_runs <= 0:

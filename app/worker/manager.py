@@ -242,6 +242,7 @@ class RunManager:
             await self._drive(state, recorder, skip_start=run.last_seq > 0)
         except asyncio.CancelledError:
             await recorder.drain()
+            recorder.discard_endings()
             if self._closing and run_id not in self._cancelling:
                 await outcomes.hand_back(self.maker, run_id, self.owner)
                 return
@@ -251,6 +252,7 @@ class RunManager:
         except Exception:
             log.exception("run %s: worker failed", run_id)
             await recorder.drain()
+            recorder.discard_endings()
             with contextlib.suppress(Exception):
                 await outcomes.record_error(state, recorder)
         finally:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
+from app.engine.events import STREAM_END_EVENTS as END_EVENTS
 from app.engine.events import BaseEvent, RunCompleted
 from app.runs import repository
 from app.worker.bus import Frame, RunChannel
@@ -135,6 +136,13 @@ class RunRecorder:
             await self._store(frames, seq, now, values, session_work, wake_claimers)
         except IntegrityError:  # these seqs exist: another writer owns the run now
             raise LeaseLost(self.run_id) from None
+        except LeaseLost:
+            raise
+        except BaseException:
+            # Nothing was stored (pool timeout, lost connection, cancelled mid-write):
+            # the events go back to the front of the buffer, to be written next time.
+            self._buffer[:0] = events
+            raise
         self.committed_seq = seq
         if frames:
             self._channel.publish(frames)
@@ -169,6 +177,10 @@ class RunRecorder:
                 raise LeaseLost(self.run_id)
             if session_work is not None:
                 await session_work(session)
+
+    def discard_endings(self) -> None:
+        """Drop a buffered end event (its write failed): the run ends another way."""
+        self._buffer = [e for e in self._buffer if e.event not in END_EVENTS]
 
     async def _settle(self) -> None:
         """Wait for a write that outlived its cancelled caller, so writes never overlap."""

@@ -1,0 +1,100 @@
+"""The recorder keeps events whose write failed, and numbers them without gaps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.engine.events import RunContent
+from app.runs import repository
+from app.tables import RunEvent
+from app.worker.bus import EventBus
+from app.worker.notify import Notifier
+from app.worker.recorder import RunRecorder
+
+
+class FlakyMaker:
+    """A sessionmaker whose first `failures` sessions cannot get a connection."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], failures: int) -> None:
+        self.maker = maker
+        self.failures = failures
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise PoolTimeout("QueuePool limit reached")
+        async with self.maker() as session:
+            yield session
+
+    def __call__(self) -> Any:
+        return self._session()
+
+
+async def test_failed_batch_is_written_with_the_next_one(
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with db_sessionmaker() as session, session.begin():
+        created = await repository.create_session(
+            session, {"id": "s", "state": {}, "created_at": now, "updated_at": now}
+        )
+        assert created
+        await repository.insert_run(
+            session,
+            {
+                "id": "r",
+                "agent_id": "a",
+                "agent_version": 1,
+                "session_id": "s",
+                "status": "running",
+                "model": "test:echo",
+                "input": {},
+                "request": {},
+                "metadata_": {},
+                "content_type": "str",
+                "last_seq": 0,
+                "cancel_requested": False,
+                "attempt": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    bus = EventBus()
+    channel = bus.open("r", 1)
+    recorder = RunRecorder(
+        run_id="r",
+        last_seq=0,
+        maker=FlakyMaker(db_sessionmaker, failures=1),  # type: ignore[arg-type]
+        channel=channel,
+        owner=None,
+        notifier=Notifier(),
+        flush_interval=60,
+    )
+
+    def content(text: str) -> RunContent:
+        return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
+
+    await recorder.add(content("a"))
+    await recorder.add(content("b"))
+    try:
+        await recorder.commit()
+    except PoolTimeout:
+        pass
+    else:
+        raise AssertionError("the first write should have failed")
+    assert channel.frames == []  # nothing was published
+    await recorder.add(content("c"))
+    await recorder.commit()
+    async with db_sessionmaker() as session:
+        rows = (await session.execute(select(RunEvent.seq, RunEvent.data))).all()
+    assert [seq for seq, _ in rows] == [1, 2, 3]
+    assert ['"content":"a"' in rows[0][1], '"content":"c"' in rows[2][1]] == [True, True]
+    assert [frame.seq for frame in channel.frames] == [1, 2, 3]
