@@ -42,7 +42,7 @@ test: lint typecheck pytest
 
 bench: install
 	scripts/ensure-postgres.sh
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -52,7 +52,7 @@ async def seed_demo_agent(maker: async_sessionmaker[AsyncSession], runtime: Runt
             log.info("created the demo agent (test:echo)")
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """Bearer auth on /v1 when API_KEYS is set."""
     keys: list[Any] = request.app.state.settings.api_keys
     if not keys:

@@ -62,7 +62,10 @@ async def one(
 
 def summary(name: str, values: list[float]) -> str:
     values = sorted(values)
-    p = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000  # noqa: E731
+
+    def p(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
     return (
         f"| {name} | {len(values)} | {statistics.median(values) * 1000:.1f} | "
         f"{p(0.9):.1f} | {p(0.99):.1f} |"

@@ -16,13 +16,14 @@ METRICS: tuple[tuple[str, str, bool, bool], ...] = (
     ("p99_ms", "p99 ms", True, False),
     ("ttfc_p50_ms", "first content p50 ms", True, True),
     ("ttfc_p99_ms", "first content p99 ms", True, True),
-    ("errors", "errors", False, False),
+    ("errors", "errors / runs tried", False, False),
     ("cpu_ms_per_run", "server CPU ms/run", True, False),
     ("peak_rss_mb", "server peak RSS MB", True, False),
     ("pg_cpu_ms_per_run", "PostgreSQL CPU ms/run", False, False),
     ("runs", "runs measured", False, False),
 )
 SUMMED = {"errors", "runs", "ok"}
+DISTURBED = 0.3  # cores taken by other processes (or stolen) worth a note
 MAXED = {"peak_rss_mb", "core1_busy"}
 
 
@@ -54,12 +55,24 @@ def fmt(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def cell(value: float | None, floor: float | None, ratio: bool) -> str:
+def cell(value: float | str | None, floor: float | None, ratio: bool) -> str:
     if value is None:
         return "—"
+    if isinstance(value, str):
+        return value
     if not ratio or floor in (None, 0):
         return fmt(value)
     return f"{fmt(value)} ({value / floor:.2f}x)"
+
+
+def _row(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The medians of a point, with the errors of every pass, discarded ones too
+    (other load may skew timings; it does not excuse a failed run)."""
+    if not entry:
+        return None
+    every = entry["passes"] + entry.get("discarded", [])
+    errors, tried = sum(p["errors"] for p in every), sum(p["runs"] for p in every)
+    return {**entry["median"], "errors": f"{errors:,} / {tried:,}"}
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -69,7 +82,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         "|---|---|" + "---:|" * len(targets),
     ]
     for point in POINTS:
-        rows = {t.key: results[t.key].get(point.key, {}).get("median") for t in targets}
+        rows = {t.key: _row(results[t.key].get(point.key)) for t in targets}
         if not any(rows.values()):
             continue
         floor = rows.get("floor") or {}
@@ -96,7 +109,7 @@ def notes(data: dict[str, Any]) -> list[str]:
             if not entry:
                 continue
             kinds: dict[str, int] = {}
-            for p in entry["passes"]:
+            for p in entry["passes"] + entry.get("discarded", []):
                 for kind, count in p["error_kinds"].items():
                     kinds[kind] = kinds.get(kind, 0) + count
             if kinds:
@@ -110,16 +123,17 @@ def notes(data: dict[str, Any]) -> list[str]:
                     f"{target.label}, {point.key}: core 1 (load generator + fake model) was "
                     f"{busy:.0%} busy: the client side may have limited this point"
                 )
-            foreign = max(p.get("foreign_cpu", 0) + p.get("steal_cpu", 0) for p in entry["passes"])
-            if foreign > 0.2:
+            foreign = max(p.get("foreign_cpu", 0) for p in entry["passes"])
+            steal = max(p.get("steal_cpu", 0) for p in entry["passes"])
+            if foreign > DISTURBED or steal > DISTURBED:
                 out.append(
-                    f"{target.label}, {point.key}: other processes (or the hypervisor) took up "
-                    f"to {foreign:.2f} cores during a pass: figures may be disturbed"
+                    f"{target.label}, {point.key}: other load took up to {foreign:.2f} cores, "
+                    f"the hypervisor stole up to {steal:.2f}: figures may be disturbed"
                 )
             if entry.get("discarded"):
                 out.append(
-                    f"{target.label}, {point.key}: {len(entry['discarded'])} pass(es) disturbed "
-                    "by other load were measured again"
+                    f"{target.label}, {point.key}: {len(entry['discarded'])} pass(es) "
+                    "measured again after other load or CPU steal (their errors still count)"
                 )
             calls = entry["median"].get("model_calls_per_run")
             expected = 2 if point.tools else 1

@@ -25,8 +25,10 @@ from bench.load import run_pass
 from bench.report import combine
 from bench.workloads import Point, Target, agent_definitions, wire_for
 
-DISTURBED = 0.2  # cores of other load (or steal) that make a pass suspect
-RETRIES = 3  # disturbed passes measured again, per point
+# Cores taken by other processes (tests, builds) that make a pass suspect; the
+# kernel's own network work is in there too (about 0.15 with PostgreSQL).
+DISTURBED = 0.3
+RETRIES = 2  # disturbed passes measured again, per point
 
 
 @dataclass
@@ -126,8 +128,9 @@ async def measure(
 
 
 def disturbed(summary: dict[str, Any]) -> bool:
-    """Whether other load took enough CPU to skew the pass."""
-    return bool(summary["foreign_cpu"] > DISTURBED or summary["steal_cpu"] > DISTURBED)
+    """Whether other processes took enough CPU to skew the pass (hypervisor steal is
+    left to the median: on a busy VM it never stops)."""
+    return bool(summary["foreign_cpu"] > DISTURBED)
 
 
 def describe(label: str, s: dict[str, Any]) -> str:

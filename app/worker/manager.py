@@ -75,6 +75,7 @@ class RunManager:
         self._closing = False
         self._loops: list[asyncio.Task[None]] = []
         self._work = asyncio.Event()
+        self._orphans = False
         notifier.on_control(self._on_control)
 
     # Lifecycle ---------------------------------------------------------------
@@ -95,7 +96,7 @@ class RunManager:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
-            await self.notifier.control(None, "work")
+            await self.notifier.control(None, "orphans")  # handed back: take them now
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
@@ -166,6 +167,9 @@ class RunManager:
         if kind == "cancel" and payload in self._tasks:
             self._spawn(self.cancel(payload))
         elif kind == "work":
+            self._work.set()
+        elif kind == "orphans":
+            self._orphans = True
             self._work.set()
 
     def _on_done(self, run_id: str, task: asyncio.Task[None]) -> None:
@@ -338,14 +342,24 @@ class RunManager:
         await self.claim_queued()
 
     async def _sweeper(self) -> None:
+        """Every `sweep_interval`: orphaned runs, then queued ones. A `work` wake-up
+        (a session freed, a run queued, capacity back) looks at queued runs only;
+        an `orphans` one (a replica handed its runs back) at both."""
+        woken = False
         while True:
             try:
-                await self.sweep()
+                if woken and not self._orphans:
+                    await self.claim_queued()
+                else:
+                    self._orphans = False
+                    await self.sweep()
             except Exception:
                 log.warning("sweep failed", exc_info=True)
+            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._sweep_interval):
                     await self._work.wait()
+                    woken = True
             self._work.clear()
 
     async def _heartbeat(self) -> None:
