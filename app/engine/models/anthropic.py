@@ -34,16 +34,20 @@ from app.engine.models.base import (
     UsageDelta,
 )
 from app.engine.models.http import (
-    TRANSPORT_ERRORS,
+    SDKErrors,
     drain,
-    shorten,
+    provider_errors,
     sse_events,
-    status_error,
     stream_error,
-    transport_error,
 )
 
 PROVIDER = "anthropic"
+SDK_ERRORS = SDKErrors(
+    status=anthropic.APIStatusError,
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    base=anthropic.AnthropicError,
+)
 DEFAULT_MAX_TOKENS = 4096
 # Sent when no key is configured, so that the SDK never looks for credential files.
 PLACEHOLDER_API_KEY = "not-configured"
@@ -104,23 +108,12 @@ class AnthropicModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
         kwargs, output_name = request_kwargs(request)
         create = self._client.messages.with_streaming_response.create
-        try:
+        with provider_errors(PROVIDER, SDK_ERRORS, self._client.base_url.host):
             async with create(**kwargs) as response:
                 events = sse_events(response.http_response)
                 async for delta in parse_stream(events, output_name):
                     yield delta
                 await drain(events)
-        except anthropic.APIStatusError as exc:
-            raise status_error(PROVIDER, exc.status_code, exc.body) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ModelProviderError(f"{PROVIDER}: request timed out") from exc
-        except anthropic.APIConnectionError as exc:
-            host = self._client.base_url.host
-            raise ModelProviderError(f"{PROVIDER}: could not connect to {host}") from exc
-        except anthropic.AnthropicError as exc:
-            raise ModelProviderError(f"{PROVIDER}: {shorten(str(exc))}") from exc
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(PROVIDER, exc) from exc
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -32,6 +34,33 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     anyio.EndOfStream,
     orjson.JSONDecodeError,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SDKErrors:
+    """The exception classes of one provider SDK, for `provider_errors`."""
+
+    status: type[Exception]  # carries `status_code` and `body`
+    timeout: type[Exception]
+    connection: type[Exception]
+    base: type[Exception]
+
+
+@contextmanager
+def provider_errors(provider: str, sdk: SDKErrors, host: str) -> Iterator[None]:
+    """Turn an SDK's and the transport's errors into short `ModelProviderError`s."""
+    try:
+        yield
+    except sdk.status as exc:
+        raise status_error(provider, exc.status_code, exc.body) from exc  # type: ignore[attr-defined]
+    except sdk.timeout as exc:
+        raise ModelProviderError(f"{provider}: request timed out") from exc
+    except sdk.connection as exc:
+        raise ModelProviderError(f"{provider}: could not connect to {host}") from exc
+    except sdk.base as exc:
+        raise ModelProviderError(f"{provider}: {shorten(str(exc))}") from exc
+    except TRANSPORT_ERRORS as exc:
+        raise transport_error(provider, exc) from exc
 
 
 async def sse_events(response: httpx2.Response) -> AsyncIterator[httpx2.ServerSentEvent]:

@@ -31,17 +31,21 @@ from app.engine.models.base import (
     UsageDelta,
 )
 from app.engine.models.http import (
-    TRANSPORT_ERRORS,
+    SDKErrors,
     drain,
+    provider_errors,
     safe_name,
-    shorten,
     sse_events,
-    status_error,
     stream_error,
-    transport_error,
 )
 
 PROVIDER = "openai"
+SDK_ERRORS = SDKErrors(
+    status=openai.APIStatusError,
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    base=openai.OpenAIError,
+)
 # Sent when no key is configured: servers such as Ollama or vLLM need none.
 PLACEHOLDER_API_KEY = "not-needed"
 
@@ -79,23 +83,12 @@ class OpenAIChatModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
         create = self._client.chat.completions.with_streaming_response.create
-        try:
+        with provider_errors(PROVIDER, SDK_ERRORS, self._client.base_url.host):
             async with create(**request_kwargs(request)) as response:
                 events = sse_events(response.http_response)
                 async for delta in parse_stream(events):
                     yield delta
                 await drain(events)
-        except openai.APIStatusError as exc:
-            raise status_error(PROVIDER, exc.status_code, exc.body) from exc
-        except openai.APITimeoutError as exc:
-            raise ModelProviderError(f"{PROVIDER}: request timed out") from exc
-        except openai.APIConnectionError as exc:
-            host = self._client.base_url.host
-            raise ModelProviderError(f"{PROVIDER}: could not connect to {host}") from exc
-        except openai.OpenAIError as exc:
-            raise ModelProviderError(f"{PROVIDER}: {shorten(str(exc))}") from exc
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(PROVIDER, exc) from exc
 
     async def aclose(self) -> None:
         await self._client.close()
