@@ -100,3 +100,32 @@ def test_profiles_are_validated() -> None:
     with pytest.raises(ValueError, match="profile name"):
         ModelRegistry(profiles={"test": {}})
     assert "sk-secret" not in repr(ProviderProfile.model_validate({"api_key": "sk-secret"}))
+
+
+def test_preload_skips_the_anthropic_sdk_unless_configured() -> None:
+    """The anthropic SDK costs ~40 MB of RSS: loaded at start-up only when configured."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import asyncio, sys; from app.engine.models.registry import ModelRegistry; "
+        "asyncio.run(ModelRegistry().preload()); "
+        "print('anthropic' in sys.modules, 'openai' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    plain = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert plain.stdout.split() == ["False", "True"], plain.stderr
+    configured = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**env, "ANTHROPIC_API_KEY": "k"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert configured.stdout.split() == ["True", "True"], configured.stderr

@@ -73,6 +73,16 @@ class ModelRegistry:
                 raise ValueError(f"invalid model provider profile name {name!r}")
             self._factories[name] = partial(self._profile, ProviderProfile.model_validate(value))
         self._clients: dict[str, ModelClient] = {}
+        # The anthropic SDK costs ~40 MB: loaded at start-up only when configured.
+        self._anthropic_configured = bool(
+            anthropic_api_key
+            or anthropic_base_url
+            or os.environ.get("ANTHROPIC_API_KEY")
+            or any(
+                ProviderProfile.model_validate(value).kind == "anthropic"
+                for value in (profiles or {}).values()
+            )
+        )
 
     def providers(self) -> set[str]:
         return set(self._factories)
@@ -88,10 +98,12 @@ class ModelRegistry:
     async def preload(self) -> None:
         """Import the HTTP providers' SDKs in a worker thread (about 4 s of imports).
 
-        Await once at start-up: otherwise the first call to each provider
-        imports its SDK on the event loop and stalls every other request.
+        Await once at start-up: otherwise the first call to a provider imports
+        its SDK on the event loop and stalls every other request. The anthropic
+        SDK is preloaded only when anthropic is configured (a key, a base URL or
+        a profile); an unconfigured deployment loads it on first use.
         """
-        await asyncio.to_thread(_import_providers)
+        await asyncio.to_thread(_import_providers, self._anthropic_configured)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -129,9 +141,11 @@ def _reveal(secret: Secret) -> str | None:
     return secret or None
 
 
-def _import_providers() -> None:
-    import app.engine.models.anthropic
-    import app.engine.models.openai  # noqa: F401
+def _import_providers(anthropic: bool) -> None:
+    import app.engine.models.openai
+
+    if anthropic:
+        import app.engine.models.anthropic  # noqa: F401
 
 
 def _test_model() -> ModelClient:
