@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
@@ -30,6 +31,7 @@ from app.worker.notify import Notifier
 log = logging.getLogger("agentd.worker")
 
 Event = BaseEvent | RunCompleted
+POOL_RETRIES = 5
 SessionWork = Callable[[AsyncSession], Awaitable[None]]
 
 
@@ -55,6 +57,8 @@ class RunRecorder:
         expect_statuses: tuple[str, ...] | None = None,
         flush_interval: float = 0.02,
         max_batch: int = 64,
+        pool_retries: int = POOL_RETRIES,
+        retry_delay: float = 0.2,
     ) -> None:
         self.run_id = run_id
         self.committed_seq = last_seq
@@ -64,6 +68,8 @@ class RunRecorder:
         self.notifier = notifier
         self._statuses = expect_statuses
         self._interval = flush_interval
+        self._pool_retries = pool_retries
+        self._retry_delay = retry_delay
         self._max_batch = max_batch
         self._buffer: list[Event] = []
         self._lock = asyncio.Lock()
@@ -133,7 +139,17 @@ class RunRecorder:
             frames.append(Frame(seq, event.event, encode_event(event)))
         now = utcnow()
         try:
-            await self._store(frames, seq, now, values, session_work, wake_claimers)
+            for attempt in range(self._pool_retries + 1):
+                try:
+                    await self._store(frames, seq, now, values, session_work, wake_claimers)
+                    break
+                except PoolTimeout:
+                    # Every connection is busy (a load peak): wait for one rather
+                    # than fail the run; the events are not lost either way.
+                    if attempt == self._pool_retries:
+                        raise
+                    log.warning("run %s: no database connection free; retrying", self.run_id)
+                    await asyncio.sleep(self._retry_delay * (attempt + 1))
         except IntegrityError:  # these seqs exist: another writer owns the run now
             raise LeaseLost(self.run_id) from None
         except LeaseLost:

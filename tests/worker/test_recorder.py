@@ -38,9 +38,7 @@ class FlakyMaker:
         return self._session()
 
 
-async def test_failed_batch_is_written_with_the_next_one(
-    db_sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
+async def make_run(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     now = utcnow()
     async with db_sessionmaker() as session, session.begin():
         created = await repository.create_session(
@@ -67,20 +65,29 @@ async def test_failed_batch_is_written_with_the_next_one(
                 "updated_at": now,
             },
         )
+
+
+def content(text: str) -> RunContent:
+    return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
+
+
+async def test_failed_batch_is_written_with_the_next_one(
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await make_run(db_sessionmaker)
     bus = EventBus()
     channel = bus.open("r", 1)
     recorder = RunRecorder(
         run_id="r",
         last_seq=0,
-        maker=FlakyMaker(db_sessionmaker, failures=1),  # type: ignore[arg-type]
+        maker=FlakyMaker(db_sessionmaker, failures=3),  # type: ignore[arg-type]
         channel=channel,
         owner=None,
         notifier=Notifier(),
         flush_interval=60,
+        pool_retries=2,
+        retry_delay=0.01,
     )
-
-    def content(text: str) -> RunContent:
-        return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
 
     await recorder.add(content("a"))
     await recorder.add(content("b"))
@@ -98,3 +105,22 @@ async def test_failed_batch_is_written_with_the_next_one(
     assert [seq for seq, _ in rows] == [1, 2, 3]
     assert ['"content":"a"' in rows[0][1], '"content":"c"' in rows[2][1]] == [True, True]
     assert [frame.seq for frame in channel.frames] == [1, 2, 3]
+
+
+async def test_a_busy_pool_is_waited_for(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await make_run(db_sessionmaker)
+    channel = EventBus().open("r", 1)
+    recorder = RunRecorder(
+        run_id="r",
+        last_seq=0,
+        maker=FlakyMaker(db_sessionmaker, failures=2),  # type: ignore[arg-type]
+        channel=channel,
+        owner=None,
+        notifier=Notifier(),
+        flush_interval=60,
+        pool_retries=2,
+        retry_delay=0.01,
+    )
+    await recorder.commit(content("x"))
+    assert [frame.seq for frame in channel.frames] == [1]
+    assert recorder.committed_seq == 1
