@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-import importlib
 import inspect
 import re
 import string
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from app.engine.context import RunScope
 from app.engine.errors import RunFailure
 from app.engine.events import GuardrailTripped
+from app.engine.modules import defined_in
 from app.engine.output import RunOutput
 from app.engine.spec import (
     AgentGuardrail,
@@ -149,12 +149,9 @@ class GuardrailRegistry:
     def load_modules(self, names: Iterable[str]) -> builtins.list[str]:
         """Import each module; register the guardrails it defines. Returns their names."""
         found: builtins.list[str] = []
-        for module_name in names:
-            module = importlib.import_module(module_name)
-            for value in vars(module).values():
-                if isinstance(value, PythonGuardrailFunction):
-                    self.register(value)
-                    found.append(value.name)
+        for value in defined_in(names, PythonGuardrailFunction):
+            self.register(value)
+            found.append(value.name)
         return found
 
 

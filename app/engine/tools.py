@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import importlib
 import inspect
 import json
 import logging
@@ -28,6 +27,7 @@ from pydantic_core import to_jsonable_python
 
 from app.engine import builtin_tools
 from app.engine.models.base import ToolDefinition
+from app.engine.modules import defined_in
 from app.engine.spec import TOOL_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -267,12 +267,9 @@ class ToolRegistry:
     def load_modules(self, names: Iterable[str]) -> builtins.list[str]:
         """Import each module; register the Tool objects it defines. Returns their names."""
         found: builtins.list[str] = []
-        for module_name in names:
-            module = importlib.import_module(module_name)
-            for value in vars(module).values():
-                if isinstance(value, Tool):
-                    self.register(value)
-                    found.append(value.name)
+        for value in defined_in(names, Tool):
+            self.register(value)
+            found.append(value.name)
         return found
 
 
