@@ -43,7 +43,6 @@ async def _answer(
     session_id: str,
     options: StreamOptions,
     after: int,
-    created: bool,
 ) -> StarletteResponse:
     """Blocking JSON, an SSE stream, or 202 for a background run."""
     maker = request.app.state.sessionmaker
@@ -124,7 +123,7 @@ async def create_run(
         manager.launch(run_id, run=started.run, state=started.state)
     if started.interrupt is not None:
         await manager.cancel(started.interrupt)
-    return await _answer(request, manager, run_id, session_id, body, 0, created=True)
+    return await _answer(request, manager, run_id, session_id, body, 0)
 
 
 @router.post(
@@ -155,7 +154,7 @@ async def continue_run(
     after, session_id = run.last_seq, run.session_id
     await session.commit()
     manager.launch(run_id)
-    return await _answer(request, manager, run_id, session_id, body, after, created=False)
+    return await _answer(request, manager, run_id, session_id, body, after)
 
 
 @router.post(

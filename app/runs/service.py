@@ -187,7 +187,7 @@ async def _session_taken(
     await repository.insert_run(session, values)
     if body.multitask_strategy == "interrupt" and active is not None:
         await repository.update_owned(
-            session, active, None, {"cancel_requested": True}, ("running", "queued")
+            session, active, None, {"cancel_requested": True}, repository.ACTIVE_STATUSES
         )
         await manager.notifier.control(session, "cancel", active)
         return Started(run, launch=False, interrupt=active)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
 
 from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
+from app.engine.output import TERMINAL_STATUSES
 from app.runs import repository
 from app.worker.bus import Frame
 from app.worker.manager import RunManager
@@ -23,8 +24,6 @@ RETRY_MS = 2000
 PING_SECONDS = 15
 SEND_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
-
-ENDED = frozenset({"completed", "error", "cancelled"})
 
 
 async def follow(
@@ -59,7 +58,9 @@ async def follow(
             if not frames:
                 if status is None:
                     return  # the run was deleted
-                if paused_at is not None or (status[0] in ENDED and status[1] <= cursor):
+                if paused_at is not None or (
+                    status[0] in TERMINAL_STATUSES and status[1] <= cursor
+                ):
                     return
                 if status[0] == "paused" and status[1] <= cursor:
                     return

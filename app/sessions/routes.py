@@ -136,7 +136,9 @@ async def delete_session(session: SessionDep, session_id: SessionIdPath) -> Resp
     """Delete a session with its runs, events and history. Cancel its active run first."""
     stored = await _get(session, session_id)
     active = await session.scalar(
-        select(Run.id).where(Run.session_id == session_id, Run.status.in_(("running", "queued")))
+        select(Run.id).where(
+            Run.session_id == session_id, Run.status.in_(repository.ACTIVE_STATUSES)
+        )
     )
     if active is not None or stored.active_run_id is not None:
         raise SessionBusy(

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True, frozen=True)
 class Frame:
-    """One stored event: its seq, name, JSON text and ready-to-send SSE bytes."""
+    """One stored event: its seq, name, JSON text and ready-to-send SSE bytes
+    (encoded once, shared by every subscriber)."""
 
     seq: int
     event: str
     data: bytes
+    sse: bytes = field(init=False, repr=False)
 
-    @property
-    def sse(self) -> bytes:
-        return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.event.encode(), self.data)
+    def __post_init__(self) -> None:
+        sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.event.encode(), self.data)
+        object.__setattr__(self, "sse", sse)
 
 
 class RunChannel:

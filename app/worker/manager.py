@@ -142,7 +142,7 @@ class RunManager:
         """Request a run's cancel durably; interrupt it here or tell its worker."""
         async with self.maker() as session, session.begin():
             await repository.update_owned(
-                session, run_id, None, {"cancel_requested": True}, ("running", "queued")
+                session, run_id, None, {"cancel_requested": True}, repository.ACTIVE_STATUSES
             )
             if run_id not in self._tasks:
                 await self.notifier.control(session, "cancel", run_id)

@@ -4,7 +4,6 @@ session released, and other workers told there may be work."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +16,7 @@ from app.runs import repository
 from app.tables import Run
 from app.worker.bus import EventBus
 from app.worker.notify import Notifier
-from app.worker.recorder import RunRecorder
+from app.worker.recorder import RunRecorder, SessionWork
 
 log = logging.getLogger("agentd.worker")
 
@@ -27,8 +26,6 @@ END_STATUS = {
     "RunCancelled": "cancelled",
     "RunPaused": "paused",
 }
-
-SessionWork = Callable[[AsyncSession], Awaitable[None]]
 
 
 def outcome_values(state: RunState, status: str) -> dict[str, Any]:
