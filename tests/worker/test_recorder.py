@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,7 +15,7 @@ from app.db import utcnow
 from app.engine.events import RunContent
 from app.runs import repository
 from app.tables import RunEvent
-from app.worker.bus import EventBus
+from app.worker.bus import EventBus, RunChannel
 from app.worker.notify import Notifier
 from app.worker.recorder import RunRecorder
 
@@ -67,20 +68,17 @@ async def make_run(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         )
 
 
-def content(text: str) -> RunContent:
-    return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
-
-
-async def test_failed_batch_is_written_with_the_next_one(
-    db_sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
+async def flaky_recorder(
+    db_sessionmaker: async_sessionmaker[AsyncSession], failures: int
+) -> tuple[RunRecorder, RunChannel]:
+    """A stored run, and a recorder for it whose first `failures` writes find no
+    connection; it retries twice."""
     await make_run(db_sessionmaker)
-    bus = EventBus()
-    channel = bus.open("r", 1)
+    channel = EventBus().open("r", 1)
     recorder = RunRecorder(
         run_id="r",
         last_seq=0,
-        maker=FlakyMaker(db_sessionmaker, failures=3),  # type: ignore[arg-type]
+        maker=FlakyMaker(db_sessionmaker, failures=failures),  # type: ignore[arg-type]
         channel=channel,
         owner=None,
         notifier=Notifier(),
@@ -88,15 +86,21 @@ async def test_failed_batch_is_written_with_the_next_one(
         pool_retries=2,
         retry_delay=0.01,
     )
+    return recorder, channel
 
+
+def content(text: str) -> RunContent:
+    return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
+
+
+async def test_failed_batch_is_written_with_the_next_one(
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder, channel = await flaky_recorder(db_sessionmaker, failures=3)
     await recorder.add(content("a"))
     await recorder.add(content("b"))
-    try:
+    with pytest.raises(PoolTimeout):  # three failures outlast two retries
         await recorder.commit()
-    except PoolTimeout:
-        pass
-    else:
-        raise AssertionError("the first write should have failed")
     assert channel.frames == []  # nothing was published
     await recorder.add(content("c"))
     await recorder.commit()
@@ -108,19 +112,7 @@ async def test_failed_batch_is_written_with_the_next_one(
 
 
 async def test_a_busy_pool_is_waited_for(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    await make_run(db_sessionmaker)
-    channel = EventBus().open("r", 1)
-    recorder = RunRecorder(
-        run_id="r",
-        last_seq=0,
-        maker=FlakyMaker(db_sessionmaker, failures=2),  # type: ignore[arg-type]
-        channel=channel,
-        owner=None,
-        notifier=Notifier(),
-        flush_interval=60,
-        pool_retries=2,
-        retry_delay=0.01,
-    )
+    recorder, channel = await flaky_recorder(db_sessionmaker, failures=2)
     await recorder.commit(content("x"))
     assert [frame.seq for frame in channel.frames] == [1]
     assert recorder.committed_seq == 1
