@@ -31,6 +31,7 @@ from app.tools_routes import router as tools_router
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
 from app.worker.notify import create_notifier
+from app.worker.writer import EventWriter
 
 log = logging.getLogger("agentd")
 
@@ -87,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     notifier = create_notifier(settings.database_url)
     manager = RunManager(
         maker=maker,
+        writer=EventWriter(engine.begin),
         runner=runner,
         bus=EventBus(on_change=notifier.wake),
         notifier=notifier,

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, case, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import utcnow
 from app.tables import Run, RunEvent, Session, SessionMessage
@@ -134,7 +134,10 @@ async def merge_session_state(
 
 
 async def finish_in_session(
-    session: AsyncSession, session_id: str, run_id: str, state: dict[str, Any] | None
+    session: AsyncSession | AsyncConnection,
+    session_id: str,
+    run_id: str,
+    state: dict[str, Any] | None,
 ) -> None:
     """Release the session if `run_id` holds it, saving the run's session state."""
     values: dict[str, Any] = {
@@ -186,7 +189,10 @@ async def history(session: AsyncSession, session_id: str, num_runs: int) -> list
 
 
 async def add_messages(
-    session: AsyncSession, session_id: str, run_id: str, messages: list[dict[str, Any]]
+    session: AsyncSession | AsyncConnection,
+    session_id: str,
+    run_id: str,
+    messages: list[dict[str, Any]],
 ) -> None:
     if messages:
         now = utcnow()

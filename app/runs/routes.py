@@ -24,7 +24,7 @@ from app.runs.sse import event_stream, follow, parse_last_event_id
 from app.worker.bus import Frame
 from app.worker.manager import RunManager
 from app.worker.outcomes import cancel_without_worker
-from app.worker.recorder import LeaseLost
+from app.worker.writer import LeaseLost
 
 router = APIRouter(tags=["runs"])
 
@@ -176,7 +176,12 @@ async def cancel_run(
         # LeaseLost: it moved on meanwhile (started, continued, ended); read it again.
         with contextlib.suppress(LeaseLost):
             await cancel_without_worker(
-                maker, manager.bus, manager.notifier, run, owner=None, statuses=(run.status,)
+                manager.writer,
+                manager.bus,
+                manager.notifier,
+                run,
+                owner=None,
+                statuses=(run.status,),
             )
     async with maker() as fresh:
         run = await service.get(fresh, run_id)

@@ -32,7 +32,8 @@ from app.tables import Run
 from app.worker import outcomes
 from app.worker.bus import EventBus
 from app.worker.notify import Notifier
-from app.worker.recorder import LeaseLost, RunRecorder
+from app.worker.recorder import RunRecorder
+from app.worker.writer import EventWriter, LeaseLost
 
 log = logging.getLogger("agentd.worker")
 
@@ -48,6 +49,7 @@ class RunManager:
         self,
         *,
         maker: async_sessionmaker[AsyncSession],
+        writer: EventWriter,
         runner: Runner,
         bus: EventBus,
         notifier: Notifier,
@@ -59,6 +61,7 @@ class RunManager:
         flush_interval: float = 0.02,
     ) -> None:
         self.maker = maker
+        self.writer = writer
         self.runner = runner
         self.bus = bus
         self.notifier = notifier
@@ -211,7 +214,7 @@ class RunManager:
                     log.exception("run %s: could not be prepared", run_id)
                     failure = ("internal_error", "The run could not be started.")
         if failure is not None:
-            await outcomes.fail_unstarted(self.maker, self.bus, self.notifier, run, *failure)
+            await outcomes.fail_unstarted(self.writer, self.bus, self.notifier, run, *failure)
             return
         await self._run(run, state, resumed)
 
@@ -225,7 +228,7 @@ class RunManager:
         recorder = RunRecorder(
             run_id=run_id,
             last_seq=run.last_seq,
-            maker=self.maker,
+            writer=self.writer,
             channel=channel,
             owner=self.owner,
             notifier=self.notifier,
@@ -289,7 +292,7 @@ class RunManager:
         if run is not None and run.status == "running":
             with contextlib.suppress(LeaseLost):
                 await outcomes.cancel_without_worker(
-                    self.maker,
+                    self.writer,
                     self.bus,
                     self.notifier,
                     run,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import BaseEvent, RunCancelled, RunCompleted, RunErrorEvent, utcnow_iso
@@ -16,7 +16,8 @@ from app.runs import repository
 from app.tables import Run
 from app.worker.bus import EventBus
 from app.worker.notify import Notifier
-from app.worker.recorder import RunRecorder, SessionWork
+from app.worker.recorder import RunRecorder
+from app.worker.writer import EventWriter, SessionWork
 
 log = logging.getLogger("agentd.worker")
 
@@ -62,11 +63,11 @@ def release_work(
     """Release the session, saving the run's session state and history with it.
     (The commit also tells other workers there may be work: `wake_claimers`.)"""
 
-    async def work(session: AsyncSession) -> None:
+    async def work(connection: AsyncConnection) -> None:
         if state is not None and keep_history:
-            await repository.add_messages(session, session_id, run_id, state.new_messages())
+            await repository.add_messages(connection, session_id, run_id, state.new_messages())
         session_state = dict(state.session_state) if state is not None else None
-        await repository.finish_in_session(session, session_id, run_id, session_state)
+        await repository.finish_in_session(connection, session_id, run_id, session_state)
 
     return work
 
@@ -113,7 +114,7 @@ async def record_error(state: RunState, recorder: RunRecorder) -> None:
 
 
 async def _finish_stored(
-    maker: async_sessionmaker[AsyncSession],
+    writer: EventWriter,
     bus: EventBus,
     notifier: Notifier,
     run: Run,
@@ -127,7 +128,7 @@ async def _finish_stored(
     recorder = RunRecorder(
         run_id=run.id,
         last_seq=run.last_seq,
-        maker=maker,
+        writer=writer,
         channel=channel,
         owner=owner,
         notifier=notifier,
@@ -153,7 +154,7 @@ async def _finish_stored(
 
 
 async def fail_unstarted(
-    maker: async_sessionmaker[AsyncSession],
+    writer: EventWriter,
     bus: EventBus,
     notifier: Notifier,
     run: Run,
@@ -174,12 +175,12 @@ async def fail_unstarted(
     if output:
         values["output"] = {**output, "status": "error", "error": error.model_dump()}
     await _finish_stored(
-        maker, bus, notifier, run, event, values, owner=run.lease_owner, statuses=("running",)
+        writer, bus, notifier, run, event, values, owner=run.lease_owner, statuses=("running",)
     )
 
 
 async def cancel_without_worker(
-    maker: async_sessionmaker[AsyncSession],
+    writer: EventWriter,
     bus: EventBus,
     notifier: Notifier,
     run: Run,
@@ -199,7 +200,7 @@ async def cancel_without_worker(
     values: dict[str, Any] = {"status": "cancelled"}
     if output:
         values["output"] = {**output, "status": "cancelled", "requirements": []}
-    await _finish_stored(maker, bus, notifier, run, event, values, owner=owner, statuses=statuses)
+    await _finish_stored(writer, bus, notifier, run, event, values, owner=owner, statuses=statuses)
 
 
 async def hand_back(maker: async_sessionmaker[AsyncSession], run_id: str, owner: str) -> None:

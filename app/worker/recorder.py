@@ -13,31 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import STREAM_END_EVENTS as END_EVENTS
 from app.engine.events import BaseEvent, RunCompleted
-from app.runs import repository
 from app.worker.bus import Frame, RunChannel
 from app.worker.notify import Notifier
+from app.worker.writer import Batch, EventWriter, LeaseLost, SessionWork
 
 log = logging.getLogger("agentd.worker")
 
 Event = BaseEvent | RunCompleted
 POOL_RETRIES = 5
-SessionWork = Callable[[AsyncSession], Awaitable[None]]
 
-
-class LeaseLost(Exception):
-    """The run is no longer this writer's (another worker owns it, or its status
-    moved on): nothing was written."""
+__all__ = ["LeaseLost", "RunRecorder", "SessionWork", "encode_event"]
 
 
 def encode_event(event: Event) -> bytes:
@@ -50,7 +44,7 @@ class RunRecorder:
         *,
         run_id: str,
         last_seq: int,
-        maker: async_sessionmaker[AsyncSession],
+        writer: EventWriter,
         channel: RunChannel,
         owner: str | None,
         notifier: Notifier,
@@ -62,7 +56,7 @@ class RunRecorder:
     ) -> None:
         self.run_id = run_id
         self.committed_seq = last_seq
-        self._maker = maker
+        self._writer = writer
         self._channel = channel
         self._owner = owner
         self.notifier = notifier
@@ -141,7 +135,7 @@ class RunRecorder:
         try:
             for attempt in range(self._pool_retries + 1):
                 try:
-                    await self._store(frames, seq, now, values, session_work, wake_claimers)
+                    await self._store(frames, seq, now, values, session_work)
                     break
                 except PoolTimeout:
                     # Every connection is busy (a load peak): wait for one rather
@@ -172,27 +166,23 @@ class RunRecorder:
         now: datetime,
         values: dict[str, Any],
         session_work: SessionWork | None,
-        wake_claimers: bool,
     ) -> None:
-        async with self._maker() as session, session.begin():
-            await repository.insert_events(
-                session,
-                self.run_id,
-                [
+        row_values: dict[str, Any] = {"updated_at": now, **values}
+        if frames:
+            row_values["last_seq"] = seq
+        await self._writer.write(
+            Batch(
+                run_id=self.run_id,
+                owner=self._owner,
+                statuses=self._statuses,
+                rows=[
                     {"seq": f.seq, "type": f.event, "data": f.data.decode(), "created_at": now}
                     for f in frames
                 ],
+                values=row_values,
+                session_work=session_work,
             )
-            row_values: dict[str, Any] = {"updated_at": now, **values}
-            if frames:
-                row_values["last_seq"] = seq
-            owned = await repository.update_owned(
-                session, self.run_id, self._owner, row_values, self._statuses
-            )
-            if not owned:
-                raise LeaseLost(self.run_id)
-            if session_work is not None:
-                await session_work(session)
+        )
 
     def discard_endings(self) -> None:
         """Drop a buffered end event (its write failed): the run ends another way."""

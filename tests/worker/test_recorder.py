@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import RunContent
@@ -18,25 +18,27 @@ from app.tables import RunEvent
 from app.worker.bus import EventBus, RunChannel
 from app.worker.notify import Notifier
 from app.worker.recorder import RunRecorder
+from app.worker.writer import EventWriter
 
 
-class FlakyMaker:
-    """A sessionmaker whose first `failures` sessions cannot get a connection."""
+class FlakyBegin:
+    """`engine.begin`, except that the first `failures` transactions cannot get a
+    connection."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession], failures: int) -> None:
-        self.maker = maker
+    def __init__(self, engine: AsyncEngine, failures: int) -> None:
+        self.engine = engine
         self.failures = failures
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
         if self.failures > 0:
             self.failures -= 1
             raise PoolTimeout("QueuePool limit reached")
-        async with self.maker() as session:
-            yield session
+        async with self.engine.begin() as connection:
+            yield connection
 
     def __call__(self) -> Any:
-        return self._session()
+        return self._begin()
 
 
 async def make_run(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -69,7 +71,7 @@ async def make_run(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def flaky_recorder(
-    db_sessionmaker: async_sessionmaker[AsyncSession], failures: int
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession], failures: int
 ) -> tuple[RunRecorder, RunChannel]:
     """A stored run, and a recorder for it whose first `failures` writes find no
     connection; it retries twice."""
@@ -78,7 +80,7 @@ async def flaky_recorder(
     recorder = RunRecorder(
         run_id="r",
         last_seq=0,
-        maker=FlakyMaker(db_sessionmaker, failures=failures),  # type: ignore[arg-type]
+        writer=EventWriter(FlakyBegin(db_engine, failures=failures)),
         channel=channel,
         owner=None,
         notifier=Notifier(),
@@ -94,9 +96,9 @@ def content(text: str) -> RunContent:
 
 
 async def test_failed_batch_is_written_with_the_next_one(
-    db_sessionmaker: async_sessionmaker[AsyncSession],
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    recorder, channel = await flaky_recorder(db_sessionmaker, failures=3)
+    recorder, channel = await flaky_recorder(db_engine, db_sessionmaker, failures=3)
     await recorder.add(content("a"))
     await recorder.add(content("b"))
     with pytest.raises(PoolTimeout):  # three failures outlast two retries
@@ -111,8 +113,10 @@ async def test_failed_batch_is_written_with_the_next_one(
     assert [frame.seq for frame in channel.frames] == [1, 2, 3]
 
 
-async def test_a_busy_pool_is_waited_for(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    recorder, channel = await flaky_recorder(db_sessionmaker, failures=2)
+async def test_a_busy_pool_is_waited_for(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    recorder, channel = await flaky_recorder(db_engine, db_sessionmaker, failures=2)
     await recorder.commit(content("x"))
     assert [frame.seq for frame in channel.frames] == [1]
     assert recorder.committed_seq == 1

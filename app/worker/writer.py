@@ -1,0 +1,193 @@
+"""Group commit: every run's pending batch goes out in one transaction per turn.
+
+A recorder hands its batch (event rows, run-row values, session work) to the
+process's `EventWriter` and waits. While one transaction is being written, new
+batches queue up; the next transaction takes all of them, so under load one
+commit carries many runs' events for the price of one, and statements are
+shared (one INSERT for every run's events, one UPDATE per shape of run-row
+change). An idle writer starts at once: a lone run waits for nothing.
+
+Ownership is checked for every run of the group first, with the rows locked in
+id order (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already excludes other
+writers): a run this process no longer owns, or whose status moved on, gets
+`LeaseLost` and nothing of it is written; the others go on. Should the group's
+transaction fail for another reason (a constraint, a deadlock), each batch is
+written again alone, so one bad batch never fails another run. A pool timeout
+or a lost database fails the whole group: the recorders keep their events and
+try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.runs.repository import EVENTS, RUNS
+
+log = logging.getLogger("agentd.worker")
+
+Begin = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+SessionWork = Callable[[AsyncConnection], Awaitable[None]]
+
+MAX_GROUP = 256  # batches per transaction
+
+
+class LeaseLost(Exception):
+    """The run is no longer this writer's (another worker owns it, or its status
+    moved on): nothing was written."""
+
+
+@dataclass(slots=True, eq=False)
+class Batch:
+    """One run's write: `rows` for `run_events` (without `run_id`), the run row's
+    new `values`, and work on its session, done only while `owner` (None: anyone)
+    holds the run and its status is one of `statuses` (None: any)."""
+
+    run_id: str
+    owner: str | None
+    statuses: tuple[str, ...] | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    session_work: SessionWork | None = None
+
+
+Pending = tuple[Batch, "asyncio.Future[None]"]
+
+_OWNERSHIP = (
+    select(RUNS.c.id, RUNS.c.lease_owner, RUNS.c.status)
+    .where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(RUNS.c.id)
+    .with_for_update()
+)
+_INSERT_EVENTS = insert(EVENTS)
+
+
+class EventWriter:
+    def __init__(self, begin: Begin, *, max_group: int = MAX_GROUP) -> None:
+        self._begin = begin
+        self._max_group = max_group
+        self._queue: list[Pending] = []
+        self._task: asyncio.Task[None] | None = None
+        self._updates: dict[tuple[str, ...], Update] = {}
+
+    async def write(self, batch: Batch) -> None:
+        """Write `batch` with whatever else is waiting; raises `LeaseLost`, or the
+        database's error (nothing of the batch was stored then)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((batch, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group = self._take()
+            try:
+                await self._write_group(group)
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            except BaseException:
+                for _, future in group + self._queue:
+                    future.cancel()
+                self._queue.clear()
+                raise
+
+    def _take(self) -> list[Pending]:
+        """The next group: up to `max_group` batches, one per run (a run's next
+        batch waits for the next group), skipping those whose writer gave up."""
+        group: list[Pending] = []
+        runs: set[str] = set()
+        rest: list[Pending] = []
+        for pending in self._queue:
+            batch, future = pending
+            if future.done():
+                continue
+            if len(group) < self._max_group and batch.run_id not in runs:
+                group.append(pending)
+                runs.add(batch.run_id)
+            else:
+                rest.append(pending)
+        self._queue = rest
+        return group
+
+    async def _write_group(self, group: list[Pending]) -> None:
+        try:
+            lost = await self._store([batch for batch, _ in group])
+        except PoolTimeout:
+            raise  # every batch would wait the same: fail them all, to be retried
+        except Exception:
+            if len(group) == 1:
+                raise
+            log.warning("a grouped event write failed; writing its %d runs one by one", len(group))
+            for pending in group:
+                try:
+                    await self._write_group([pending])
+                except Exception as exc:
+                    if not pending[1].done():
+                        pending[1].set_exception(exc)
+            return
+        for batch, future in group:
+            if not future.done():
+                if batch.run_id in lost:
+                    future.set_exception(LeaseLost(batch.run_id))
+                else:
+                    future.set_result(None)
+
+    async def _store(self, batches: list[Batch]) -> set[str]:
+        """One transaction for `batches`; the ids of runs not written (lease lost)."""
+        async with self._begin() as conn:
+            found = {
+                run_id: (owner, status)
+                for run_id, owner, status in await conn.execute(
+                    _OWNERSHIP, {"ids": [batch.run_id for batch in batches]}
+                )
+            }
+            lost: set[str] = set()
+            kept: list[Batch] = []
+            for batch in batches:
+                row = found.get(batch.run_id)
+                if (
+                    row is None
+                    or (batch.owner is not None and row[0] != batch.owner)
+                    or (batch.statuses is not None and row[1] not in batch.statuses)
+                ):
+                    lost.add(batch.run_id)
+                else:
+                    kept.append(batch)
+            rows = [{"run_id": batch.run_id, **row} for batch in kept for row in batch.rows]
+            if rows:
+                await conn.execute(_INSERT_EVENTS, rows)
+            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for batch in kept:
+                if batch.values:
+                    params = {f"v_{name}": value for name, value in batch.values.items()}
+                    params["v_id_"] = batch.run_id
+                    shapes.setdefault(tuple(batch.values), []).append(params)
+            for shape, params_list in shapes.items():
+                await conn.execute(self._update(shape), params_list)
+            for batch in kept:
+                if batch.session_work is not None:
+                    await batch.session_work(conn)
+        return lost
+
+    def _update(self, shape: tuple[str, ...]) -> Update:
+        """`UPDATE runs SET <shape> WHERE id = ?`, built once per shape (executemany)."""
+        statement = self._updates.get(shape)
+        if statement is None:
+            statement = (
+                update(RUNS)
+                .where(RUNS.c.id == bindparam("v_id_"))
+                .values({name: bindparam(f"v_{name}", type_=RUNS.c[name].type) for name in shape})
+            )
+            self._updates[shape] = statement
+        return statement

@@ -1,0 +1,221 @@
+"""The event writer commits many runs' batches in one transaction, and keeps one
+run's trouble (a lost lease, a constraint) from failing the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.runs import repository
+from app.tables import Run, RunEvent
+from app.worker.writer import Batch, EventWriter, LeaseLost
+
+
+class CountingBegin:
+    """`engine.begin`, counting transactions; the first `failures` find no connection."""
+
+    def __init__(self, engine: AsyncEngine, failures: int = 0) -> None:
+        self.engine = engine
+        self.failures = failures
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        self.transactions += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise PoolTimeout("QueuePool limit reached")
+        async with self.engine.begin() as connection:
+            yield connection
+
+    def __call__(self) -> Any:
+        return self._begin()
+
+
+async def make_runs(
+    maker: async_sessionmaker[AsyncSession], count: int, owner: str = "me"
+) -> list[str]:
+    now = utcnow()
+    ids = [f"r{index}" for index in range(count)]
+    async with maker() as session, session.begin():
+        for run_id in ids:
+            await repository.create_session(
+                session, {"id": f"s-{run_id}", "state": {}, "created_at": now, "updated_at": now}
+            )
+            await repository.insert_run(
+                session,
+                {
+                    "id": run_id,
+                    "agent_id": "a",
+                    "agent_version": 1,
+                    "session_id": f"s-{run_id}",
+                    "status": "running",
+                    "model": "test:echo",
+                    "input": {},
+                    "metadata_": {},
+                    "content_type": "str",
+                    "last_seq": 0,
+                    "cancel_requested": False,
+                    "attempt": 1,
+                    "lease_owner": owner,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+    return ids
+
+
+def batch(run_id: str, seqs: range, *, owner: str | None = "me", **values: Any) -> Batch:
+    now = utcnow()
+    return Batch(
+        run_id=run_id,
+        owner=owner,
+        statuses=("running",),
+        rows=[
+            {"seq": seq, "type": "RunContent", "data": f'{{"seq":{seq}}}', "created_at": now}
+            for seq in seqs
+        ],
+        values={"last_seq": seqs[-1], "updated_at": now, **values},
+    )
+
+
+async def stored(maker: async_sessionmaker[AsyncSession]) -> dict[str, tuple[int, list[int]]]:
+    """run id -> (last_seq, stored seqs)."""
+    async with maker() as session:
+        runs = dict((await session.execute(select(Run.id, Run.last_seq))).all())
+        events = (await session.execute(select(RunEvent.run_id, RunEvent.seq))).all()
+    return {
+        run_id: (last_seq, sorted(seq for rid, seq in events if rid == run_id))
+        for run_id, last_seq in runs.items()
+    }
+
+
+async def test_concurrent_batches_share_one_transaction(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 12)
+    begin = CountingBegin(db_engine)
+    writer = EventWriter(begin)
+    await asyncio.gather(*(writer.write(batch(run_id, range(1, 4))) for run_id in ids))
+    assert begin.transactions == 1
+    assert await stored(db_sessionmaker) == {run_id: (3, [1, 2, 3]) for run_id in ids}
+    # A lone write goes out at once, in its own transaction.
+    await writer.write(batch(ids[0], range(4, 5), status="completed"))
+    assert begin.transactions == 2
+    async with db_sessionmaker() as session:
+        assert await repository.status_of(session, ids[0]) == ("completed", 4)
+
+
+async def test_one_runs_batches_go_out_in_order_in_separate_transactions(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    [run_id] = await make_runs(db_sessionmaker, 1)
+    begin = CountingBegin(db_engine)
+    writer = EventWriter(begin)
+    await asyncio.gather(
+        writer.write(batch(run_id, range(1, 3))), writer.write(batch(run_id, range(3, 5)))
+    )
+    assert begin.transactions == 2
+    assert await stored(db_sessionmaker) == {run_id: (4, [1, 2, 3, 4])}
+
+
+async def test_a_lost_lease_fails_only_its_own_run(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 3)
+    begin = CountingBegin(db_engine)
+    writer = EventWriter(begin)
+    results = await asyncio.gather(
+        writer.write(batch(ids[0], range(1, 3))),
+        writer.write(batch(ids[1], range(1, 3), owner="someone-else")),
+        writer.write(batch(ids[2], range(1, 3))),
+        return_exceptions=True,
+    )
+    assert [type(result) for result in results] == [type(None), LeaseLost, type(None)]
+    assert begin.transactions == 1
+    assert await stored(db_sessionmaker) == {
+        ids[0]: (2, [1, 2]),
+        ids[1]: (0, []),
+        ids[2]: (2, [1, 2]),
+    }
+
+
+async def test_a_status_that_moved_on_is_a_lost_lease(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    [run_id] = await make_runs(db_sessionmaker, 1)
+    writer = EventWriter(db_engine.begin)
+    await writer.write(batch(run_id, range(1, 2), status="cancelled"))
+    with pytest.raises(LeaseLost):
+        await writer.write(batch(run_id, range(2, 3)))
+    assert await stored(db_sessionmaker) == {run_id: (1, [1])}
+
+
+async def test_a_failing_batch_is_isolated_and_the_others_are_written(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 3)
+    await EventWriter(db_engine.begin).write(batch(ids[1], range(1, 3)))
+    begin = CountingBegin(db_engine)
+    writer = EventWriter(begin)
+    results = await asyncio.gather(
+        writer.write(batch(ids[0], range(1, 3))),
+        writer.write(batch(ids[1], range(2, 4))),  # seq 2 exists: the primary key refuses it
+        writer.write(batch(ids[2], range(1, 3))),
+        return_exceptions=True,
+    )
+    assert [type(result) for result in results] == [type(None), IntegrityError, type(None)]
+    assert begin.transactions == 4  # the group, then each batch alone
+    assert await stored(db_sessionmaker) == {
+        ids[0]: (2, [1, 2]),
+        ids[1]: (2, [1, 2]),
+        ids[2]: (2, [1, 2]),
+    }
+
+
+async def test_no_free_connection_fails_the_whole_group_and_writes_nothing(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 2)
+    begin = CountingBegin(db_engine, failures=1)
+    writer = EventWriter(begin)
+    results = await asyncio.gather(
+        *(writer.write(batch(run_id, range(1, 2))) for run_id in ids), return_exceptions=True
+    )
+    assert [type(result) for result in results] == [PoolTimeout, PoolTimeout]
+    assert begin.transactions == 1  # not retried one by one: each would wait the same
+    assert await stored(db_sessionmaker) == {run_id: (0, []) for run_id in ids}
+    await asyncio.gather(*(writer.write(batch(run_id, range(1, 2))) for run_id in ids))
+    assert await stored(db_sessionmaker) == {run_id: (1, [1]) for run_id in ids}
+
+
+async def test_session_work_runs_in_the_groups_transaction(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 2)
+    writer = EventWriter(db_engine.begin)
+
+    def release(run_id: str) -> Any:
+        async def work(connection: AsyncConnection) -> None:
+            await repository.add_messages(
+                connection, f"s-{run_id}", run_id, [{"role": "user", "content": run_id}]
+            )
+
+        return work
+
+    batches = [batch(run_id, range(1, 2)) for run_id in ids]
+    for item in batches:
+        item.session_work = release(item.run_id)
+    await asyncio.gather(*(writer.write(item) for item in batches))
+    async with db_sessionmaker() as session:
+        assert await repository.history(session, "s-r0", 5) == [{"role": "user", "content": "r0"}]
+        assert await repository.history(session, "s-r1", 5) == [{"role": "user", "content": "r1"}]
