@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, delete, func, insert, null, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.tables import Run, RunEvent, Session, SessionMessage
@@ -133,24 +133,6 @@ async def merge_session_state(
         await session.flush()
 
 
-async def finish_in_session(
-    session: AsyncSession | AsyncConnection,
-    session_id: str,
-    run_id: str,
-    state: dict[str, Any] | None,
-) -> None:
-    """Release the session if `run_id` holds it, saving the run's session state."""
-    values: dict[str, Any] = {
-        "active_run_id": case(
-            (SESSIONS.c.active_run_id == run_id, null()), else_=SESSIONS.c.active_run_id
-        ),
-        "updated_at": utcnow(),
-    }
-    if state is not None:
-        values["state"] = state
-    await session.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(**values))
-
-
 async def get_session(session: AsyncSession, session_id: str) -> Session | None:
     return await session.get(Session, session_id, populate_existing=True)
 
@@ -186,29 +168,6 @@ async def history(session: AsyncSession, session_id: str, num_runs: int) -> list
         .order_by(SessionMessage.id)
     )
     return list(rows)
-
-
-async def add_messages(
-    session: AsyncSession | AsyncConnection,
-    session_id: str,
-    run_id: str,
-    messages: list[dict[str, Any]],
-) -> None:
-    if messages:
-        now = utcnow()
-        await session.execute(
-            insert(MESSAGES),
-            [
-                {
-                    "session_id": session_id,
-                    "run_id": run_id,
-                    "position": index,
-                    "message": message,
-                    "created_at": now,
-                }
-                for index, message in enumerate(messages)
-            ],
-        )
 
 
 async def stale_runs(session: AsyncSession, now: datetime, limit: int) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import BaseEvent, RunCancelled, RunCompleted, RunErrorEvent, utcnow_iso
@@ -17,7 +17,7 @@ from app.tables import Run
 from app.worker.bus import EventBus
 from app.worker.notify import Notifier
 from app.worker.recorder import RunRecorder
-from app.worker.writer import EventWriter, SessionWork
+from app.worker.writer import EventWriter, Release
 
 log = logging.getLogger("agentd.worker")
 
@@ -53,23 +53,15 @@ def outcome_values(state: RunState, status: str) -> dict[str, Any]:
     return values
 
 
-def release_work(
-    session_id: str,
-    run_id: str,
-    *,
-    state: RunState | None = None,
-    keep_history: bool = False,
-) -> SessionWork:
+def release(
+    session_id: str, *, state: RunState | None = None, keep_history: bool = False
+) -> Release:
     """Release the session, saving the run's session state and history with it.
     (The commit also tells other workers there may be work: `wake_claimers`.)"""
-
-    async def work(connection: AsyncConnection) -> None:
-        if state is not None and keep_history:
-            await repository.add_messages(connection, session_id, run_id, state.new_messages())
-        session_state = dict(state.session_state) if state is not None else None
-        await repository.finish_in_session(connection, session_id, run_id, session_state)
-
-    return work
+    if state is None:
+        return Release(session_id)
+    messages = state.new_messages() if keep_history else []
+    return Release(session_id, state=dict(state.session_state), messages=messages)
 
 
 async def record_end(
@@ -79,12 +71,7 @@ async def record_end(
     await recorder.commit(
         event,
         values=outcome_values(state, status),
-        session_work=release_work(
-            state.session_id,
-            state.run_id,
-            state=state,
-            keep_history=status == "completed",
-        ),
+        release=release(state.session_id, state=state, keep_history=status == "completed"),
         wake_claimers=True,
     )
 
@@ -146,7 +133,7 @@ async def _finish_stored(
         await recorder.commit(
             event,
             values=values,
-            session_work=release_work(run.session_id, run.id),
+            release=release(run.session_id),
             wake_claimers=True,
         )
     finally:

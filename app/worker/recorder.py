@@ -24,14 +24,14 @@ from app.engine.events import STREAM_END_EVENTS as END_EVENTS
 from app.engine.events import BaseEvent, RunCompleted
 from app.worker.bus import Frame, RunChannel
 from app.worker.notify import Notifier
-from app.worker.writer import Batch, EventWriter, LeaseLost, SessionWork
+from app.worker.writer import Batch, EventWriter, LeaseLost, Release
 
 log = logging.getLogger("agentd.worker")
 
 Event = BaseEvent | RunCompleted
 POOL_RETRIES = 5
 
-__all__ = ["LeaseLost", "RunRecorder", "SessionWork", "encode_event"]
+__all__ = ["LeaseLost", "RunRecorder", "encode_event"]
 
 
 def encode_event(event: Event) -> bytes:
@@ -96,10 +96,10 @@ class RunRecorder:
         event: Event | None = None,
         *,
         values: dict[str, Any] | None = None,
-        session_work: SessionWork | None = None,
+        release: Release | None = None,
         wake_claimers: bool = False,
     ) -> None:
-        """Write the buffer, `event`, run-row `values` and `session_work` in one
+        """Write the buffer, `event`, run-row `values` and `release` in one
         transaction, then publish the events to live subscribers. With
         `wake_claimers`, other workers hear there may be work (a session freed)."""
         async with self._lock:
@@ -110,11 +110,9 @@ class RunRecorder:
             events, self._buffer = self._buffer, []
             if event is not None:
                 events.append(event)
-            if not events and not values and session_work is None:
+            if not events and not values and release is None:
                 return
-            write = asyncio.ensure_future(
-                self._write(events, values or {}, session_work, wake_claimers)
-            )
+            write = asyncio.ensure_future(self._write(events, values or {}, release, wake_claimers))
             self._inflight = write
             await asyncio.shield(write)
 
@@ -122,7 +120,7 @@ class RunRecorder:
         self,
         events: list[Event],
         values: dict[str, Any],
-        session_work: SessionWork | None,
+        release: Release | None,
         wake_claimers: bool,
     ) -> None:
         frames = []
@@ -135,7 +133,7 @@ class RunRecorder:
         try:
             for attempt in range(self._pool_retries + 1):
                 try:
-                    await self._store(frames, seq, now, values, session_work)
+                    await self._store(frames, seq, now, values, release)
                     break
                 except PoolTimeout:
                     # Every connection is busy (a load peak): wait for one rather
@@ -165,7 +163,7 @@ class RunRecorder:
         seq: int,
         now: datetime,
         values: dict[str, Any],
-        session_work: SessionWork | None,
+        release: Release | None,
     ) -> None:
         row_values: dict[str, Any] = {"updated_at": now, **values}
         if frames:
@@ -180,7 +178,7 @@ class RunRecorder:
                     for f in frames
                 ],
                 values=row_values,
-                session_work=session_work,
+                release=release,
             )
         )
 

@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import Update, bindparam, case, insert, null, select, update
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.runs.repository import EVENTS, RUNS
+from app.db import utcnow
+from app.runs.repository import EVENTS, MESSAGES, RUNS, SESSIONS
 
 log = logging.getLogger("agentd.worker")
 
 Begin = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-SessionWork = Callable[[AsyncConnection], Awaitable[None]]
 
 MAX_GROUP = 256  # batches per transaction
 
@@ -46,17 +46,28 @@ class LeaseLost(Exception):
 
 
 @dataclass(slots=True, eq=False)
+class Release:
+    """A run lets go of its session: the session's `active_run_id` is cleared if it
+    is the run's, its state replaced by `state` (None: kept), and `messages`
+    appended to its history."""
+
+    session_id: str
+    state: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
 class Batch:
     """One run's write: `rows` for `run_events` (without `run_id`), the run row's
-    new `values`, and work on its session, done only while `owner` (None: anyone)
-    holds the run and its status is one of `statuses` (None: any)."""
+    new `values`, and maybe the release of its session; done only while `owner`
+    (None: anyone) holds the run and its status is one of `statuses` (None: any)."""
 
     run_id: str
     owner: str | None
     statuses: tuple[str, ...] | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
-    session_work: SessionWork | None = None
+    release: Release | None = None
 
 
 Pending = tuple[Batch, "asyncio.Future[None]"]
@@ -68,6 +79,20 @@ _OWNERSHIP = (
     .with_for_update()
 )
 _INSERT_EVENTS = insert(EVENTS)
+_INSERT_MESSAGES = insert(MESSAGES)
+_RELEASE_VALUES = {
+    "active_run_id": case(
+        (SESSIONS.c.active_run_id == bindparam("s_run"), null()),
+        else_=SESSIONS.c.active_run_id,
+    ),
+    "updated_at": bindparam("s_now", type_=SESSIONS.c.updated_at.type),
+}
+_RELEASE = update(SESSIONS).where(SESSIONS.c.id == bindparam("s_id")).values(_RELEASE_VALUES)
+_RELEASE_WITH_STATE = (
+    update(SESSIONS)
+    .where(SESSIONS.c.id == bindparam("s_id"))
+    .values({**_RELEASE_VALUES, "state": bindparam("s_state", type_=SESSIONS.c.state.type)})
+)
 
 
 class EventWriter:
@@ -175,10 +200,42 @@ class EventWriter:
                     shapes.setdefault(tuple(batch.values), []).append(params)
             for shape, params_list in shapes.items():
                 await conn.execute(self._update(shape), params_list)
-            for batch in kept:
-                if batch.session_work is not None:
-                    await batch.session_work(conn)
+            await self._release(conn, kept)
         return lost
+
+    @staticmethod
+    async def _release(conn: AsyncConnection, batches: list[Batch]) -> None:
+        """Sessions released by `batches`: history appended, then the sessions
+        updated (in id order), with one statement per kind for all of them."""
+        releases = [(batch.run_id, batch.release) for batch in batches if batch.release]
+        if not releases:
+            return
+        now = utcnow()
+        messages = [
+            {
+                "session_id": release.session_id,
+                "run_id": run_id,
+                "position": position,
+                "message": message,
+                "created_at": now,
+            }
+            for run_id, release in releases
+            for position, message in enumerate(release.messages)
+        ]
+        if messages:
+            await conn.execute(_INSERT_MESSAGES, messages)
+        keep: list[dict[str, Any]] = []
+        replace: list[dict[str, Any]] = []
+        for run_id, release in sorted(releases, key=lambda item: item[1].session_id):
+            params = {"s_id": release.session_id, "s_run": run_id, "s_now": now}
+            if release.state is None:
+                keep.append(params)
+            else:
+                replace.append({**params, "s_state": release.state})
+        if keep:
+            await conn.execute(_RELEASE, keep)
+        if replace:
+            await conn.execute(_RELEASE_WITH_STATE, replace)
 
     def _update(self, shape: tuple[str, ...]) -> Update:
         """`UPDATE runs SET <shape> WHERE id = ?`, built once per shape (executemany)."""

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from app.db import utcnow
 from app.runs import repository
 from app.tables import Run, RunEvent
-from app.worker.writer import Batch, EventWriter, LeaseLost
+from app.tables import Session as SessionRow
+from app.worker.writer import Batch, EventWriter, LeaseLost, Release
 
 
 class CountingBegin:
@@ -198,24 +199,40 @@ async def test_no_free_connection_fails_the_whole_group_and_writes_nothing(
     assert await stored(db_sessionmaker) == {run_id: (1, [1]) for run_id in ids}
 
 
-async def test_session_work_runs_in_the_groups_transaction(
+async def test_sessions_are_released_in_the_groups_transaction(
     db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    ids = await make_runs(db_sessionmaker, 2)
-    writer = EventWriter(db_engine.begin)
-
-    def release(run_id: str) -> Any:
-        async def work(connection: AsyncConnection) -> None:
-            await repository.add_messages(
-                connection, f"s-{run_id}", run_id, [{"role": "user", "content": run_id}]
-            )
-
-        return work
-
+    ids = await make_runs(db_sessionmaker, 3)
+    async with db_sessionmaker() as session, session.begin():
+        for run_id in ids:
+            assert await repository.acquire_session(session, f"s-{run_id}", run_id)
+        # s-r2 is held by another run by now: releasing it as r2 must not free it
+        assert await repository.acquire_session(session, "s-r2", "r2")
+        await session.execute(
+            update(SessionRow).where(SessionRow.id == "s-r2").values(active_run_id="other")
+        )
+    begin = CountingBegin(db_engine)
+    writer = EventWriter(begin)
     batches = [batch(run_id, range(1, 2)) for run_id in ids]
-    for item in batches:
-        item.session_work = release(item.run_id)
+    batches[0].release = Release(
+        "s-r0", state={"n": 1}, messages=[{"role": "user", "content": "hi"}]
+    )
+    batches[1].release = Release("s-r1")  # state kept, no history
+    batches[2].release = Release("s-r2", state={"n": 3})
     await asyncio.gather(*(writer.write(item) for item in batches))
+    assert begin.transactions == 1
     async with db_sessionmaker() as session:
-        assert await repository.history(session, "s-r0", 5) == [{"role": "user", "content": "r0"}]
-        assert await repository.history(session, "s-r1", 5) == [{"role": "user", "content": "r1"}]
+        rows = (
+            await session.execute(
+                select(SessionRow.id, SessionRow.active_run_id, SessionRow.state).order_by(
+                    SessionRow.id
+                )
+            )
+        ).all()
+        assert [tuple(row) for row in rows] == [
+            ("s-r0", None, {"n": 1}),
+            ("s-r1", None, {}),
+            ("s-r2", "other", {"n": 3}),
+        ]
+        assert await repository.history(session, "s-r0", 5) == [{"role": "user", "content": "hi"}]
+        assert await repository.history(session, "s-r1", 5) == []

@@ -1,15 +1,16 @@
 """Chat Completions over the official OpenAI SDK, for OpenAI and any compatible server.
 
 The SDK owns the transport, auth, retries (429, 5xx and timeouts with backoff,
-honouring `retry-after`) and status errors. This module builds the request from
-the engine's canonical messages (already the Chat Completions shape) and reads
-the raw SSE stream itself, one orjson parse per `data:` line instead of a
-pydantic model per chunk.
+honouring `retry-after`) and status errors. This module builds the JSON body
+from the engine's canonical messages (already the Chat Completions shape) and
+sends it with the client's own `post` (the SDK's documented way to make a
+request it has no method for), which skips re-walking every message against
+the SDK's typed parameters; it reads the raw SSE stream itself, one orjson
+parse per `data:` line instead of a pydantic model per chunk.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 import httpx2
 import openai
 import orjson
-from openai.resources.chat.completions import AsyncCompletions
 
 from app.engine.models.base import (
     ContentDelta,
@@ -49,12 +49,12 @@ SDK_ERRORS = SDKErrors(
 # Sent when no key is configured: servers such as Ollama or vLLM need none.
 PLACEHOLDER_API_KEY = "not-needed"
 
-# Settings the SDK takes as arguments; every other setting goes in `extra_body`.
+# Keys of `settings` that are not body fields (the body's own are set from the request);
+# `extra_body` is merged into the body last, overriding.
 _NOT_SETTINGS = frozenset(
     {"self", "model", "messages", "stream", "stream_options", "tools", "functions",
      "function_call", "extra_headers", "extra_query", "extra_body", "timeout"}
 )  # fmt: skip
-SDK_SETTINGS = frozenset(inspect.signature(AsyncCompletions.create).parameters) - _NOT_SETTINGS
 # Canonical message fields that are not part of the Chat Completions input.
 _LOCAL_MESSAGE_KEYS = ("reasoning_content", "reasoning")
 _FINISH_REASONS = {"function_call": "tool_calls"}
@@ -82,31 +82,36 @@ class OpenAIChatModel:
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
-        create = self._client.chat.completions.with_streaming_response.create
         with provider_errors(PROVIDER, SDK_ERRORS, self._client.base_url.host):
-            async with create(**request_kwargs(request)) as response:
-                events = sse_events(response.http_response)
+            # cast_to=Response with stream=True: the SDK sends (retrying, raising
+            # status errors) and hands back the unread response.
+            response: httpx2.Response = await self._client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=request_body(request),
+                stream=True,
+            )
+            try:
+                events = sse_events(response)
                 async for delta in parse_stream(events):
                     yield delta
                 await drain(events)
+            finally:
+                await response.aclose()
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def request_kwargs(request: ModelRequest) -> dict[str, Any]:
-    """The arguments of `chat.completions.create` for one streamed call."""
-    kwargs: dict[str, Any] = {}
-    extra_body: dict[str, Any] = dict(request.settings.get("extra_body") or {})
-    for key, value in request.settings.items():
-        if value is None or key in _NOT_SETTINGS:
-            continue
-        if key in SDK_SETTINGS:
-            kwargs[key] = value
-        else:
-            extra_body[key] = value
+def request_body(request: ModelRequest) -> dict[str, Any]:
+    """The JSON body of one streamed `POST /chat/completions`."""
+    body: dict[str, Any] = {
+        key: value
+        for key, value in request.settings.items()
+        if value is not None and key not in _NOT_SETTINGS
+    }
     if request.tools:
-        kwargs["tools"] = [
+        body["tools"] = [
             {
                 "type": "function",
                 "function": {
@@ -119,7 +124,7 @@ def request_kwargs(request: ModelRequest) -> dict[str, Any]:
         ]
     if request.output_schema is not None:
         schema = request.output_schema
-        kwargs["response_format"] = {
+        body["response_format"] = {
             "type": "json_schema",
             "json_schema": {
                 "name": safe_name(schema.name),
@@ -127,15 +132,14 @@ def request_kwargs(request: ModelRequest) -> dict[str, Any]:
                 "strict": schema.strict,
             },
         }
-    if extra_body:
-        kwargs["extra_body"] = extra_body
-    kwargs.update(
+    body.update(
         model=request.model,
         messages=[wire_message(message) for message in request.messages],
         stream=True,
         stream_options={"include_usage": True},
     )
-    return kwargs
+    body.update(request.settings.get("extra_body") or {})
+    return body
 
 
 def wire_message(message: Message) -> Message:
