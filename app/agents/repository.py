@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.tables import Agent, AgentVersion
+
+AGENTS = cast(Table, Agent.__table__)
+_CURRENT = select(AGENTS.c.version, AGENTS.c.spec).where(AGENTS.c.id == bindparam("agent_id"))
+
+
+async def current(db: AsyncConnection, agent_id: str) -> tuple[int, dict[str, Any]] | None:
+    """The agent's newest version and its definition (a Core read: every run
+    creation asks)."""
+    row = (await db.execute(_CURRENT, {"agent_id": agent_id})).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def get(session: AsyncSession, agent_id: str, *, for_update: bool = False) -> Agent | None:

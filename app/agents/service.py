@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents import repository
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
@@ -127,8 +127,31 @@ def to_read(agent: Agent) -> AgentRead:
     )
 
 
+_PARSED: dict[tuple[str, int], tuple[dict[str, Any], AgentSpec]] = {}
+_PARSED_MAX = 1024
+
+
 def spec_of(agent_id: str, version: int, spec: dict[str, Any]) -> AgentSpec:
-    return AgentSpec.model_validate({**spec, "id": agent_id, "version": version})
+    """The engine's spec of a stored definition. Parsed once per version and
+    definition (the stored JSON is compared: an agent deleted and created again
+    starts at version 1 with a new definition); treat the result as read-only."""
+    key = (agent_id, version)
+    parsed = _PARSED.get(key)
+    if parsed is not None and parsed[0] == spec:
+        return parsed[1]
+    result = AgentSpec.model_validate({**spec, "id": agent_id, "version": version})
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = (spec, result)
+    return result
+
+
+async def current_spec(db: AsyncConnection, agent_id: str) -> AgentSpec:
+    """The newest version of an agent, as the engine's spec."""
+    found = await repository.current(db, agent_id)
+    if found is None:
+        raise AgentNotFound(f"No agent {agent_id!r}.")
+    return spec_of(agent_id, *found)
 
 
 async def create(session: AsyncSession, body: AgentCreate, catalog: Catalog) -> Agent:

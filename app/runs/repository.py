@@ -6,15 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import utcnow
 from app.tables import Run, RunEvent, Session, SessionMessage
 
 ACTIVE_STATUSES = ("queued", "running")
+# Core statements run on an ORM session or straight on a connection.
+Db = AsyncSession | AsyncConnection
 
 
 async def get(session: AsyncSession, run_id: str) -> Run | None:
@@ -104,22 +106,29 @@ async def transition(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def insert_run(session: AsyncSession, values: dict[str, Any]) -> None:
+_INSERT_RUN = insert(RUNS)
+
+
+async def insert_run(session: Db, values: dict[str, Any]) -> None:
     """`values` by attribute name (`metadata_` is the `metadata` column)."""
     row = dict(values)
     row["metadata"] = row.pop("metadata_", {})
-    await session.execute(insert(RUNS).values(**row))
+    await session.execute(_INSERT_RUN, row)
 
 
 # Sessions -----------------------------------------------------------------
 
 
-async def create_session(session: AsyncSession, values: dict[str, Any]) -> bool:
+_CREATE_SESSION = {
+    name: dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["id"])
+    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
+async def create_session(session: Db, values: dict[str, Any]) -> bool:
     """Insert a session unless one with that id exists; True when this call created it."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_(SESSIONS).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    result = await session.execute(statement)
+    bind = session.get_bind() if isinstance(session, AsyncSession) else session
+    result = await session.execute(_CREATE_SESSION[bind.dialect.name], values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -137,7 +146,7 @@ async def get_session(session: AsyncSession, session_id: str) -> Session | None:
     return await session.get(Session, session_id, populate_existing=True)
 
 
-async def acquire_session(session: AsyncSession, session_id: str, run_id: str) -> bool:
+async def acquire_session(session: Db, session_id: str, run_id: str) -> bool:
     """Make `run_id` the session's active run, unless another run holds it."""
     result = await session.execute(
         update(SESSIONS)
@@ -199,29 +208,32 @@ async def take_over(session: AsyncSession, run_id: str, owner: str, until: datet
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_OLDER = RUNS.alias("older_run")
+_CLAIMABLE = (
+    select(RUNS.c.id, RUNS.c.session_id)
+    .join(SESSIONS, SESSIONS.c.id == RUNS.c.session_id)
+    .where(
+        RUNS.c.status == "queued",
+        or_(SESSIONS.c.active_run_id.is_(None), SESSIONS.c.active_run_id == RUNS.c.id),
+        ~select(_OLDER.c.id)
+        .where(
+            _OLDER.c.session_id == RUNS.c.session_id,
+            _OLDER.c.status == "queued",
+            _OLDER.c.id < RUNS.c.id,
+        )
+        .exists(),
+    )
+    .order_by(RUNS.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=RUNS, skip_locked=True)
+)
+
+
 async def claimable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
     """Queued runs that may start now, oldest first, locked for this transaction
     (rows another claimer holds are skipped): the session is free or already
     theirs, and no older queued run of the same session waits before them."""
-    other = Run.__table__.alias("older_run")
-    rows = await session.execute(
-        select(Run.id, Run.session_id)
-        .join(Session, Session.id == Run.session_id)
-        .where(
-            Run.status == "queued",
-            or_(Session.active_run_id.is_(None), Session.active_run_id == Run.id),
-            ~select(other.c.id)
-            .where(
-                other.c.session_id == Run.session_id,
-                other.c.status == "queued",
-                other.c.id < Run.id,
-            )
-            .exists(),
-        )
-        .order_by(Run.id)
-        .limit(limit)
-        .with_for_update(of=Run, skip_locked=True)
-    )
+    rows = await session.execute(_CLAIMABLE, {"limit": limit})
     return [(run_id, session_id) for run_id, session_id in rows]
 
 

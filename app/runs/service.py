@@ -108,13 +108,15 @@ async def create(
 ) -> Started:
     """Store a new run: started here when its session is free and this worker has
     room, queued otherwise (or rejected, per `multitask_strategy`)."""
-    agent = await agents_service.get(session, agent_id)
-    spec = agents_service.spec_of(agent.id, agent.version, agent.spec)
+    # Core statements on the session's connection (same transaction): the hot
+    # path skips the ORM's per-statement work.
+    db = await session.connection()
+    spec = await agents_service.current_spec(db, agent_id)
     now = utcnow()
     values: dict[str, Any] = {
         "id": new_id(),
-        "agent_id": agent.id,
-        "agent_version": agent.version,
+        "agent_id": spec.id,
+        "agent_version": spec.version,
         "session_id": body.session_id or new_id(),
         "user_id": body.user_id,
         "status": "queued",
@@ -140,11 +142,11 @@ async def create(
         raise input_failed(exc) from None
     start_here = manager.has_capacity
     created = await repository.create_session(
-        session,
+        db,
         {
             "id": run.session_id,
             "user_id": body.user_id,
-            "agent_id": agent.id,
+            "agent_id": spec.id,
             "state": dict(body.session_state or {}),
             "active_run_id": run.id,
             "created_at": now,
@@ -155,14 +157,14 @@ async def create(
     if not created:
         if body.session_state:
             await repository.merge_session_state(session, run.session_id, body.session_state)
-        acquired = await repository.acquire_session(session, run.session_id, run.id)
+        acquired = await repository.acquire_session(db, run.session_id, run.id)
     if not acquired:
         return await _session_taken(session, manager, run, values, body)
     if start_here:
         values.update(status="running", started_at=now, attempt=1, **manager.lease())
         for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
             setattr(run, key, values[key])
-    await repository.insert_run(session, values)
+    await repository.insert_run(db, values)
     if not start_here:  # the session is its; a worker with room starts it
         await manager.notifier.control(session, "work")
         return Started(run, launch=False)
