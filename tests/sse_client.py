@@ -42,3 +42,13 @@ async def collect(response: httpx.Response) -> list[SSEMessage]:
 
 def names(messages: list[SSEMessage]) -> list[str]:
     return [message.event for message in messages]
+
+
+def collapsed(messages: list[SSEMessage]) -> list[str]:
+    """Event names with runs of `RunContent` as one: text deltas that arrive
+    within one write of the recorder are merged, so their number varies."""
+    out: list[str] = []
+    for name in names(messages):
+        if not (name == "RunContent" and out and out[-1] == name):
+            out.append(name)
+    return out

@@ -31,7 +31,11 @@ router = APIRouter(tags=["runs"])
 RunIdPath = Annotated[str, Path(max_length=40, description="The run's id.")]
 
 STREAM_DOC = {
-    "description": "The run as it happens: SSE with `id` = seq and `event` = the event name.",
+    "description": (
+        "The run as it happens: SSE with `id` = seq and `event` = the event name. "
+        "Text deltas of the answer that arrive within one event write (at most 20 ms "
+        "apart) are stored and sent as one `RunContent`."
+    ),
     "content": {"text/event-stream": {}},
 }
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import utcnow
 from app.engine.events import STREAM_END_EVENTS as END_EVENTS
-from app.engine.events import BaseEvent, RunCompleted
+from app.engine.events import BaseEvent, RunCompleted, RunContent
 from app.worker.bus import Frame, RunChannel
 from app.worker.notify import Notifier
 from app.worker.writer import Batch, EventWriter, LeaseLost, Release
@@ -36,6 +36,27 @@ __all__ = ["LeaseLost", "RunRecorder", "encode_event"]
 
 def encode_event(event: Event) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
+
+
+def coalesce(events: list[Event]) -> list[Event]:
+    """Adjacent text deltas of one agent's answer merged into one event: deltas that
+    wait for the same write reach every reader at the same moment anyway."""
+    merged: list[Event] = []
+    for event in events:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and type(event) is RunContent
+            and type(previous) is RunContent
+            and isinstance(event.content, str)
+            and isinstance(previous.content, str)
+            and event.agent_id == previous.agent_id
+            and event.content_type == previous.content_type
+        ):
+            merged[-1] = previous.model_copy(update={"content": previous.content + event.content})
+        else:
+            merged.append(event)
+    return merged
 
 
 class RunRecorder:
@@ -107,7 +128,7 @@ class RunRecorder:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            events, self._buffer = self._buffer, []
+            events, self._buffer = coalesce(self._buffer), []
             if event is not None:
                 events.append(event)
             if not events and not values and release is None:

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
-from tests.sse_client import collect, iter_sse, names
+from tests.sse_client import collapsed, collect, iter_sse, names
 
 WORDS = "one two three four five six seven eight"
 
@@ -25,15 +25,13 @@ async def test_stream_events_full_sequence(http: httpx.AsyncClient) -> None:
         assert response.headers["x-accel-buffering"] == "no"
         assert response.headers["cache-control"] == "no-store"
         messages = await collect(response)
-    assert names(messages) == [
+    assert collapsed(messages) == [
         "RunStarted",
-        "RunContent",
-        "RunContent",
         "RunContent",
         "RunContentCompleted",
         "RunCompleted",
     ]
-    assert [m.id for m in messages] == list(range(1, 7))
+    assert [m.id for m in messages] == list(range(1, len(messages) + 1))
     assert all(m.data["seq"] == m.id and m.data["event"] == m.event for m in messages)
     assert "".join(m.data["content"] for m in messages if m.event == "RunContent") == (
         "alpha beta gamma"
@@ -49,8 +47,23 @@ async def test_stream_without_events_sends_content_and_end(http: httpx.AsyncClie
         "POST", "/v1/agents/echo/runs", json={"input": "a b", "stream": True}
     ) as response:
         messages = await collect(response)
-    assert names(messages) == ["RunContent", "RunContent", "RunCompleted"]
-    assert [m.id for m in messages] == [2, 3, 5]
+    assert collapsed(messages) == ["RunContent", "RunCompleted"]
+    ids = [m.id for m in messages]  # RunStarted (1) and RunContentCompleted are not sent
+    assert ids[0] == 2 and ids == sorted(ids) and ids[-1] == ids[-2] + 2
+    assert "".join(m.data["content"] for m in messages[:-1]) == "a b"
+
+
+async def test_deltas_apart_in_time_stay_apart(http: httpx.AsyncClient) -> None:
+    """Merging only joins deltas that wait for the same write (<= 20 ms): a model
+    that streams slowly is relayed delta by delta."""
+    await make_agent(http, model_settings=SLOW)  # 50 ms between deltas
+    async with http.stream(
+        "POST", "/v1/agents/echo/runs", json={"input": "alpha beta gamma", "stream": True}
+    ) as response:
+        messages = await collect(response)
+    contents = [m.data["content"] for m in messages if m.event == "RunContent"]
+    assert len(contents) >= 2
+    assert "".join(contents) == "alpha beta gamma"
 
 
 async def test_events_replay_after_the_run_ended(http: httpx.AsyncClient) -> None:

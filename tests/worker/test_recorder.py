@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.engine.events import RunContent
+from app.engine.events import RunContent, RunIntermediateContent
 from app.runs import repository
 from app.tables import RunEvent
 from app.worker.bus import EventBus, RunChannel
@@ -91,20 +92,20 @@ async def flaky_recorder(
     return recorder, channel
 
 
-def content(text: str) -> RunContent:
-    return RunContent(run_id="r", session_id="s", agent_id="a", content=text)
+def content(text: Any, agent: str = "a") -> RunContent:
+    return RunContent(run_id="r", session_id="s", agent_id=agent, content=text)
 
 
 async def test_failed_batch_is_written_with_the_next_one(
     db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     recorder, channel = await flaky_recorder(db_engine, db_sessionmaker, failures=3)
-    await recorder.add(content("a"))
-    await recorder.add(content("b"))
+    await recorder.add(content("a", agent="a1"))  # other agents: not merged
+    await recorder.add(content("b", agent="a2"))
     with pytest.raises(PoolTimeout):  # three failures outlast two retries
         await recorder.commit()
     assert channel.frames == []  # nothing was published
-    await recorder.add(content("c"))
+    await recorder.add(content("c", agent="a3"))
     await recorder.commit()
     async with db_sessionmaker() as session:
         rows = (await session.execute(select(RunEvent.seq, RunEvent.data))).all()
@@ -120,3 +121,34 @@ async def test_a_busy_pool_is_waited_for(
     await recorder.commit(content("x"))
     assert [frame.seq for frame in channel.frames] == [1]
     assert recorder.committed_seq == 1
+
+
+async def test_text_deltas_waiting_together_are_merged(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    recorder, channel = await flaky_recorder(db_engine, db_sessionmaker, failures=0)
+    for item in (
+        content("Hel"),
+        content("lo"),
+        RunIntermediateContent(run_id="r", session_id="s", agent_id="a", content="~"),
+        content(", "),
+        content("world"),
+        content("!", agent="b"),  # another agent's answer
+        content({"structured": True}),  # not text
+        content("."),
+    ):
+        await recorder.add(item)
+    await recorder.commit()
+    async with db_sessionmaker() as session:
+        rows = (await session.execute(select(RunEvent.seq, RunEvent.data))).all()
+    stored = [orjson.loads(data) for _, data in rows]
+    assert [(event["event"], event.get("content")) for event in stored] == [
+        ("RunContent", "Hello"),
+        ("RunIntermediateContent", "~"),
+        ("RunContent", ", world"),
+        ("RunContent", "!"),
+        ("RunContent", {"structured": True}),
+        ("RunContent", "."),
+    ]
+    assert [seq for seq, _ in rows] == [1, 2, 3, 4, 5, 6]
+    assert [frame.seq for frame in channel.frames] == [1, 2, 3, 4, 5, 6]
