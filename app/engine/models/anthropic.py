@@ -34,6 +34,7 @@ from app.engine.models.base import (
     UsageDelta,
 )
 from app.engine.models.http import (
+    CONNECTION_LIMITS,
     SDKErrors,
     drain,
     provider_errors,
@@ -102,7 +103,12 @@ class AnthropicModel:
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
         self._client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            # the SDK's transport for many concurrent streams (as for OpenAI)
+            http_client=anthropic.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:

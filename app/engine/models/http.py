@@ -36,6 +36,11 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Streams open at once per SDK client: one per run in flight, with room to spare
+# (the SDKs' default of 1,000 would queue runs behind each other at high concurrency).
+CONNECTION_LIMITS = httpx2.Limits(max_connections=8192, max_keepalive_connections=1024)
+
+
 @dataclass(frozen=True, slots=True)
 class SDKErrors:
     """The exception classes of one provider SDK, for `provider_errors`."""
@@ -54,6 +59,8 @@ def provider_errors(provider: str, sdk: SDKErrors, host: str) -> Iterator[None]:
     except sdk.status as exc:
         raise status_error(provider, exc.status_code, exc.body) from exc  # type: ignore[attr-defined]
     except sdk.timeout as exc:
+        if _refused(exc):
+            raise ModelProviderError(f"{provider}: could not connect to {host}") from exc
         raise ModelProviderError(f"{provider}: request timed out") from exc
     except sdk.connection as exc:
         raise ModelProviderError(f"{provider}: could not connect to {host}") from exc
@@ -107,6 +114,19 @@ def stream_error(
         status = code
     detail = error_detail(payload) or "error in stream"
     return ModelProviderError(f"{provider}: {shorten(detail)}", status_code=status)
+
+
+def _refused(exc: BaseException) -> bool:
+    """A "timeout" that is a refused or failed connection underneath: the aiohttp
+    transport reports every connector error as a connect timeout."""
+    cause = exc.__cause__ or exc.__context__
+    seen = 0
+    while cause is not None and seen < 8:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return False
 
 
 def transport_error(provider: str, exc: BaseException) -> ModelProviderError:

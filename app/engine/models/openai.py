@@ -31,6 +31,7 @@ from app.engine.models.base import (
     UsageDelta,
 )
 from app.engine.models.http import (
+    CONNECTION_LIMITS,
     SDKErrors,
     drain,
     provider_errors,
@@ -65,7 +66,9 @@ class OpenAIChatModel:
 
     `api_key` None reads `OPENAI_API_KEY`, then falls back to a placeholder
     (keyless local servers); `base_url` None reads `OPENAI_BASE_URL`, then
-    the OpenAI API. One SDK client per instance, reused for every call.
+    the OpenAI API. One SDK client per instance, reused for every call, over the
+    SDK's aiohttp transport (its choice for many concurrent streams: reading a
+    chunk costs far less than over the default transport).
     """
 
     def __init__(
@@ -78,7 +81,11 @@ class OpenAIChatModel:
     ) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
         self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
