@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     model_max_retries: int = Field(default=2, ge=0)
 
     # Database pool (PostgreSQL)
-    db_pool_size: int = Field(default=20, ge=1)
-    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_size: int = Field(default=30, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
 
     @field_validator("tool_modules", "cors_origins", "api_keys", mode="before")
     @classmethod

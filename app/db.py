@@ -87,7 +87,7 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> AsyncEngine:
     """An async engine configured for the backend behind `url` (JSON columns go
     through orjson: run state and output are written often)."""
     json_options: dict[str, Any] = {

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.service import Catalog
 from app.config import Settings
@@ -25,6 +25,21 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_db_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A Core connection with one transaction, committed before the response is
+    sent: for the hot paths, which need no ORM objects. A route that goes on
+    waiting (for a run) closes it first, giving the connection back to the pool."""
+    async with request.app.state.engine.connect() as connection:
+        try:
+            yield connection
+            if not connection.closed:
+                await connection.commit()
+        except BaseException:
+            if not connection.closed:
+                await connection.rollback()
+            raise
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -36,6 +51,7 @@ async def get_catalog(request: Request) -> Catalog:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+ConnectionDep = Annotated[AsyncConnection, Depends(get_db_connection, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 

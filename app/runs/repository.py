@@ -79,7 +79,7 @@ async def insert_events(session: AsyncSession, run_id: str, rows: list[dict[str,
 
 
 async def update_owned(
-    session: AsyncSession,
+    session: Db,
     run_id: str,
     owner: str | None,
     values: dict[str, Any],
@@ -132,14 +132,26 @@ async def create_session(session: Db, values: dict[str, Any]) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def merge_session_state(
-    session: AsyncSession, session_id: str, changes: dict[str, Any]
-) -> None:
-    stored = await get_session(session, session_id)
-    if stored is not None:
-        stored.state = {**stored.state, **changes}
-        stored.updated_at = utcnow()
-        await session.flush()
+async def merge_session_state(db: Db, session_id: str, changes: dict[str, Any]) -> None:
+    found = (
+        await db.execute(
+            select(SESSIONS.c.state).where(SESSIONS.c.id == session_id).with_for_update()
+        )
+    ).first()
+    if found is not None:
+        await db.execute(
+            update(SESSIONS)
+            .where(SESSIONS.c.id == session_id)
+            .values(state={**(found[0] or {}), **changes}, updated_at=utcnow())
+        )
+
+
+async def active_run_of(db: Db, session_id: str) -> str | None:
+    """The session's active run (None: free, or no such session)."""
+    found = (
+        await db.execute(select(SESSIONS.c.active_run_id).where(SESSIONS.c.id == session_id))
+    ).first()
+    return found[0] if found is not None else None
 
 
 async def get_session(session: AsyncSession, session_id: str) -> Session | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents import service as agents_service
 from app.agents.resolver import load_spec
@@ -104,13 +104,10 @@ def new_state(
 
 
 async def create(
-    session: AsyncSession, manager: RunManager, runner: Runner, agent_id: str, body: RunCreate
+    db: AsyncConnection, manager: RunManager, runner: Runner, agent_id: str, body: RunCreate
 ) -> Started:
     """Store a new run: started here when its session is free and this worker has
     room, queued otherwise (or rejected, per `multitask_strategy`)."""
-    # Core statements on the session's connection (same transaction): the hot
-    # path skips the ORM's per-statement work.
-    db = await session.connection()
     spec = await agents_service.current_spec(db, agent_id)
     now = utcnow()
     values: dict[str, Any] = {
@@ -156,42 +153,41 @@ async def create(
     acquired = created
     if not created:
         if body.session_state:
-            await repository.merge_session_state(session, run.session_id, body.session_state)
+            await repository.merge_session_state(db, run.session_id, body.session_state)
         acquired = await repository.acquire_session(db, run.session_id, run.id)
     if not acquired:
-        return await _session_taken(session, manager, run, values, body)
+        return await _session_taken(db, manager, run, values, body)
     if start_here:
         values.update(status="running", started_at=now, attempt=1, **manager.lease())
         for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
             setattr(run, key, values[key])
     await repository.insert_run(db, values)
     if not start_here:  # the session is its; a worker with room starts it
-        await manager.notifier.control(session, "work")
+        await manager.notifier.control(db, "work")
         return Started(run, launch=False)
     return Started(run, launch=True, state=state if created else None)
 
 
 async def _session_taken(
-    session: AsyncSession,
+    db: AsyncConnection,
     manager: RunManager,
     run: Run,
     values: dict[str, Any],
     body: RunCreate,
 ) -> Started:
     """The session has an active run: reject, queue, or interrupt it."""
-    stored = await repository.get_session(session, run.session_id)
-    active = stored.active_run_id if stored is not None else None
+    active = await repository.active_run_of(db, run.session_id)
     if body.multitask_strategy == "reject":
         raise SessionBusy(
             f"Session {run.session_id!r} has an active run ({active}).",
             extra={"active_run_id": active},
         )
-    await repository.insert_run(session, values)
+    await repository.insert_run(db, values)
     if body.multitask_strategy == "interrupt" and active is not None:
         await repository.update_owned(
-            session, active, None, {"cancel_requested": True}, repository.ACTIVE_STATUSES
+            db, active, None, {"cancel_requested": True}, repository.ACTIVE_STATUSES
         )
-        await manager.notifier.control(session, "cancel", active)
+        await manager.notifier.control(db, "cancel", active)
         return Started(run, launch=False, interrupt=active)
     return Started(run, launch=False)
 

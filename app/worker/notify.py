@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 log = logging.getLogger("agentd.notify")
 
@@ -53,7 +53,9 @@ class Notifier:
         if work:
             self._dispatch_control("work", "")
 
-    async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
+    async def control(
+        self, session: AsyncSession | AsyncConnection | None, kind: str, payload: str = ""
+    ) -> None:
         """Tell every process (this one too) about a cancel or new work."""
         self._dispatch_control(kind, payload)
 
@@ -162,7 +164,9 @@ class PostgresNotifier(Notifier):
                 loop = asyncio.get_running_loop()
                 self._flush_handle = loop.call_later(self.flush_interval, self._schedule_flush)
 
-    async def control(self, session: AsyncSession | None, kind: str, payload: str = "") -> None:
+    async def control(
+        self, session: AsyncSession | AsyncConnection | None, kind: str, payload: str = ""
+    ) -> None:
         message = f"{kind}:{payload}"
         statement = text("SELECT pg_notify(:channel, :payload)")
         params = {"channel": CONTROL_CHANNEL, "payload": message}
