@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -258,11 +258,17 @@ async def cancel_requested_among(session: AsyncSession, owner: str) -> list[str]
 
 
 async def renew_leases(session: AsyncSession, owner: str, until: datetime) -> None:
+    """Extend the leases of the runs `owner` executes. The rows are locked in id
+    order, as the event writer locks them: two transactions taking the same rows
+    in different orders would deadlock (PostgreSQL breaks that after a second)."""
+    mine = (
+        select(RUNS.c.id)
+        .where(RUNS.c.lease_owner == owner, RUNS.c.status == "running")
+        .order_by(RUNS.c.id)
+        .with_for_update()
+    )
     await session.execute(
-        update(Run)
-        .where(and_(Run.lease_owner == owner, Run.status == "running"))
-        .values(lease_expires_at=until)
-        .execution_options(synchronize_session=False)
+        update(RUNS).where(RUNS.c.id.in_(mine.scalar_subquery())).values(lease_expires_at=until)
     )
 
 

@@ -1,11 +1,13 @@
 """Group commit: every run's pending batch goes out in one transaction per turn.
 
-A recorder hands its batch (event rows, run-row values, session work) to the
-process's `EventWriter` and waits. While one transaction is being written, new
-batches queue up; the next transaction takes all of them, so under load one
+A recorder hands its batch (event rows, run-row values, session release) to
+the process's `EventWriter` and waits. While transactions are being written (at
+most `in_flight` at once: one can be built while another waits for its commit),
+new batches queue up; the next transaction takes all of them, so under load one
 commit carries many runs' events for the price of one, and statements are
 shared (one INSERT for every run's events, one UPDATE per shape of run-row
-change). An idle writer starts at once: a lone run waits for nothing.
+change). An idle writer starts at once: a lone run waits for nothing. A run has
+at most one batch in flight (its recorder waits), so its writes stay in order.
 
 Ownership is checked for every run of the group first, with the rows locked in
 id order (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already excludes other
@@ -38,6 +40,7 @@ log = logging.getLogger("agentd.worker")
 Begin = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 MAX_GROUP = 256  # batches per transaction
+IN_FLIGHT = 2  # transactions at once: one is written while the other commits
 
 
 class LeaseLost(Exception):
@@ -96,11 +99,14 @@ _RELEASE_WITH_STATE = (
 
 
 class EventWriter:
-    def __init__(self, begin: Begin, *, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self, begin: Begin, *, max_group: int = MAX_GROUP, in_flight: int = IN_FLIGHT
+    ) -> None:
         self._begin = begin
         self._max_group = max_group
+        self._in_flight = in_flight
+        self._drains: set[asyncio.Task[None]] = set()
         self._queue: list[Pending] = []
-        self._task: asyncio.Task[None] | None = None
         self._updates: dict[tuple[str, ...], Update] = {}
 
     async def write(self, batch: Batch) -> None:
@@ -108,13 +114,17 @@ class EventWriter:
         database's error (nothing of the batch was stored then)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((batch, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+        if len(self._drains) < self._in_flight:
+            drain = asyncio.create_task(self._drain())
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
         await future
 
     async def _drain(self) -> None:
         while self._queue:
             group = self._take()
+            if not group:
+                continue
             try:
                 await self._write_group(group)
             except Exception as exc:
