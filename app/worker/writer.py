@@ -28,7 +28,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, insert, null, select, update
+from sqlalchemy import String, Update, any_, bindparam, case, insert, null, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -75,12 +76,13 @@ class Batch:
 
 Pending = tuple[Batch, "asyncio.Future[None]"]
 
-_OWNERSHIP = (
-    select(RUNS.c.id, RUNS.c.lease_owner, RUNS.c.status)
-    .where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(RUNS.c.id)
-    .with_for_update()
-)
+_OWNED = select(RUNS.c.id, RUNS.c.lease_owner, RUNS.c.status).order_by(RUNS.c.id).with_for_update()
+# One SQL text whatever the number of runs (`= ANY($1)`) on PostgreSQL, so the
+# driver's prepared statement is reused; SQLite expands `IN (...)`.
+_OWNERSHIP = {
+    "postgresql": _OWNED.where(RUNS.c.id == any_(bindparam("ids", type_=ARRAY(String)))),
+    "sqlite": _OWNED.where(RUNS.c.id.in_(bindparam("ids", expanding=True))),
+}
 _INSERT_EVENTS = insert(EVENTS)
 _INSERT_MESSAGES = insert(MESSAGES)
 _RELEASE_VALUES = {
@@ -184,7 +186,7 @@ class EventWriter:
             found = {
                 run_id: (owner, status)
                 for run_id, owner, status in await conn.execute(
-                    _OWNERSHIP, {"ids": [batch.run_id for batch in batches]}
+                    _OWNERSHIP[conn.dialect.name], {"ids": [batch.run_id for batch in batches]}
                 )
             }
             lost: set[str] = set()
