@@ -6,8 +6,8 @@ most `in_flight` at once: one can be built while another waits for its commit),
 new batches queue up; the next transaction takes all of them, so under load one
 commit carries many runs' events for the price of one, and statements are
 shared (one INSERT for every run's events, one UPDATE per shape of run-row
-change). An idle writer starts at once: a lone run waits for nothing. A run has
-at most one batch in flight (its recorder waits), so its writes stay in order.
+change). An idle writer starts at once: a lone run waits for nothing. A run's
+batches are written one transaction after the other, in the order they came.
 
 Ownership is checked for every run of the group first, with the rows locked in
 id order (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already excludes other
@@ -108,6 +108,7 @@ class EventWriter:
         self._max_group = max_group
         self._in_flight = in_flight
         self._drains: set[asyncio.Task[None]] = set()
+        self._writing: set[str] = set()  # runs with a batch in a transaction now
         self._queue: list[Pending] = []
         self._updates: dict[tuple[str, ...], Update] = {}
 
@@ -126,7 +127,9 @@ class EventWriter:
         while self._queue:
             group = self._take()
             if not group:
-                continue
+                return  # what waits belongs to runs another transaction is writing
+            runs = {batch.run_id for batch, _ in group}
+            self._writing |= runs
             try:
                 await self._write_group(group)
             except Exception as exc:
@@ -138,10 +141,13 @@ class EventWriter:
                     future.cancel()
                 self._queue.clear()
                 raise
+            finally:
+                self._writing -= runs
 
     def _take(self) -> list[Pending]:
-        """The next group: up to `max_group` batches, one per run (a run's next
-        batch waits for the next group), skipping those whose writer gave up."""
+        """The next group: up to `max_group` batches, one per run and none of a run
+        another transaction is writing (a run's batches commit in order), skipping
+        those whose writer gave up."""
         group: list[Pending] = []
         runs: set[str] = set()
         rest: list[Pending] = []
@@ -149,7 +155,11 @@ class EventWriter:
             batch, future = pending
             if future.done():
                 continue
-            if len(group) < self._max_group and batch.run_id not in runs:
+            if (
+                len(group) < self._max_group
+                and batch.run_id not in runs
+                and batch.run_id not in self._writing
+            ):
                 group.append(pending)
                 runs.add(batch.run_id)
             else:

@@ -108,7 +108,9 @@ async def test_failed_batch_is_written_with_the_next_one(
     await recorder.add(content("c", agent="a3"))
     await recorder.commit()
     async with db_sessionmaker() as session:
-        rows = (await session.execute(select(RunEvent.seq, RunEvent.data))).all()
+        rows = (
+            await session.execute(select(RunEvent.seq, RunEvent.data).order_by(RunEvent.seq))
+        ).all()
     assert [seq for seq, _ in rows] == [1, 2, 3]
     assert ['"content":"a"' in rows[0][1], '"content":"c"' in rows[2][1]] == [True, True]
     assert [frame.seq for frame in channel.frames] == [1, 2, 3]
@@ -140,7 +142,9 @@ async def test_text_deltas_waiting_together_are_merged(
         await recorder.add(item)
     await recorder.commit()
     async with db_sessionmaker() as session:
-        rows = (await session.execute(select(RunEvent.seq, RunEvent.data))).all()
+        rows = (
+            await session.execute(select(RunEvent.seq, RunEvent.data).order_by(RunEvent.seq))
+        ).all()
     stored = [orjson.loads(data) for _, data in rows]
     assert [(event["event"], event.get("content")) for event in stored] == [
         ("RunContent", "Hello"),
