@@ -75,9 +75,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     maker = create_sessionmaker(engine)
     runtime: Runtime = app.state.runtime
+    stored_agents = StoredAgents(maker)
     runner = Runner(
         models=runtime.models,
-        agents=StoredAgents(maker),
+        agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
     )
@@ -86,6 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         return await runs_service.prepare(runner, session, run)
 
     notifier = create_notifier(settings.database_url)
+    notifier.on_control(stored_agents.on_control)
     manager = RunManager(
         maker=maker,
         writer=EventWriter(engine.begin),

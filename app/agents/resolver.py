@@ -20,6 +20,17 @@ class StoredAgents:
         self._cache: OrderedDict[tuple[str, int], AgentSpec] = OrderedDict()
         self._cache_size = cache_size
 
+    def forget(self, agent_id: str) -> None:
+        """Drop the cached versions of `agent_id`: it was deleted or created again
+        (versions start at 1 again, so a cached version 1 may be another agent's)."""
+        for key in [key for key in self._cache if key[0] == agent_id]:
+            del self._cache[key]
+
+    def on_control(self, kind: str, payload: str) -> None:
+        """A Notifier control handler: `agent:<id>` means forget it."""
+        if kind == "agent":
+            self.forget(payload)
+
     async def get_agent(self, agent_id: str, version: int | None = None) -> AgentSpec:
         if version is not None:
             cached = self._cache.get((agent_id, version))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository, service
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
-from app.deps import CatalogDep, SessionDep
+from app.deps import CatalogDep, ManagerDep, SessionDep
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.worker.manager import RunManager
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -24,9 +26,12 @@ INVALID = problems({422: "Invalid definition or query (`validation_error`)."})
     status_code=status.HTTP_201_CREATED,
     responses={**problems({409: "The id is taken (`agent_exists`)."}), **INVALID},
 )
-async def create_agent(body: AgentCreate, session: SessionDep, catalog: CatalogDep) -> AgentRead:
+async def create_agent(
+    body: AgentCreate, session: SessionDep, catalog: CatalogDep, manager: ManagerDep
+) -> AgentRead:
     """Create an agent definition (version 1)."""
     agent = await service.create(session, body, catalog)
+    await _forget_everywhere(session, manager, agent.id)
     return service.to_read(agent)
 
 
@@ -58,7 +63,19 @@ async def update_agent(
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_agent(session: SessionDep, agent_id: str = AgentIdPath) -> Response:
+async def delete_agent(
+    session: SessionDep, manager: ManagerDep, agent_id: str = AgentIdPath
+) -> Response:
     """Delete an agent and its versions. Its past runs stay readable."""
     await service.delete(session, agent_id)
+    await _forget_everywhere(session, manager, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _forget_everywhere(session: AsyncSession, manager: RunManager, agent_id: str) -> None:
+    """Every process drops what it cached of the agent's versions: versions start
+    at 1 again after a delete. Other replicas hear it when the transaction commits;
+    this one again after the commit, so no read racing the change re-caches the old."""
+    await manager.notifier.control(session, "agent", agent_id)
+    await session.commit()
+    manager.notifier.dispatch_local("agent", agent_id)

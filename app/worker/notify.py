@@ -59,6 +59,11 @@ class Notifier:
         """Tell every process (this one too) about a cancel or new work."""
         self._dispatch_control(kind, payload)
 
+    def dispatch_local(self, kind: str, payload: str = "") -> None:
+        """Tell this process's control handlers now (after a commit that `control`
+        announced to the other processes)."""
+        self._dispatch_control(kind, payload)
+
     async def wait_run(self, run_id: str, within: float) -> None:
         """Return on a notification for `run_id`, or after `within` seconds."""
         event = self._waiters.get(run_id)

@@ -64,6 +64,31 @@ async def test_any_replica_streams_any_run(pg_cluster: Cluster) -> None:
         assert run["status"] == "completed"
 
 
+async def test_an_agent_recreated_through_another_replica_is_run_anew(pg_cluster: Cluster) -> None:
+    a = await pg_cluster.add()
+    b = await pg_cluster.add()
+    agent = {"id": "again", "model": "test:echo"}
+    async with b.client() as client:
+        assert (await client.post("/v1/agents", json=agent)).status_code == 201
+        first = (await client.post("/v1/agents/again/runs", json={"input": "x"})).json()
+        assert first["model"] == "test:echo"  # b has cached version 1
+    async with a.client() as client:
+        assert (await client.delete("/v1/agents/again")).status_code == 204
+        recreated = {**agent, "model": "test:tools", "tools": ["current_time"]}
+        assert (await client.post("/v1/agents", json=recreated)).status_code == 201
+    async with b.client() as client:
+        for _ in range(50):  # b hears it with the commit (NOTIFY), give it a moment
+            second = (await client.post("/v1/agents/again/runs", json={"input": "y"})).json()
+            if second["model"] == "test:tools":
+                break
+            await asyncio.sleep(0.05)
+        assert second["agent_version"] == 1
+        assert (second["model"], [t["tool_name"] for t in second["tools"]]) == (
+            "test:tools",
+            ["current_time"],
+        )
+
+
 async def test_cancel_through_another_replica(pg_cluster: Cluster) -> None:
     a = await pg_cluster.add()
     b = await pg_cluster.add()

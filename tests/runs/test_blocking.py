@@ -45,6 +45,22 @@ async def test_run_pins_the_agent_version(client: httpx.AsyncClient) -> None:
     assert (first["agent_version"], second["agent_version"]) == (1, 2)
 
 
+async def test_an_agent_deleted_and_created_again_runs_its_new_definition(
+    client: httpx.AsyncClient,
+) -> None:
+    """Versions start at 1 again after a delete: nothing cached for the old
+    agent's version 1 may stand in for the new one's."""
+    await make_agent(client)
+    first = (await client.post("/v1/agents/echo/runs", json={"input": "a"})).json()
+    assert (first["content"], first["tools"]) == ("a", [])
+    assert (await client.delete("/v1/agents/echo")).status_code == 204
+    await make_agent(client, model="test:tools", tools=["current_time"])
+    second = (await client.post("/v1/agents/echo/runs", json={"input": "b"})).json()
+    assert second["agent_version"] == 1
+    assert second["model"] == "test:tools"
+    assert [tool["tool_name"] for tool in second["tools"]] == ["current_time"]
+
+
 async def test_background_run_202_with_location(client: httpx.AsyncClient) -> None:
     await make_agent(client)
     response = await client.post(
