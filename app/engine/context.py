@@ -31,10 +31,13 @@ HANDOFF_PREFIX = "transfer_to_"
 class Checkpoint:
     """Not an event: the state to persist before the events that follow are announced.
 
-    `state` is the live object; persist it before pulling the next item.
+    `state` is the live object; persist it before pulling the next item. With
+    `final`, the events that follow end the run and nothing else happens before
+    them: the state may be persisted with the run's end instead.
     """
 
     state: RunState
+    final: bool = False
 
 
 @dataclass(slots=True)
@@ -180,6 +183,6 @@ class RunScope:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, *, final: bool = False) -> Checkpoint:
         self.state.metrics.duration = round(self.base_duration + self.elapsed(), 6)
-        return Checkpoint(self.state)
+        return Checkpoint(self.state, final)

@@ -332,7 +332,7 @@ class Runner:
             async for item in items:
                 yield item
         state.content, state.content_type, state.status = content, kind, "completed"
-        yield scope.checkpoint()
+        yield scope.checkpoint(final=True)
         yield scope.event(RunContentCompleted, content=content, content_type=kind)
         yield RunCompleted(**state.to_output().model_dump())
 

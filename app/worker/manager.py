@@ -267,12 +267,14 @@ class RunManager:
 
     async def _drive(self, state: RunState, recorder: RunRecorder, *, skip_start: bool) -> None:
         """Record what the engine yields. A checkpoint's state is written in the same
-        transaction as the next event (the one announcing it), never after it."""
+        transaction as the next event (the one announcing it), never after it; a
+        final checkpoint's in the transaction that records the run's end."""
         checkpoint = False
         async with contextlib.aclosing(self.runner.stream(state)) as stream:
             async for item in stream:
                 if isinstance(item, Checkpoint):
-                    checkpoint = True
+                    # A final one is written with the run's end, a moment later.
+                    checkpoint = not item.final
                     continue
                 name = item.event
                 if name == "RunStarted" and skip_start:

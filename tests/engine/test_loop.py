@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.engine.context import Checkpoint
 from app.engine.errors import InputError
 from app.engine.events import RunCompleted
 from app.engine.models.base import ContentDelta, ModelRequest, ReasoningDelta, UsageDelta
@@ -40,6 +41,10 @@ async def test_string_input_streams_word_by_word_and_completes() -> None:
         "RunCompleted",
     ]
     assert [e.content for e in result.of("RunContent")] == ["hello ", "big ", "world"]
+    # Only the last checkpoint is final: nothing but the run's end follows it, so the
+    # service may store it with the end (one write less per run).
+    checkpoints = [item for item in result.items if isinstance(item, Checkpoint)]
+    assert [checkpoint.final for checkpoint in checkpoints] == [False, True]
     started = result.events[0]
     assert (started.agent_name, started.agent_version, started.model) == ("Echo", 1, "test:echo")
     completed = result.last
