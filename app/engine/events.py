@@ -8,17 +8,26 @@ stores the event. Names follow Agno's run events, plus `AgentHandoff`,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 from app.engine.output import Requirement, RunError, RunOutput, ToolExecution
 
+_last_stamp: tuple[int, str] = (-1, "")
+
 
 def utcnow_iso() -> str:
-    """Now as an RFC 3339 UTC string with millisecond precision."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now as an RFC 3339 UTC string with millisecond precision (formatted once per
+    millisecond: a burst of events shares the string)."""
+    global _last_stamp
+    ms = time.time_ns() // 1_000_000
+    if ms != _last_stamp[0]:
+        seconds, millis = divmod(ms, 1000)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        _last_stamp = (ms, text)
+    return _last_stamp[1]
 
 
 class BaseEvent(BaseModel):

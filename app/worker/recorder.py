@@ -42,20 +42,30 @@ def coalesce(events: list[Event]) -> list[Event]:
     """Adjacent text deltas of one agent's answer merged into one event: deltas that
     wait for the same write reach every reader at the same moment anyway."""
     merged: list[Event] = []
+    parts: list[str] = []  # texts to join into merged[-1], when it is a text delta
+
+    def close_run() -> None:
+        if len(parts) > 1:
+            merged[-1] = merged[-1].model_copy(update={"content": "".join(parts)})
+        parts.clear()
+
     for event in events:
         previous = merged[-1] if merged else None
         if (
-            previous is not None
-            and type(event) is RunContent
-            and type(previous) is RunContent
+            type(event) is RunContent
             and isinstance(event.content, str)
-            and isinstance(previous.content, str)
+            and parts
+            and previous is not None
             and event.agent_id == previous.agent_id
-            and event.content_type == previous.content_type
+            and event.content_type == previous.content_type  # type: ignore[union-attr]
         ):
-            merged[-1] = previous.model_copy(update={"content": previous.content + event.content})
-        else:
-            merged.append(event)
+            parts.append(event.content)
+            continue
+        close_run()
+        merged.append(event)
+        if type(event) is RunContent and isinstance(event.content, str):
+            parts.append(event.content)
+    close_run()
     return merged
 
 
