@@ -4,9 +4,11 @@ Events wait in a small buffer (flushed after `flush_interval` or `max_batch`
 events); an event that announces a checkpoint, and the run's last event, are
 committed at once together with whatever the buffer holds and the run-row
 changes that go with them, before the worker goes on. Seqs are handed out
-inside the write, so a failed write leaves no gap. Writes are shielded from
-cancellation: `drain()` waits for the one in flight, so a cancelled worker
-never leaves a half-known batch behind.
+inside the write, so a failed write leaves no gap. The write itself goes
+through the process's `EventWriter` (group commit with other runs); adjacent
+text deltas waiting in the buffer are merged first (`coalesce`). Writes are
+shielded from cancellation: `drain()` waits for the one in flight, so a
+cancelled worker never leaves a half-known batch behind.
 """
 
 from __future__ import annotations
