@@ -35,7 +35,8 @@ class Notifier:
     poll_interval = 0.2
 
     def __init__(self) -> None:
-        self._waiters: dict[str, asyncio.Event] = {}
+        # run_id -> (the event its waiters wait on, how many wait)
+        self._waiters: dict[str, tuple[asyncio.Event, int]] = {}
         self._control: list[ControlHandler] = []
 
     def on_control(self, handler: ControlHandler) -> None:
@@ -66,26 +67,29 @@ class Notifier:
 
     async def wait_run(self, run_id: str, within: float) -> None:
         """Return on a notification for `run_id`, or after `within` seconds."""
-        event = self._waiters.get(run_id)
-        if event is None:
-            event = self._waiters[run_id] = asyncio.Event()
+        event, waiting = self._waiters.get(run_id) or (asyncio.Event(), 0)
+        self._waiters[run_id] = (event, waiting + 1)
         try:
             async with asyncio.timeout(within):
                 await event.wait()
         except TimeoutError:
             pass
         finally:
-            if self._waiters.get(run_id) is event and event.is_set():
-                del self._waiters[run_id]
+            entry = self._waiters.get(run_id)
+            if entry is not None and entry[0] is event:  # not woken: leave no trace
+                if entry[1] <= 1:
+                    del self._waiters[run_id]
+                else:
+                    self._waiters[run_id] = (event, entry[1] - 1)
 
     def wake(self, run_id: str) -> None:
         """Something changed for `run_id` in this process: wake its waiters."""
         self._wake(run_id)
 
     def _wake(self, run_id: str) -> None:
-        event = self._waiters.pop(run_id, None)
-        if event is not None:
-            event.set()
+        entry = self._waiters.pop(run_id, None)
+        if entry is not None:
+            entry[0].set()
 
     def _dispatch_control(self, kind: str, payload: str) -> None:
         for handler in self._control:
