@@ -73,11 +73,6 @@ SESSIONS = cast(Table, Session.__table__)
 MESSAGES = cast(Table, SessionMessage.__table__)
 
 
-async def insert_events(session: AsyncSession, run_id: str, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(EVENTS), [{"run_id": run_id, **row} for row in rows])
-
-
 async def update_owned(
     session: Db,
     run_id: str,

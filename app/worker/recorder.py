@@ -33,8 +33,6 @@ log = logging.getLogger("agentd.worker")
 Event = BaseEvent | RunCompleted
 POOL_RETRIES = 5
 
-__all__ = ["LeaseLost", "RunRecorder", "encode_event"]
-
 
 def encode_event(event: Event) -> bytes:
     return event.__pydantic_serializer__.to_json(event)

@@ -2,73 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import utcnow
 from app.engine.events import RunContent, RunIntermediateContent
-from app.runs import repository
 from app.tables import RunEvent
 from app.worker.bus import EventBus, RunChannel
 from app.worker.notify import Notifier
 from app.worker.recorder import RunRecorder
 from app.worker.writer import EventWriter
-
-
-class FlakyBegin:
-    """`engine.begin`, except that the first `failures` transactions cannot get a
-    connection."""
-
-    def __init__(self, engine: AsyncEngine, failures: int) -> None:
-        self.engine = engine
-        self.failures = failures
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        if self.failures > 0:
-            self.failures -= 1
-            raise PoolTimeout("QueuePool limit reached")
-        async with self.engine.begin() as connection:
-            yield connection
-
-    def __call__(self) -> Any:
-        return self._begin()
-
-
-async def make_run(db_sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    now = utcnow()
-    async with db_sessionmaker() as session, session.begin():
-        created = await repository.create_session(
-            session, {"id": "s", "state": {}, "created_at": now, "updated_at": now}
-        )
-        assert created
-        await repository.insert_run(
-            session,
-            {
-                "id": "r",
-                "agent_id": "a",
-                "agent_version": 1,
-                "session_id": "s",
-                "status": "running",
-                "model": "test:echo",
-                "input": {},
-                "request": {},
-                "metadata_": {},
-                "content_type": "str",
-                "last_seq": 0,
-                "cancel_requested": False,
-                "attempt": 1,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+from tests.worker.helpers import CountingBegin, store_runs
 
 
 async def flaky_recorder(
@@ -76,12 +24,12 @@ async def flaky_recorder(
 ) -> tuple[RunRecorder, RunChannel]:
     """A stored run, and a recorder for it whose first `failures` writes find no
     connection; it retries twice."""
-    await make_run(db_sessionmaker)
+    await store_runs(db_sessionmaker, {"r": "s"})
     channel = EventBus().open("r", 1)
     recorder = RunRecorder(
         run_id="r",
         last_seq=0,
-        writer=EventWriter(FlakyBegin(db_engine, failures=failures)),
+        writer=EventWriter(CountingBegin(db_engine, failures=failures)),
         channel=channel,
         owner=None,
         notifier=Notifier(),

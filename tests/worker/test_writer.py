@@ -4,74 +4,27 @@ run's trouble (a lost lease, a constraint) from failing the others."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.runs import repository
 from app.tables import Run, RunEvent
 from app.tables import Session as SessionRow
 from app.worker.writer import Batch, EventWriter, LeaseLost, Release
-
-
-class CountingBegin:
-    """`engine.begin`, counting transactions; the first `failures` find no connection."""
-
-    def __init__(self, engine: AsyncEngine, failures: int = 0) -> None:
-        self.engine = engine
-        self.failures = failures
-        self.transactions = 0
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        self.transactions += 1
-        if self.failures > 0:
-            self.failures -= 1
-            raise PoolTimeout("QueuePool limit reached")
-        async with self.engine.begin() as connection:
-            yield connection
-
-    def __call__(self) -> Any:
-        return self._begin()
+from tests.worker.helpers import CountingBegin, store_runs
 
 
 async def make_runs(
     maker: async_sessionmaker[AsyncSession], count: int, owner: str = "me"
 ) -> list[str]:
-    now = utcnow()
     ids = [f"r{index}" for index in range(count)]
-    async with maker() as session, session.begin():
-        for run_id in ids:
-            await repository.create_session(
-                session, {"id": f"s-{run_id}", "state": {}, "created_at": now, "updated_at": now}
-            )
-            await repository.insert_run(
-                session,
-                {
-                    "id": run_id,
-                    "agent_id": "a",
-                    "agent_version": 1,
-                    "session_id": f"s-{run_id}",
-                    "status": "running",
-                    "model": "test:echo",
-                    "input": {},
-                    "metadata_": {},
-                    "content_type": "str",
-                    "last_seq": 0,
-                    "cancel_requested": False,
-                    "attempt": 1,
-                    "lease_owner": owner,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
+    await store_runs(maker, {run_id: f"s-{run_id}" for run_id in ids}, owner)
     return ids
 
 
