@@ -83,6 +83,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"invalid provider name {name!r}")
         return value
 
+    # Process
+    gc_threshold: Annotated[tuple[int, int, int] | None, NoDecode] = Field(
+        default=(50_000, 20, 10),
+        description=(
+            "The garbage collector's thresholds (gen0,gen1,gen2) while serving, with the objects"
+            " made at start-up frozen out of collection; `off` keeps Python's defaults."
+        ),
+    )
+
+    @field_validator("gc_threshold", mode="before")
+    @classmethod
+    def _gc_threshold(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() in {"off", "none", "default"}:
+                return None
+            return tuple(_split_csv(value))
+        return value
+
+    @field_validator("gc_threshold")
+    @classmethod
+    def _positive_gen0(cls, value: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError("each threshold must be at least 1 (or `off`)")
+        return value
+
     # Runs
     lease_seconds: float = Field(
         default=15.0, gt=0, description="A worker that stops renewing for this long is lost."

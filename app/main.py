@@ -23,6 +23,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
+from app.gctune import tuned_gc
 from app.runs import service as runs_service
 from app.runs.routes import router as runs_router
 from app.runtime import Runtime, build_runtime
@@ -112,7 +113,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.models.preload()
         await notifier.start()
         await manager.start()
-        yield
+        with tuned_gc(settings.gc_threshold):
+            yield
     finally:
         await manager.shutdown()
         await notifier.stop()

@@ -31,6 +31,21 @@ def test_lists_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1000, 5, 5", (1000, 5, 5)), ("off", None), ("OFF", None)],
+)
+def test_gc_threshold_comes_comma_separated_or_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[int, int, int] | None
+) -> None:
+    monkeypatch.setenv("GC_THRESHOLD", value)
+    assert Settings(_env_file=None).gc_threshold == expected
+
+
+def test_gc_threshold_defaults_to_tuned() -> None:
+    assert Settings(_env_file=None).gc_threshold == (50_000, 20, 10)
+
+
+@pytest.mark.parametrize(
     ("name", "value", "mention"),
     [
         ("DATABASE_URL", "mysql://nope", "DATABASE_URL"),
@@ -38,6 +53,9 @@ def test_lists_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
         ("MODEL_PROVIDERS", "{not json", "MODEL_PROVIDERS"),
+        ("GC_THRESHOLD", "50000,x,10", "GC_THRESHOLD"),
+        ("GC_THRESHOLD", "0,20,10", "GC_THRESHOLD"),
+        ("GC_THRESHOLD", "50000,20", "GC_THRESHOLD"),
     ],
 )
 def test_bad_setting_fails_start_up_with_one_line(name: str, value: str, mention: str) -> None:
