@@ -154,6 +154,7 @@ def build_request(spec: AgentSpec, state: RunState, slots: dict[str, ToolSlot]) 
         tools=[slot.definition for slot in slots.values()],
         output_schema=output_schema(schema) if schema is not None else None,
         settings=settings,
+        stream=state.streaming,
     )
 
 

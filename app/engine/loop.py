@@ -358,6 +358,7 @@ class Runner:
             )
         except InputError as exc:
             raise RunFailure("user_error", f"guardrail agent {agent_id!r}: {exc}") from None
+        state.streaming = False  # nobody sees its events: whole answers suffice
         async with aclosing(self._stream(state, parent.depth + 1)) as items:
             async for _ in items:
                 pass

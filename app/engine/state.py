@@ -70,6 +70,9 @@ class RunState(BaseModel):
     error: RunError | None = None
     output_retries: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # A client follows the events as they happen (a stream or a background run): the
+    # model streams. A blocking run's client waits for the end: whole answers suffice.
+    streaming: bool = True
 
     @property
     def last_agent_id(self) -> str:

@@ -49,7 +49,7 @@ class Reply:
     the provider's error body (and `retry-after-ms: 10`, so SDK retries are
     fast); `error` with status 200 sends an error event mid-stream, after the
     text. `delay` seconds pass before each streamed event but the first.
-    `raw` replaces the whole streamed body with these bytes (broken servers).
+    `raw` replaces the whole body, streamed or not, with these bytes (broken servers).
     """
 
     text: str | list[str] = ""
@@ -212,6 +212,8 @@ class FakeModelServer:
             return _json(self.error_body(reply), reply.status, headers)
         if not (body or {}).get("stream"):
             record.completed = True
+            if reply.raw is not None:
+                return Response(b"".join(reply.raw), 200, media_type="application/json")
             return _json(self.complete(reply, body or {}), 200, reply.headers)
         stream = _frames(reply.raw) if reply.raw is not None else self.stream(reply, body or {})
         frames = self._paced(reply, stream, record)

@@ -54,6 +54,62 @@ async def test_text_streams_as_content_then_usage_then_finish(
     assert request.completed
 
 
+async def test_whole_answer_when_not_streaming(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    openai_server.enqueue(
+        Reply(
+            text="Let me look.",
+            reasoning="Weather needs a tool.",
+            tool_calls=[
+                ToolCall("get_weather", {"city": "Oslo"}, id="call_a"),
+                ToolCall("get_weather", {"city": "Rome"}, id="call_b"),
+            ],
+            usage=(30, 9),
+        )
+    )
+
+    deltas = await collect(openai_model, ask("Weather?", tools=[WEATHER], stream=False))
+
+    assert deltas == [
+        ReasoningDelta("Weather needs a tool."),
+        ContentDelta("Let me look."),
+        ToolCallDelta(0, id="call_a", name="get_weather", arguments='{"city":"Oslo"}'),
+        ToolCallDelta(1, id="call_b", name="get_weather", arguments='{"city":"Rome"}'),
+        UsageDelta(input_tokens=30, output_tokens=9),
+        FinishDelta("tool_calls"),
+    ]
+    body = openai_server.last_request.body
+    assert "stream" not in body and "stream_options" not in body
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+
+
+async def test_not_streaming_errors_are_provider_errors(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    openai_server.enqueue(error_reply(400, "context too long"))
+    with pytest.raises(ModelProviderError) as failed:
+        await collect(openai_model, ask(stream=False))
+    assert failed.value.status_code == 400
+    assert "context too long" in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": {"message": "overloaded", "code": 503}}', "overloaded"),
+        (b'{"choices": []}', "no message"),
+        (b"[1, 2]", "unexpected payload"),
+    ],
+)
+async def test_not_streaming_bad_bodies_are_provider_errors(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel, body: bytes, message: str
+) -> None:
+    openai_server.enqueue(Reply(raw=[body]))
+    with pytest.raises(ModelProviderError, match=message):
+        await collect(openai_model, ask(stream=False))
+
+
 async def test_empty_queue_echoes_the_last_user_message(openai_model: OpenAIChatModel) -> None:
     deltas = await collect(openai_model, ask("echo this"))
 

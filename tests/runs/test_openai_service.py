@@ -55,7 +55,7 @@ async def test_history_and_instructions_reach_the_model(
             assert run["content"] == text
     sent = fake.last_request.body
     assert sent["model"] == "gpt-test"
-    assert sent["stream"] is True
+    assert "stream" not in sent  # a blocking run asks for whole answers
     assert fake.last_request.headers["authorization"] == "Bearer sk-test"
     contents = [(m["role"], m["content"]) for m in sent["messages"]]
     assert contents == [
@@ -103,6 +103,64 @@ async def test_tool_round_trip_streamed(served: LiveServer, fake: FakeOpenAIServ
     assert final["metrics"]["input_tokens"] == 20
     second = fake.requests[-1].body["messages"]
     assert second[-1]["role"] == "tool" and "42" in second[-1]["content"]
+
+
+async def test_only_runs_someone_watches_stream_from_the_model(
+    served: LiveServer, fake: FakeOpenAIServer
+) -> None:
+    """A blocking run asks for whole answers (as the Agents SDK's `Runner.run` and
+    Agno's non-streaming `run` do); streams and background runs stream; a continue
+    decides again by its own options."""
+    async with served.client() as client:
+        await client.post("/v1/agents", json={"id": "gpt", "model": "openai:gpt-test"})
+        await client.post(
+            "/v1/agents",
+            json={
+                "id": "ask",
+                "model": "openai:gpt-test",
+                "tools": [{"name": "current_time", "requires_confirmation": True}],
+            },
+        )
+        blocking = (await client.post("/v1/agents/gpt/runs", json={"input": "one two"})).json()
+        assert blocking["content"] == "one two"
+        assert "stream" not in fake.last_request.body
+        events = (
+            await client.get(f"/v1/runs/{blocking['run_id']}/events", params={"after": 0})
+        ).text
+        assert events.count("event: RunContent\n") == 1  # the whole answer, once
+        async with client.stream(
+            "POST", "/v1/agents/gpt/runs", json={"input": "three four", "stream": True}
+        ) as response:
+            streamed = await collect(response)
+        assert "".join(m.data["content"] for m in streamed if m.event == "RunContent") == (
+            "three four"
+        )
+        assert fake.last_request.body["stream"] is True
+        assert fake.last_request.body["stream_options"] == {"include_usage": True}
+        accepted = await client.post(
+            "/v1/agents/gpt/runs", json={"input": "five", "background": True}
+        )
+        async with client.stream("GET", f"/v1/runs/{accepted.json()['run_id']}/events") as tail:
+            await collect(tail)
+        assert fake.last_request.body["stream"] is True
+
+        fake.enqueue(Reply(tool_calls=[ToolCall("current_time", {})]), Reply(text="Noon."))
+        async with client.stream(
+            "POST", "/v1/agents/ask/runs", json={"input": "time?", "stream": True}
+        ) as response:
+            paused = (await collect(response))[-1]
+        assert paused.event == "RunPaused", paused
+        assert fake.last_request.body["stream"] is True
+        call_id = paused.data["requirements"][0]["tool_call_id"]
+        done = (
+            await client.post(
+                f"/v1/runs/{paused.data['run_id']}/continue",
+                json={"tools": [{"tool_call_id": call_id, "confirmed": True}]},
+            )
+        ).json()
+    assert done["status"] == "completed", done
+    assert done["content"] == "Noon."
+    assert "stream" not in fake.last_request.body
 
 
 async def test_provider_failure_is_a_run_error(served: LiveServer, fake: FakeOpenAIServer) -> None:

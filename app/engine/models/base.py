@@ -48,6 +48,9 @@ class ModelRequest:
     tools: list[ToolDefinition] = field(default_factory=list)
     output_schema: OutputSchema | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, max_tokens, ...
+    # False: nobody watches this answer arrive (a blocking run), so a provider may ask
+    # for it in one response and yield its deltas at once. Streaming is always correct.
+    stream: bool = True
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,7 +100,8 @@ class ModelProviderError(Exception):
 
 
 class ModelClient(Protocol):
-    """A model that streams its answer as deltas.
+    """A model that streams its answer as deltas (all at once when it asked the server
+    for the whole answer, see `ModelRequest.stream`).
 
     Implementations raise ModelProviderError for provider failures after their
     own retries, and must stop promptly when the consuming task is cancelled.

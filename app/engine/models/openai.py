@@ -6,7 +6,9 @@ from the engine's canonical messages (already the Chat Completions shape) and
 sends it with the client's own `post` (the SDK's documented way to make a
 request it has no method for), which skips re-walking every message against
 the SDK's typed parameters; it reads the raw SSE stream itself, one orjson
-parse per `data:` line instead of a pydantic model per chunk.
+parse per `data:` line instead of a pydantic model per chunk. A request with
+`stream=False` (a blocking run) asks for the whole completion in one JSON body,
+as the OpenAI Agents SDK's `Runner.run` and Agno's non-streaming `run` do.
 """
 
 from __future__ import annotations
@@ -90,6 +92,14 @@ class OpenAIChatModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
         with provider_errors(PROVIDER, SDK_ERRORS, self._client.base_url.host):
+            if not request.stream:
+                # The SDK reads the whole body before handing the response back.
+                whole: httpx2.Response = await self._client.post(
+                    "/chat/completions", cast_to=httpx2.Response, body=request_body(request)
+                )
+                for delta in parse_completion(orjson.loads(whole.content)):
+                    yield delta
+                return
             # cast_to=Response with stream=True: the SDK sends (retrying, raising
             # status errors) and hands back the unread response.
             response: httpx2.Response = await self._client.post(
@@ -111,7 +121,7 @@ class OpenAIChatModel:
 
 
 def request_body(request: ModelRequest) -> dict[str, Any]:
-    """The JSON body of one streamed `POST /chat/completions`."""
+    """The JSON body of one `POST /chat/completions`, streamed unless `request.stream` is False."""
     body: dict[str, Any] = {
         key: value
         for key, value in request.settings.items()
@@ -142,9 +152,9 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
     body.update(
         model=request.model,
         messages=[wire_message(message) for message in request.messages],
-        stream=True,
-        stream_options={"include_usage": True},
     )
+    if request.stream:
+        body.update(stream=True, stream_options={"include_usage": True})
     body.update(request.settings.get("extra_body") or {})
     return body
 
@@ -187,6 +197,28 @@ async def parse_stream(events: AsyncIterator[httpx2.ServerSentEvent]) -> AsyncIt
             raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
     for delta in state.close():
         yield delta
+
+
+def parse_completion(payload: Any) -> Iterator[ModelDelta]:
+    """Deltas from one whole `chat.completion` body, in the order a stream sends them."""
+    if not isinstance(payload, dict):
+        raise ModelProviderError(f"{PROVIDER}: unexpected payload in the response")
+    if payload.get("error"):
+        raise stream_error(PROVIDER, payload)
+    choices = payload.get("choices")
+    first = next(
+        (c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None
+    ) if isinstance(choices, list) else None  # fmt: skip
+    if first is None or not isinstance(first.get("message"), dict):
+        raise ModelProviderError(f"{PROVIDER}: the response has no message")
+    # The message has the fields of a delta, tool calls whole: read it as one chunk.
+    chunk = {
+        "usage": payload.get("usage"),
+        "choices": [{"delta": first["message"], "finish_reason": first.get("finish_reason")}],
+    }
+    state = _ChunkReader()
+    yield from state.feed(chunk)
+    yield from state.close()
 
 
 class _ChunkReader:
