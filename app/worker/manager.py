@@ -32,7 +32,7 @@ from app.tables import Run
 from app.worker import outcomes
 from app.worker.bus import EventBus
 from app.worker.notify import Notifier
-from app.worker.recorder import RunRecorder
+from app.worker.recorder import Flusher, RunRecorder
 from app.worker.writer import EventWriter, LeaseLost
 
 log = logging.getLogger("agentd.worker")
@@ -71,7 +71,7 @@ class RunManager:
         self._prepare = prepare
         self._sweep_interval = sweep_interval
         self._max_attempts = max_attempts
-        self._flush_interval = flush_interval
+        self.flusher = Flusher(flush_interval)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
@@ -232,7 +232,7 @@ class RunManager:
             channel=channel,
             owner=self.owner,
             notifier=self.notifier,
-            flush_interval=self._flush_interval,
+            flusher=self.flusher,
         )
         try:
             if run.cancel_requested:

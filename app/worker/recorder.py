@@ -1,9 +1,11 @@
 """Stores a run's events in order, in batches, and publishes them after commit.
 
-Events wait in a small buffer (flushed after `flush_interval` or `max_batch`
-events); an event that announces a checkpoint, and the run's last event, are
-committed at once together with whatever the buffer holds and the run-row
-changes that go with them, before the worker goes on. Seqs are handed out
+Events wait in a small buffer (flushed within `flush_interval`, or at
+`max_batch` events); an event that announces a checkpoint, and the run's last
+event, are committed at once together with whatever the buffer holds and the
+run-row changes that go with them, before the worker goes on. One `Flusher` per
+process times the batched writes of every run: each tick hands all waiting
+buffers to the writer at once, with no timer or task per run. Seqs are handed out
 inside the write, so a failed write leaves no gap. The write itself goes
 through the process's `EventWriter` (group commit with other runs); adjacent
 text deltas waiting in the buffer are merged first (`coalesce`). Writes are
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +72,32 @@ def coalesce(events: list[Event]) -> list[Event]:
     return merged
 
 
+class Flusher:
+    """The one timer behind every recorder's batched writes: within `interval` of
+    a recorder's first waiting event, a tick submits the buffers of all recorders
+    with events waiting, so a thousand live runs cost one timer, not a thousand
+    timers and tasks."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self._waiting: dict[RunRecorder, None] = {}  # insertion-ordered set
+        self._timer: asyncio.TimerHandle | None = None
+
+    def mark(self, recorder: RunRecorder) -> None:
+        self._waiting[recorder] = None
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def forget(self, recorder: RunRecorder) -> None:
+        self._waiting.pop(recorder, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        waiting, self._waiting = self._waiting, {}
+        for recorder in waiting:
+            recorder.flush_batched()
+
+
 class RunRecorder:
     def __init__(
         self,
@@ -80,6 +109,7 @@ class RunRecorder:
         owner: str | None,
         notifier: Notifier,
         expect_statuses: tuple[str, ...] | None = None,
+        flusher: Flusher | None = None,
         flush_interval: float = 0.02,
         max_batch: int = 64,
         pool_retries: int = POOL_RETRIES,
@@ -92,15 +122,13 @@ class RunRecorder:
         self._owner = owner
         self.notifier = notifier
         self._statuses = expect_statuses
-        self._interval = flush_interval
+        self._flusher = flusher or Flusher(flush_interval)
         self._pool_retries = pool_retries
         self._retry_delay = retry_delay
         self._max_batch = max_batch
         self._buffer: list[Event] = []
         self._lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
-        self._inflight: asyncio.Task[None] | None = None
-        self._timer_task: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
 
     async def add(self, event: Event) -> None:
         """Record an event in the next batch (within `flush_interval`). Events that
@@ -108,19 +136,45 @@ class RunRecorder:
         self._buffer.append(event)
         if len(self._buffer) >= self._max_batch:
             await self.commit()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
+        else:
+            self._flusher.mark(self)
 
-    def _tick(self) -> None:
-        self._timer = None
-        if self._buffer and (self._timer_task is None or self._timer_task.done()):
-            self._timer_task = asyncio.create_task(self._flush_quietly())
+    def flush_batched(self) -> None:
+        """Submit the buffer to the writer now (the flusher's tick); the events are
+        published once committed. A failed write puts them back, to go with the
+        next one (the worker meets a lasting failure on its next commit)."""
+        if not self._buffer or self._lock.locked():
+            return  # the commit under way takes the buffer
+        if self._inflight is not None and not self._inflight.done():
+            self._flusher.mark(self)  # one write at a time: the next tick
+            return
+        events, self._buffer = coalesce(self._buffer), []
+        frames, seq = self._frames(events)
+        written = self._writer.submit(self._batch(frames, seq, utcnow(), {}, None))
+        # Done once the outcome is applied below, not merely known: a commit that
+        # waits for it must find the events published, or back in the buffer.
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight = settled
+        written.add_done_callback(partial(self._batched_done, events, frames, seq, settled))
 
-    async def _flush_quietly(self) -> None:
-        try:
-            await self.commit()
-        except Exception:  # the worker meets the failure again on its next write
-            log.warning("batched event write failed for run %s", self.run_id, exc_info=True)
+    def _batched_done(
+        self,
+        events: list[Event],
+        frames: list[Frame],
+        seq: int,
+        settled: asyncio.Future[None],
+        written: asyncio.Future[None],
+    ) -> None:
+        settled.set_result(None)
+        failure = None if written.cancelled() else written.exception()
+        if written.cancelled() or failure is not None:
+            self._buffer[:0] = events
+            if failure is not None and not isinstance(failure, LeaseLost | IntegrityError):
+                log.warning("batched event write failed for run %s", self.run_id, exc_info=failure)
+            return
+        self.committed_seq = seq
+        self._channel.publish(frames)
+        self.notifier.committed(self.run_id, seq, False)
 
     async def commit(
         self,
@@ -135,9 +189,7 @@ class RunRecorder:
         `wake_claimers`, other workers hear there may be work (a session freed)."""
         async with self._lock:
             await self._settle()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._flusher.forget(self)
             events, self._buffer = coalesce(self._buffer), []
             if event is not None:
                 events.append(event)
@@ -154,17 +206,12 @@ class RunRecorder:
         release: Release | None,
         wake_claimers: bool,
     ) -> None:
-        frames = []
-        seq = self.committed_seq
-        for event in events:
-            seq += 1
-            event.seq = seq
-            frames.append(Frame(seq, event.event, encode_event(event)))
+        frames, seq = self._frames(events)
         now = utcnow()
         try:
             for attempt in range(self._pool_retries + 1):
                 try:
-                    await self._store(frames, seq, now, values, release)
+                    await self._writer.write(self._batch(frames, seq, now, values, release))
                     break
                 except PoolTimeout:
                     # Every connection is busy (a load peak): wait for one rather
@@ -188,29 +235,37 @@ class RunRecorder:
         if frames or wake_claimers:
             self.notifier.committed(self.run_id, seq if frames else None, wake_claimers)
 
-    async def _store(
+    def _frames(self, events: list[Event]) -> tuple[list[Frame], int]:
+        """The events numbered after the last committed seq, encoded once."""
+        frames = []
+        seq = self.committed_seq
+        for event in events:
+            seq += 1
+            event.seq = seq
+            frames.append(Frame(seq, event.event, encode_event(event)))
+        return frames, seq
+
+    def _batch(
         self,
         frames: list[Frame],
         seq: int,
         now: datetime,
         values: dict[str, Any],
         release: Release | None,
-    ) -> None:
+    ) -> Batch:
         row_values: dict[str, Any] = {"updated_at": now, **values}
         if frames:
             row_values["last_seq"] = seq
-        await self._writer.write(
-            Batch(
-                run_id=self.run_id,
-                owner=self._owner,
-                statuses=self._statuses,
-                rows=[
-                    {"seq": f.seq, "type": f.event, "data": f.data.decode(), "created_at": now}
-                    for f in frames
-                ],
-                values=row_values,
-                release=release,
-            )
+        return Batch(
+            run_id=self.run_id,
+            owner=self._owner,
+            statuses=self._statuses,
+            rows=[
+                {"seq": f.seq, "type": f.event, "data": f.data.decode(), "created_at": now}
+                for f in frames
+            ],
+            values=row_values,
+            release=release,
         )
 
     def discard_endings(self) -> None:
@@ -227,12 +282,7 @@ class RunRecorder:
                 log.debug("write in flight failed for run %s", self.run_id, exc_info=True)
 
     async def drain(self) -> None:
-        """Stop the batching timer and wait for any write in flight; the buffer
-        stays, to be committed with the run's last event."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        timer_task = self._timer_task
-        if timer_task is not None and not timer_task.done():
-            await asyncio.shield(timer_task)
+        """Stop batched writes and wait for any write in flight; the buffer stays,
+        to be committed with the run's last event."""
+        self._flusher.forget(self)
         await self._settle()

@@ -115,13 +115,17 @@ class EventWriter:
     async def write(self, batch: Batch) -> None:
         """Write `batch` with whatever else is waiting; raises `LeaseLost`, or the
         database's error (nothing of the batch was stored then)."""
+        await self.submit(batch)
+
+    def submit(self, batch: Batch) -> asyncio.Future[None]:
+        """Queue `batch`; the future ends as `write` would (no task needed to wait)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((batch, future))
         if len(self._drains) < self._in_flight:
             drain = asyncio.create_task(self._drain())
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
-        await future
+        return future
 
     async def _drain(self) -> None:
         while self._queue:
