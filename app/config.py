@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often queued and orphaned runs are looked for."
     )
     max_concurrent_runs: int = Field(
-        default=512, ge=1, description="Runs this process executes at once; more wait queued."
+        default=1024, ge=1, description="Runs this process executes at once; more wait queued."
     )
     max_run_attempts: int = Field(
         default=3, ge=1, description="Workers a run may lose before it ends as worker_lost."
