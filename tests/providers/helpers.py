@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.engine.models.base import ModelClient, ModelDelta, ModelRequest
+from app.engine.models.base import (
+    ContentDelta,
+    ModelClient,
+    ModelDelta,
+    ModelRequest,
+    ReasoningDelta,
+)
 
 API_KEY = "sk-test-0123456789"
 
@@ -19,6 +25,20 @@ def ask(text: str = "Hi", **fields: Any) -> ModelRequest:
 
 async def collect(client: ModelClient, request: ModelRequest) -> list[ModelDelta]:
     return [delta async for delta in client.stream(request)]
+
+
+def joined(deltas: list[ModelDelta]) -> list[ModelDelta]:
+    """Runs of text deltas as one: how many reads a stream took varies."""
+    out: list[ModelDelta] = []
+    for delta in deltas:
+        last = out[-1] if out else None
+        if isinstance(delta, ContentDelta) and isinstance(last, ContentDelta):
+            out[-1] = ContentDelta(last.text + delta.text)
+        elif isinstance(delta, ReasoningDelta) and isinstance(last, ReasoningDelta):
+            out[-1] = ReasoningDelta(last.text + delta.text)
+        else:
+            out.append(delta)
+    return out
 
 
 async def first_content_then_cancel(

@@ -69,17 +69,19 @@ async def test_a_tool_round_trip(provider: tuple[str, FakeModelServer]) -> None:
 
     result = await run_agent(name, server, tools=["get_weather"])
 
-    assert result.names == [
+    # Deltas that arrive in one read are one event: runs of them are counted as one.
+    collapsed = [n for i, n in enumerate(result.names) if n not in TEXT or result.names[i - 1] != n]
+    assert collapsed == [
         "RunStarted",
-        *["RunContent"] * 3,  # "Let me check."
+        "RunContent",  # "Let me check."
         "Checkpoint",
         "ToolCallStarted",
         "Checkpoint",
         "ToolCallCompleted",
         "ReasoningStarted",
-        *["ReasoningStep"] * 3,  # "It says sunny."
+        "ReasoningStep",  # "It says sunny."
         "ReasoningCompleted",
-        *["RunContent"] * 5,  # "It is sunny in Paris."
+        "RunContent",  # "It is sunny in Paris."
         "Checkpoint",
         "Checkpoint",
         "RunContentCompleted",
@@ -99,6 +101,7 @@ async def test_a_tool_round_trip(provider: tuple[str, FakeModelServer]) -> None:
     assert server.requests[1].body["messages"][1:] == TOOL_ROUND_TRIP[name]
 
 
+TEXT = {"RunContent", "ReasoningStep"}
 TOOL_ROUND_TRIP = {
     "openai": [
         {

@@ -9,25 +9,30 @@ import httpx2
 import orjson
 import pytest
 
-from app.engine.models import anthropic, openai
+from app.engine.models import anthropic, http, openai
 from app.engine.models.base import (
     ContentDelta,
     FinishDelta,
     ModelDelta,
     ModelProviderError,
+    ReasoningDelta,
     ToolCallDelta,
     UsageDelta,
 )
 
 
-async def events(*payloads: Any) -> AsyncIterator[httpx2.ServerSentEvent]:
+def event(payload: Any) -> httpx2.ServerSentEvent:
+    if isinstance(payload, tuple):
+        name, data = payload
+        return httpx2.ServerSentEvent(event=name, data=orjson.dumps(data).decode())
+    data = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+    return httpx2.ServerSentEvent(data=data)
+
+
+async def events(*payloads: Any) -> AsyncIterator[list[httpx2.ServerSentEvent]]:
+    """One event per read, unless a payload is a list: those arrive together."""
     for payload in payloads:
-        if isinstance(payload, tuple):
-            name, data = payload
-            yield httpx2.ServerSentEvent(event=name, data=orjson.dumps(data).decode())
-        else:
-            data = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
-            yield httpx2.ServerSentEvent(data=data)
+        yield [event(p) for p in payload] if isinstance(payload, list) else [event(payload)]
 
 
 async def chat(*payloads: Any) -> list[ModelDelta]:
@@ -112,3 +117,74 @@ async def test_cache_tokens_count_as_input_and_the_last_output_count_wins() -> N
 async def test_a_messages_stream_cut_off_before_message_stop_raises() -> None:
     with pytest.raises(ModelProviderError, match="ended early"):
         await claude(("message_start", {"type": "message_start", "message": {}}))
+
+
+async def test_text_that_arrives_together_is_one_delta() -> None:
+    deltas = await chat(
+        [choice({"content": "a"}), choice({"content": "b"}), choice({"reasoning_content": "r"})],
+        [choice({"reasoning_content": "s"}), choice({"content": "c"}), choice({}, "stop")],
+        "[DONE]",
+    )
+    assert deltas == [
+        ContentDelta("ab"),
+        ReasoningDelta("r"),
+        ReasoningDelta("s"),  # another read: its own delta
+        ContentDelta("c"),
+        FinishDelta("stop"),
+    ]
+
+
+async def test_what_arrived_before_an_error_in_the_same_read_comes_first() -> None:
+    received: list[ModelDelta] = []
+    with pytest.raises(ModelProviderError, match="overloaded"):
+        async for delta in openai.parse_stream(
+            events([choice({"content": "a"}), choice({"content": "b"}), {"error": "overloaded"}])
+        ):
+            received.append(delta)
+    assert received == [ContentDelta("ab")]
+
+
+class RawBody(httpx2.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def sse_response(chunks: list[bytes], content_type: str = "text/event-stream") -> httpx2.Response:
+    return httpx2.Response(200, headers={"content-type": content_type}, stream=RawBody(chunks))
+
+
+async def read_batches(response: httpx2.Response) -> list[list[tuple[str, str]]]:
+    return [[(e.event, e.data) for e in batch] async for batch in http.sse_events(response)]
+
+
+async def test_sse_lines_split_anywhere_and_any_line_ending() -> None:
+    body = (
+        b": comment\r\n"
+        b"event: delta\r\ndata: one\r\n\r\n"
+        b"data: two\rdata: lines\r\r"
+        b"id: 7\nretry: 10\ndata:three\n\n"
+        b"data: never ended"
+    )
+    # the same body in one read and cut into pieces of every size (a CRLF cut in two)
+    whole = await read_batches(sse_response([body]))
+    assert whole == [[("delta", "one"), ("message", "two\nlines"), ("message", "three")]]
+    for size in (1, 2, 3, 7):
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        batches = await read_batches(sse_response(pieces))
+        assert [e for batch in batches for e in batch] == whole[0], size
+
+
+async def test_sse_rejects_other_content_and_oversized_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(httpx2.SSEError, match="text/event-stream"):
+        await read_batches(sse_response([b"data: x\n\n"], content_type="text/html"))
+    monkeypatch.setattr(http, "MAX_EVENT_BYTES", 10)
+    with pytest.raises(httpx2.SSEError, match="byte limit"):
+        await read_batches(sse_response([b"data: 0123", b"456789\n"]))
+    with pytest.raises(httpx2.SSEError, match="byte limit"):
+        await read_batches(sse_response([b"data: 01\ndata: 23456\n"]))

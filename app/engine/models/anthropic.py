@@ -37,6 +37,7 @@ from app.engine.models.http import (
     CONNECTION_LIMITS,
     SDKErrors,
     drain,
+    merge_text,
     provider_errors,
     sse_events,
     stream_error,
@@ -178,30 +179,43 @@ def _thinking_enabled(thinking: object) -> bool:
 
 
 async def parse_stream(
-    events: AsyncIterator[httpx2.ServerSentEvent], output_name: str | None
+    batches: AsyncIterator[list[httpx2.ServerSentEvent]], output_name: str | None
 ) -> AsyncIterator[ModelDelta]:
-    """Deltas from Messages API stream events, up to `message_stop`.
+    """Deltas from Messages API stream events, up to `message_stop`; the text of the
+    events that arrived together comes as one delta (`merge_text`).
 
     Usage and the finish reason come last, once. A stream that ends before
     `message_stop` was cut off and raises.
     """
     reader = _EventReader(output_name)
-    async for event in events:
-        if event.event == "ping" or not event.data:
-            continue
-        payload = orjson.loads(event.data)
-        if not isinstance(payload, dict):
-            raise ModelProviderError(f"{PROVIDER}: unexpected payload in the response stream")
-        kind = payload.get("type") or event.event
-        if kind == "error":
-            error = payload.get("error")
-            error_type = error.get("type") if isinstance(error, dict) else None
-            raise stream_error(PROVIDER, payload, _ERROR_STATUS.get(str(error_type)))
-        if kind == "message_stop":
+    stopped = False
+    async for batch in batches:
+        deltas: list[ModelDelta] = []
+        try:
+            for event in batch:
+                if event.event == "ping" or not event.data:
+                    continue
+                payload = orjson.loads(event.data)
+                if not isinstance(payload, dict):
+                    raise ModelProviderError(
+                        f"{PROVIDER}: unexpected payload in the response stream"
+                    )
+                kind = payload.get("type") or event.event
+                if kind == "error":
+                    error = payload.get("error")
+                    error_type = error.get("type") if isinstance(error, dict) else None
+                    raise stream_error(PROVIDER, payload, _ERROR_STATUS.get(str(error_type)))
+                if kind == "message_stop":
+                    stopped = True
+                    break
+                deltas.extend(reader.feed(kind, payload))
+        finally:
+            # What came before a failure in the same read still reaches the caller.
+            for delta in merge_text(deltas):
+                yield delta
+        if stopped:
             break
-        for delta in reader.feed(kind, payload):
-            yield delta
-    else:
+    if not stopped:
         raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
     for delta in reader.close():
         yield delta

@@ -20,7 +20,7 @@ import anyio
 import httpx2
 import orjson
 
-from app.engine.models.base import ModelProviderError
+from app.engine.models.base import ContentDelta, ModelDelta, ModelProviderError, ReasoningDelta
 
 # A single event may carry a whole answer when a server does not really stream.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -70,10 +70,96 @@ def provider_errors(provider: str, sdk: SDKErrors, host: str) -> Iterator[None]:
         raise transport_error(provider, exc) from exc
 
 
-async def sse_events(response: httpx2.Response) -> AsyncIterator[httpx2.ServerSentEvent]:
-    """The server-sent events of a streaming response, as they arrive."""
-    async for event in httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES):
-        yield event
+async def sse_events(response: httpx2.Response) -> AsyncIterator[list[httpx2.ServerSentEvent]]:
+    """The server-sent events of a streaming response, a list per read from the network.
+
+    Read off the raw body (bytes, no text decoding of the whole stream): under load
+    many events arrive in one read, and the caller handles them as one batch. Lines
+    end in LF, CRLF or CR; comments and `id`/`retry` fields are skipped; an event
+    larger than MAX_EVENT_BYTES, or a body that is not `text/event-stream`, raises
+    `httpx2.SSEError` (as `httpx2.EventSource` does).
+    """
+    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "text/event-stream":
+        raise httpx2.SSEError(
+            f"Expected response with content type 'text/event-stream', got {content_type!r}."
+        )
+    parser = _SSEParser()
+    async for chunk in response.aiter_raw():
+        batch = parser.feed(chunk)
+        if batch:
+            yield batch
+    batch = parser.close()
+    if batch:
+        yield batch
+
+
+class _SSEParser:
+    def __init__(self) -> None:
+        self._rest = b""  # an unfinished line (or a lone CR that may start a CRLF)
+        self._event = ""
+        self._data: list[bytes] = []
+        self._pending = False  # a field was seen since the last dispatch
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[httpx2.ServerSentEvent]:
+        buffer = self._rest + chunk if self._rest else chunk
+        lines = buffer.splitlines(keepends=True)  # LF, CRLF and CR only, for bytes
+        last = lines[-1] if lines else b""
+        if not last.endswith(b"\n"):
+            self._rest = lines.pop() if lines else b""  # unfinished, or CR before a LF
+        else:
+            self._rest = b""
+        if self._size + len(self._rest) > MAX_EVENT_BYTES:
+            raise httpx2.SSEError(f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit.")
+        return self._lines(lines)
+
+    def close(self) -> list[httpx2.ServerSentEvent]:
+        rest, self._rest = self._rest, b""
+        return self._lines(rest.splitlines(keepends=True)) if rest.endswith(b"\r") else []
+
+    def _lines(self, lines: list[bytes]) -> list[httpx2.ServerSentEvent]:
+        events: list[httpx2.ServerSentEvent] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                if self._pending:
+                    data = b"\n".join(self._data).decode(errors="replace")
+                    events.append(httpx2.ServerSentEvent(event=self._event or "message", data=data))
+                self._event, self._data, self._pending, self._size = "", [], False, 0
+                continue
+            if line.startswith(b":"):
+                continue
+            self._size += len(line)
+            if self._size > MAX_EVENT_BYTES:
+                raise httpx2.SSEError(
+                    f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit."
+                )
+            name, _, value = line.partition(b":")
+            if value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                self._data.append(value)
+                self._pending = True
+            elif name == b"event":
+                self._event = value.decode(errors="replace")
+                self._pending = True
+        return events
+
+
+def merge_text(deltas: list[ModelDelta]) -> list[ModelDelta]:
+    """Adjacent content deltas (and adjacent reasoning deltas) joined into one: deltas
+    that arrived in one read reach the client at the same moment anyway."""
+    if len(deltas) < 2:
+        return deltas
+    merged: list[ModelDelta] = []
+    for delta in deltas:
+        previous = merged[-1] if merged else None
+        if type(delta) is type(previous) and isinstance(delta, ContentDelta | ReasoningDelta):
+            merged[-1] = type(delta)(previous.text + delta.text)  # type: ignore[union-attr]
+        else:
+            merged.append(delta)
+    return merged
 
 
 def error_detail(body: object) -> str | None:
@@ -145,7 +231,7 @@ def shorten(text: str) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
-async def drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
+async def drain(events: AsyncIterator[list[httpx2.ServerSentEvent]]) -> None:
     """Read what is left after the last event, briefly, so the connection can be reused.
 
     HTTP/1.1 keeps a connection only when its body was read to the end; a server

@@ -36,6 +36,7 @@ from app.engine.models.http import (
     CONNECTION_LIMITS,
     SDKErrors,
     drain,
+    merge_text,
     provider_errors,
     safe_name,
     sse_events,
@@ -171,30 +172,44 @@ def wire_message(message: Message) -> Message:
     return wire
 
 
-async def parse_stream(events: AsyncIterator[httpx2.ServerSentEvent]) -> AsyncIterator[ModelDelta]:
-    """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`.
+async def parse_stream(
+    batches: AsyncIterator[list[httpx2.ServerSentEvent]],
+) -> AsyncIterator[ModelDelta]:
+    """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`; the text of
+    the chunks that arrived together comes as one delta (`merge_text`).
 
     Usage and the finish reason come last, once, whatever order the server
     sent them in. A stream that ends with neither `[DONE]` nor a finish reason
     was cut off and raises.
     """
     state = _ChunkReader()
-    async for event in events:
-        data = event.data
-        if data == "[DONE]":
+    done = False
+    async for batch in batches:
+        deltas: list[ModelDelta] = []
+        try:
+            for event in batch:
+                data = event.data
+                if data == "[DONE]":
+                    done = True
+                    break
+                if not data:
+                    continue
+                chunk = orjson.loads(data)
+                if not isinstance(chunk, dict):
+                    raise ModelProviderError(
+                        f"{PROVIDER}: unexpected payload in the response stream"
+                    )
+                if chunk.get("error") or event.event == "error":
+                    raise stream_error(PROVIDER, chunk)
+                deltas.extend(state.feed(chunk))
+        finally:
+            # What came before a failure in the same read still reaches the caller.
+            for delta in merge_text(deltas):
+                yield delta
+        if done:
             break
-        if not data:
-            continue
-        chunk = orjson.loads(data)
-        if not isinstance(chunk, dict):
-            raise ModelProviderError(f"{PROVIDER}: unexpected payload in the response stream")
-        if chunk.get("error") or event.event == "error":
-            raise stream_error(PROVIDER, chunk)
-        for delta in state.feed(chunk):
-            yield delta
-    else:
-        if state.finish_reason is None:
-            raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
+    if not done and state.finish_reason is None:
+        raise ModelProviderError(f"{PROVIDER}: the response stream ended early")
     for delta in state.close():
         yield delta
 
