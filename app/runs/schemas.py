@@ -55,7 +55,14 @@ class StreamOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stream: bool = Field(default=False, description="Answer with text/event-stream.")
+    stream: bool = Field(
+        default=False,
+        description=(
+            "Answer with text/event-stream. With neither `stream` nor `background` the call"
+            " waits for the end, and the model is asked for whole answers (not streamed): the"
+            " run's events then carry each answer in one `RunContent`."
+        ),
+    )
     stream_events: bool = Field(
         default=False,
         description="With `stream`: every event; false sends content and end events only.",
