@@ -244,6 +244,14 @@ async def claimable_queued(session: AsyncSession, limit: int) -> list[tuple[str,
     return [(run_id, session_id) for run_id, session_id in rows]
 
 
+_ANY_QUEUED = select(RUNS.c.id).where(RUNS.c.status == "queued").limit(1)
+
+
+async def any_queued(session: AsyncSession) -> bool:
+    """Whether any run waits queued (claimable now or not)."""
+    return (await session.execute(_ANY_QUEUED)).first() is not None
+
+
 async def cancel_requested_among(session: AsyncSession, owner: str) -> list[str]:
     """Runs this worker owns whose cancel was requested (a missed notification)."""
     rows = await session.scalars(

@@ -165,7 +165,7 @@ async def create(
             setattr(run, key, values[key])
     await repository.insert_run(db, values)
     if not start_here:  # the session is its; a worker with room starts it
-        await manager.notifier.control(db, "work")
+        await manager.notifier.control(db, "work", "queued")
         return Started(run, launch=False)
     return Started(run, launch=True, state=state if created else None)
 
@@ -185,6 +185,8 @@ async def _session_taken(
             extra={"active_run_id": active},
         )
     await repository.insert_run(db, values)
+    # The session's run may end on another replica: it must hear that one waits.
+    await manager.notifier.control(db, "work", "queued")
     if body.multitask_strategy == "interrupt" and active is not None:
         await repository.update_owned(
             db, active, None, {"cancel_requested": True}, repository.ACTIVE_STATUSES

@@ -79,6 +79,12 @@ class RunManager:
         self._loops: list[asyncio.Task[None]] = []
         self._work = asyncio.Event()
         self._orphans = False
+        # Whether a queued run may be waiting anywhere: a run ending here (capacity or a
+        # session freed) looks for queued runs only then. Set by every `work:queued`
+        # notice (a run was queued, on any replica); cleared by a claim that finds none
+        # queued at all, unless a notice came meanwhile (`_queued_notices` moved on).
+        self._queued_maybe = True
+        self._queued_notices = 0
         notifier.on_control(self._on_control)
 
     # Lifecycle ---------------------------------------------------------------
@@ -170,7 +176,11 @@ class RunManager:
         if kind == "cancel" and payload in self._tasks:
             self._spawn(self.cancel(payload))
         elif kind == "work":
-            self._work.set()
+            if payload == "queued":
+                self._queued_maybe = True
+                self._queued_notices += 1
+            if self._queued_maybe:
+                self._work.set()
         elif kind == "orphans":
             self._orphans = True
             self._work.set()
@@ -181,7 +191,8 @@ class RunManager:
             # Cancelled before its first step ran: nobody recorded the cancel yet.
             self._spawn(self._cancel_unstarted(run_id))
         self._cancelling.discard(run_id)
-        self._work.set()  # capacity freed, and the session may have a queued run
+        if self._queued_maybe:
+            self._work.set()  # capacity freed, and the session may have a queued run
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -309,6 +320,7 @@ class RunManager:
         room = self.max_concurrent_runs - len(self._tasks)
         if room <= 0 or self._closing:
             return 0
+        notices = self._queued_notices
         claimed: list[str] = []
         async with self.maker() as session, session.begin():
             for run_id, session_id in await repository.claimable_queued(session, room):
@@ -318,6 +330,12 @@ class RunManager:
                 values["attempt"] = Run.attempt + 1
                 if await repository.transition(session, run_id, ("queued",), values):
                     claimed.append(run_id)
+            if (
+                len(claimed) < room
+                and not await repository.any_queued(session)
+                and notices == self._queued_notices  # no run was queued meanwhile
+            ):
+                self._queued_maybe = False  # until the next run is queued
         for run_id in claimed:
             self.launch(run_id)
         return len(claimed)

@@ -201,6 +201,8 @@ class PostgresNotifier(Notifier):
                 await connection.add_listener(CONTROL_CHANNEL, self._on_control)
                 self._connection = connection
                 self._connected.set()
+                # Notices sent while not listening are lost: assume a run was queued.
+                self._dispatch_control("work", "queued")
                 delay = 0.5
                 closed = asyncio.Event()
                 connection.add_termination_listener(_setter(closed))

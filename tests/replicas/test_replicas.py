@@ -134,6 +134,36 @@ async def test_queued_work_is_claimed_once_across_replicas(pg_cluster: Cluster) 
     assert len({pid for pid, _key in done}) >= 2  # other replicas claimed work
 
 
+async def test_a_run_queued_through_another_replica_starts_when_the_session_frees(
+    pg_cluster: Cluster,
+) -> None:
+    """The session's run ends on one replica; the run queued behind it through another
+    starts then, not at a sweep (a minute away here)."""
+    owner = await pg_cluster.add(SWEEP_INTERVAL="60")
+    other = await pg_cluster.add(SWEEP_INTERVAL="60")
+    async with owner.client() as client:
+        await create_agents(client)
+        await asyncio.sleep(0.5)  # both replicas' start-up sweeps found nothing queued
+        first = await client.post(
+            "/v1/agents/slow/runs",
+            json={"input": "a b c d e", "session_id": "shared", "background": True},
+        )
+        assert first.json()["status"] == "running"
+    async with other.client() as client:
+        queued = await client.post(
+            "/v1/agents/slow/runs",
+            json={
+                "input": "after",
+                "session_id": "shared",
+                "multitask_strategy": "enqueue",
+                "background": True,
+            },
+        )
+        assert queued.json()["status"] == "queued"
+        run = await wait_status(client, queued.json()["run_id"], {"completed"}, within=10)
+    assert run["content"] == "after"
+
+
 async def kill_after_tool(owner: Replica, watcher: Replica, run_id: str) -> list[SSEMessage]:
     """Watch from `watcher`; SIGKILL `owner` once the tool's result is stored."""
     messages: list[SSEMessage] = []

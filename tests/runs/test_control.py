@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import event
 
+from tests.conftest import make_settings
 from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
 from tests.sse_client import collect, iter_sse, names
 
@@ -239,3 +244,84 @@ async def test_session_interrupt_cancels_the_active_run(http: httpx.AsyncClient)
     assert second.json()["status"] == "completed"
     assert second.json()["content"] == "now"
     assert (await http.get(f"/v1/runs/{first['run_id']}")).json()["status"] == "cancelled"
+
+
+CLAIM_SQL = "FROM runs JOIN sessions ON sessions.id = runs.session_id"
+
+
+@pytest.fixture
+async def unswept(database_url: str, db_engine: object) -> AsyncIterator[LiveServer]:
+    """A server whose periodic sweep never comes during a test (it runs at start)."""
+    server = LiveServer(make_settings(database_url, sweep_interval=60, max_concurrent_runs=2))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def count_claims(server: LiveServer) -> list[str]:
+    """Every claim query the server sends from now on."""
+    assert server.app is not None
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if CLAIM_SQL in statement:
+            seen.append(statement)
+
+    event.listen(server.app.state.engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_finished_runs_look_for_queued_work_only_when_some_was_queued(
+    unswept: LiveServer,
+) -> None:
+    async with unswept.client() as http:
+        await make_agent(http, model_settings={"chunk_delay": 0.02})
+        await asyncio.sleep(0.3)  # the start-up sweep (and the listener's first notice) are done
+        claims = count_claims(unswept)
+        for index in range(5):
+            run = await http.post("/v1/agents/echo/runs", json={"input": f"r{index}"})
+            assert run.json()["status"] == "completed"
+        await asyncio.sleep(0.1)
+        assert claims == []  # nothing was queued: five runs ended without a claim
+
+        first = (
+            await http.post(
+                "/v1/agents/echo/runs",
+                json={"input": "a b c d", "session_id": "q", "background": True},
+            )
+        ).json()
+        queued = await http.post(
+            "/v1/agents/echo/runs",
+            json={
+                "input": "next",
+                "session_id": "q",
+                "multitask_strategy": "enqueue",
+                "background": True,
+            },
+        )
+        assert queued.json()["status"] == "queued"
+        # started when the session's run ends, not at the sweep a minute later
+        second = await wait_status(http, queued.json()["run_id"], {"completed"}, within=5)
+        assert second["content"] == "next"
+        assert (await http.get(f"/v1/runs/{first['run_id']}")).json()["status"] == "completed"
+        assert claims  # this time the end of the first run looked
+
+
+async def test_a_run_queued_for_capacity_starts_when_a_slot_frees(unswept: LiveServer) -> None:
+    async with unswept.client() as http:
+        await make_agent(http, model_settings={"chunk_delay": 0.05})
+        busy = [
+            (
+                await http.post(
+                    "/v1/agents/echo/runs", json={"input": "a b c d e f", "background": True}
+                )
+            ).json()
+            for _ in range(2)
+        ]
+        assert [run["status"] for run in busy] == ["running", "running"]
+        waiting = (
+            await http.post("/v1/agents/echo/runs", json={"input": "third", "background": True})
+        ).json()
+        assert waiting["status"] == "queued"
+        third = await wait_status(http, waiting["run_id"], {"completed"}, within=5)
+        assert third["content"] == "third"
