@@ -75,6 +75,11 @@ class StreamOptions(BaseModel):
         description="What happens to the run when a streaming client goes away.",
     )
 
+    @property
+    def watched(self) -> bool:
+        """A client follows the events as they happen: the model streams for it."""
+        return self.stream or self.background
+
 
 class RunCreate(StreamOptions):
     input: str | list[InputMessage] | JsonObject = Field(

@@ -124,7 +124,7 @@ async def create(
             "overrides": _overrides(body),
             "multitask_strategy": body.multitask_strategy,
             "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
-            "streaming": body.stream or body.background,
+            "streaming": body.watched,
         },
         "metadata_": body.metadata,
         "content_type": "str",
@@ -215,7 +215,7 @@ async def continue_(
         resumed = runner.apply_decisions(state, decisions)
     except InputError as exc:
         raise input_failed(exc, "tools") from None
-    resumed.streaming = body.stream or body.background
+    resumed.streaming = body.watched
     if not await repository.acquire_session(session, run.session_id, run.id):
         raise SessionBusy(f"Session {run.session_id!r} has an active run.")
     moved = await repository.transition(

@@ -110,9 +110,13 @@ class _SSEParser:
             self._rest = lines.pop() if lines else b""  # unfinished, or CR before a LF
         else:
             self._rest = b""
-        if self._size + len(self._rest) > MAX_EVENT_BYTES:
-            raise httpx2.SSEError(f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit.")
+        self._check_size(len(self._rest))
         return self._lines(lines)
+
+    def _check_size(self, pending: int = 0) -> None:
+        """The event being read, with `pending` unfinished bytes, within the limit."""
+        if self._size + pending > MAX_EVENT_BYTES:
+            raise httpx2.SSEError(f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit.")
 
     def close(self) -> list[httpx2.ServerSentEvent]:
         rest, self._rest = self._rest, b""
@@ -131,10 +135,7 @@ class _SSEParser:
             if line.startswith(b":"):
                 continue
             self._size += len(line)
-            if self._size > MAX_EVENT_BYTES:
-                raise httpx2.SSEError(
-                    f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit."
-                )
+            self._check_size()
             name, _, value = line.partition(b":")
             if value.startswith(b" "):
                 value = value[1:]
