@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.agents.resolver import StoredAgents
 from app.agents.service import Catalog
 from app.config import Settings
 from app.engine.loop import Runner
@@ -66,5 +67,11 @@ async def get_runner(request: Request) -> Runner:
     return runner
 
 
+async def get_agents(request: Request) -> StoredAgents:
+    agents: StoredAgents = request.app.state.agents
+    return agents
+
+
 ManagerDep = Annotated[RunManager, Depends(get_manager)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
+AgentsDep = Annotated[StoredAgents, Depends(get_agents)]

@@ -104,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.runner = runner
+    app.state.agents = stored_agents
     app.state.manager = manager
     try:
         if settings.auto_migrate:

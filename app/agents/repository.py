@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -11,14 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.tables import Agent, AgentVersion
 
 AGENTS = cast(Table, Agent.__table__)
-_CURRENT = select(AGENTS.c.version, AGENTS.c.spec).where(AGENTS.c.id == bindparam("agent_id"))
+_CURRENT = select(AGENTS.c.version, AGENTS.c.spec, AGENTS.c.updated_at).where(
+    AGENTS.c.id == bindparam("agent_id")
+)
 
 
-async def current(db: AsyncConnection, agent_id: str) -> tuple[int, dict[str, Any]] | None:
-    """The agent's newest version and its definition (a Core read: every run
-    creation asks)."""
+async def current(
+    db: AsyncConnection, agent_id: str
+) -> tuple[int, dict[str, Any], datetime] | None:
+    """The agent's newest version, its definition and when it was last written
+    (a Core read: run creation asks)."""
     row = (await db.execute(_CURRENT, {"agent_id": agent_id})).first()
-    return (row[0], row[1]) if row is not None else None
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 async def get(session: AsyncSession, agent_id: str, *, for_update: bool = False) -> Agent | None:

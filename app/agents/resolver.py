@@ -3,28 +3,72 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.agents import repository
 from app.agents.service import spec_of
 from app.engine.spec import AgentSpec
+from app.errors import AgentNotFound
+from app.worker.notify import ANY_AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """An agent's newest version as read, with the `updated_at` it had then:
+    every write of an agent (an edit; a delete and create again) changes it, so
+    a statement can check in the database that the version is still current."""
+
+    spec: AgentSpec
+    updated_at: datetime
 
 
 class StoredAgents:
     """The engine's AgentResolver over the database. A stored version never
-    changes, so specs by (id, version) are cached; "the newest" is always read."""
+    changes, so specs by (id, version) are cached; "the newest" is always read
+    (`last_read` remembers it for statements that check it is still current)."""
 
     def __init__(self, maker: async_sessionmaker[AsyncSession], cache_size: int = 1024) -> None:
         self._maker = maker
         self._cache: OrderedDict[tuple[str, int], AgentSpec] = OrderedDict()
         self._cache_size = cache_size
+        self._last_read: dict[str, Current] = {}
 
     def forget(self, agent_id: str) -> None:
-        """Drop the cached versions of `agent_id`: it was deleted or created again
-        (versions start at 1 again, so a cached version 1 may be another agent's)."""
+        """Drop the cached versions of `agent_id` (`ANY_AGENT`: of every agent): it
+        was deleted or created again (versions start at 1 again, so a cached
+        version 1 may be another agent's)."""
+        if agent_id == ANY_AGENT:
+            self._cache.clear()
+            self._last_read.clear()
+            return
         for key in [key for key in self._cache if key[0] == agent_id]:
             del self._cache[key]
+        self._last_read.pop(agent_id, None)
+
+    async def current(self, db: AsyncConnection, agent_id: str) -> Current:
+        """The newest version of an agent (AgentNotFound when there is none)."""
+        found = await repository.current(db, agent_id)
+        if found is None:
+            self._last_read.pop(agent_id, None)
+            raise AgentNotFound(f"No agent {agent_id!r}.")
+        version, spec, updated_at = found
+        result = Current(spec_of(agent_id, version, spec), updated_at)
+        # What was just read is what runs created from it execute, even if this
+        # process missed the notice that the agent was created again.
+        self._remember(result.spec)
+        if agent_id not in self._last_read and len(self._last_read) >= self._cache_size:
+            self._last_read.pop(next(iter(self._last_read)))
+        self._last_read[agent_id] = result
+        return result
+
+    def last_read(self, agent_id: str) -> Current | None:
+        """What `current` last found for `agent_id`: possibly stale (another
+        replica may have edited it), so only for a statement that checks
+        `updated_at` in the database."""
+        return self._last_read.get(agent_id)
 
     def on_control(self, kind: str, payload: str) -> None:
         """A Notifier control handler: `agent:<id>` means forget it."""
@@ -39,10 +83,14 @@ class StoredAgents:
                 return cached
         async with self._maker() as session:
             spec = await load_spec(session, agent_id, version)
+        self._remember(spec)
+        return spec
+
+    def _remember(self, spec: AgentSpec) -> None:
         self._cache[(spec.id, spec.version)] = spec
+        self._cache.move_to_end((spec.id, spec.version))
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return spec
 
 
 async def load_spec(session: AsyncSession, agent_id: str, version: int | None) -> AgentSpec:

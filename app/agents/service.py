@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
@@ -144,14 +144,6 @@ def spec_of(agent_id: str, version: int, spec: dict[str, Any]) -> AgentSpec:
         _PARSED.pop(next(iter(_PARSED)))
     _PARSED[key] = (spec, result)
     return result
-
-
-async def current_spec(db: AsyncConnection, agent_id: str) -> AgentSpec:
-    """The newest version of an agent, as the engine's spec."""
-    found = await repository.current(db, agent_id)
-    if found is None:
-        raise AgentNotFound(f"No agent {agent_id!r}.")
-    return spec_of(agent_id, *found)
 
 
 async def create(session: AsyncSession, body: AgentCreate, catalog: Catalog) -> Agent:

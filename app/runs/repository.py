@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import utcnow
-from app.tables import Run, RunEvent, Session, SessionMessage
+from app.tables import Agent, Run, RunEvent, Session, SessionMessage
 
 ACTIVE_STATUSES = ("queued", "running")
 # Core statements run on an ORM session or straight on a connection.
@@ -71,6 +71,7 @@ RUNS = cast(Table, Run.__table__)
 EVENTS = cast(Table, RunEvent.__table__)
 SESSIONS = cast(Table, Session.__table__)
 MESSAGES = cast(Table, SessionMessage.__table__)
+AGENTS = cast(Table, Agent.__table__)
 
 
 async def update_owned(
@@ -125,6 +126,126 @@ async def create_session(session: Db, values: dict[str, Any]) -> bool:
     bind = session.get_bind() if isinstance(session, AsyncSession) else session
     result = await session.execute(_CREATE_SESSION[bind.dialect.name], values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _agent_unchanged() -> Any:
+    """The agent `a_id` is still at version `a_version`, written at `a_updated_at`."""
+    return (
+        select(AGENTS.c.id)
+        .where(
+            AGENTS.c.id == bindparam("a_id"),
+            AGENTS.c.version == bindparam("a_version"),
+            AGENTS.c.updated_at == bindparam("a_updated_at", type_=AGENTS.c.updated_at.type),
+        )
+        .exists()
+    )
+
+
+# The columns a new run and its session are stored with (the rest start NULL;
+# the optional ones here are NULL for a queued run).
+NEW_SESSION_COLUMNS = (
+    "id",
+    "user_id",
+    "agent_id",
+    "state",
+    "active_run_id",
+    "created_at",
+    "updated_at",
+)
+NEW_RUN_COLUMNS = (
+    *("id", "agent_id", "agent_version", "session_id", "user_id", "status", "model", "input"),
+    *("request", "metadata", "content_type", "last_seq", "cancel_requested", "attempt"),
+    *("created_at", "updated_at", "started_at", "lease_owner", "lease_expires_at"),
+)
+
+
+def _params(table: Table, columns: Sequence[str], prefix: str) -> list[Any]:
+    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
+
+
+class _HoldAndInsert:
+    """The statements of `hold_session_and_insert_run`, per dialect."""
+
+    def __init__(self) -> None:
+        agent_ok = _agent_unchanged()
+        new_session = select(*_params(SESSIONS, NEW_SESSION_COLUMNS, "s_")).where(agent_ok)
+        free = (
+            update(SESSIONS)
+            .where(
+                SESSIONS.c.id == bindparam("s_id"),
+                SESSIONS.c.active_run_id.is_(None),
+                agent_ok,
+            )
+            .values(
+                active_run_id=bindparam("s_active_run_id"),
+                updated_at=bindparam("s_updated_at", type_=SESSIONS.c.updated_at.type),
+            )
+        )
+        # PostgreSQL: one statement. Both parts see the same snapshot, so at most
+        # one returns the session: created, or taken while free. The run is
+        # inserted from that row; the statement returns whether it was created.
+        created = (
+            postgresql_insert(SESSIONS)
+            .from_select(NEW_SESSION_COLUMNS, new_session)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(SESSIONS.c.id)
+            .cte("created")
+        )
+        taken = free.returning(SESSIONS.c.id).cte("taken")
+        held = union_all(select(created.c.id), select(taken.c.id)).subquery("held")
+        self.postgresql = (
+            insert(RUNS)
+            .from_select(
+                NEW_RUN_COLUMNS, select(*_params(RUNS, NEW_RUN_COLUMNS, "r_")).select_from(held)
+            )
+            .returning(select(func.count()).select_from(created).scalar_subquery())
+        )
+        # SQLite has no data-modifying CTEs: up to three statements, in a
+        # transaction that holds the write lock from its start.
+        self.sqlite_create = (
+            sqlite_insert(SESSIONS)
+            .from_select(NEW_SESSION_COLUMNS, new_session)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        self.sqlite_take = free
+        self.insert_run = insert(RUNS)
+
+
+_HOLD_AND_INSERT = _HoldAndInsert()
+
+
+async def hold_session_and_insert_run(
+    db: AsyncConnection,
+    session_values: dict[str, Any],
+    run_values: dict[str, Any],
+    *,
+    agent_version: int,
+    agent_updated_at: datetime,
+) -> bool | None:
+    """Store a run holding its session (created with `session_values`, or taken
+    while it has no active run) in as few statements as the database allows,
+    provided the agent is still at `agent_version` (written at
+    `agent_updated_at`). Returns whether the session was created, or None
+    when nothing was stored (the session is busy, or the agent changed): the
+    caller then takes the general path."""
+    statements = _HOLD_AND_INSERT
+    run = dict(run_values)
+    run["metadata"] = run.pop("metadata_", {})
+    params = {
+        "a_id": run["agent_id"],
+        "a_version": agent_version,
+        "a_updated_at": agent_updated_at,
+        **{f"s_{name}": session_values[name] for name in NEW_SESSION_COLUMNS},
+    }
+    if db.dialect.name == "postgresql":
+        params.update({f"r_{name}": run.get(name) for name in NEW_RUN_COLUMNS})
+        row = (await db.execute(statements.postgresql, params)).first()
+        return None if row is None else bool(row[0])
+    created = bool((await db.execute(statements.sqlite_create, params)).rowcount)
+    if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
+        return None
+    await db.execute(statements.insert_run, {name: run.get(name) for name in NEW_RUN_COLUMNS})
+    return created
 
 
 async def merge_session_state(db: Db, session_id: str, changes: dict[str, Any]) -> None:

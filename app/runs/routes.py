@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
-from app.deps import ConnectionDep, ManagerDep, RunnerDep, SessionDep
+from app.deps import AgentsDep, ConnectionDep, ManagerDep, RunnerDep, SessionDep
 from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
@@ -116,11 +116,12 @@ async def create_run(
     db: ConnectionDep,
     manager: ManagerDep,
     runner: RunnerDep,
+    agents: AgentsDep,
     agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)],
 ) -> StarletteResponse:
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
     start it in the background (`background`, 202 with a `Location`)."""
-    started = await service.create(db, manager, runner, agent_id, body)
+    started = await service.create(db, manager, runner, agents, agent_id, body)
     run_id, session_id = started.run.id, started.run.session_id
     await db.commit()
     await db.close()  # not held while the answer is awaited

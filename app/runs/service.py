@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.agents import service as agents_service
-from app.agents.resolver import load_spec
+from app.agents.resolver import Current, StoredAgents, load_spec
 from app.db import utcnow
 from app.engine.errors import InputError
 from app.engine.loop import Runner
@@ -104,12 +103,11 @@ def new_state(
     return fresh
 
 
-async def create(
-    db: AsyncConnection, manager: RunManager, runner: Runner, agent_id: str, body: RunCreate
-) -> Started:
-    """Store a new run: started here when its session is free and this worker has
-    room, queued otherwise (or rejected, per `multitask_strategy`)."""
-    spec = await agents_service.current_spec(db, agent_id)
+def _new_run(
+    runner: Runner, spec: AgentSpec, body: RunCreate
+) -> tuple[Run, dict[str, Any], RunState]:
+    """A new run of `spec` as a record to store, and the engine state it starts
+    from when its session is new (raises ValidationFailed for bad input)."""
     now = utcnow()
     values: dict[str, Any] = {
         "id": new_id(),
@@ -134,24 +132,52 @@ async def create(
         "created_at": now,
         "updated_at": now,
     }
-    run = Run(**values)  # a plain record: stored below with one INSERT
+    run = Run(**values)  # a plain record: stored with one INSERT
     try:  # reject bad input now, not when a worker picks the run up
         state = new_state(runner, spec, run, history=[], state=dict(body.session_state or {}))
     except InputError as exc:
         raise input_failed(exc) from None
+    return run, values, state
+
+
+def _start(run: Run, values: dict[str, Any], manager: RunManager) -> None:
+    """Mark a run about to be stored as started by this worker."""
+    values.update(status="running", started_at=run.created_at, attempt=1, **manager.lease())
+    for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
+        setattr(run, key, values[key])
+
+
+def _new_session(run: Run, body: RunCreate) -> dict[str, Any]:
+    return {
+        "id": run.session_id,
+        "user_id": body.user_id,
+        "agent_id": run.agent_id,
+        "state": dict(body.session_state or {}),
+        "active_run_id": run.id,
+        "created_at": run.created_at,
+        "updated_at": run.created_at,
+    }
+
+
+async def create(
+    db: AsyncConnection,
+    manager: RunManager,
+    runner: Runner,
+    agents: StoredAgents,
+    agent_id: str,
+    body: RunCreate,
+) -> Started:
+    """Store a new run: started here when its session is free and this worker has
+    room, queued otherwise (or rejected, per `multitask_strategy`)."""
+    known = agents.last_read(agent_id)
+    if known is not None and not body.session_state:
+        started = await _create_in_free_session(db, manager, runner, known, body)
+        if started is not None:
+            return started
+    current = await agents.current(db, agent_id)
+    run, values, state = _new_run(runner, current.spec, body)
     start_here = manager.has_capacity
-    created = await repository.create_session(
-        db,
-        {
-            "id": run.session_id,
-            "user_id": body.user_id,
-            "agent_id": spec.id,
-            "state": dict(body.session_state or {}),
-            "active_run_id": run.id,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    created = await repository.create_session(db, _new_session(run, body))
     acquired = created
     if not created:
         if body.session_state:
@@ -160,13 +186,45 @@ async def create(
     if not acquired:
         return await _session_taken(db, manager, run, values, body)
     if start_here:
-        values.update(status="running", started_at=now, attempt=1, **manager.lease())
-        for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
-            setattr(run, key, values[key])
+        _start(run, values, manager)
     await repository.insert_run(db, values)
     if not start_here:  # the session is its; a worker with room starts it
         await manager.notifier.control(db, "work", "queued")
         return Started(run, launch=False)
+    return Started(run, launch=True, state=state if created else None)
+
+
+async def _create_in_free_session(
+    db: AsyncConnection,
+    manager: RunManager,
+    runner: Runner,
+    known: Current,
+    body: RunCreate,
+) -> Started | None:
+    """The common case in one statement where the database allows: a run of
+    the agent version this process read last, in a new session or a free one.
+    None (nothing stored) when the session is busy, that version is no longer
+    the agent's newest, or the input does not fit it (the newest decides)."""
+    try:
+        run, values, state = _new_run(runner, known.spec, body)
+    except ValidationFailed:
+        return None
+    start_here = manager.has_capacity
+    if start_here:
+        _start(run, values, manager)
+    created = await repository.hold_session_and_insert_run(
+        db,
+        _new_session(run, body),
+        values,
+        agent_version=known.spec.version,
+        agent_updated_at=known.updated_at,
+    )
+    if created is None:
+        return None
+    if not start_here:
+        await manager.notifier.control(db, "work", "queued")
+        return Started(run, launch=False)
+    # A new session has no history: the state built here is all there is.
     return Started(run, launch=True, state=state if created else None)
 
 

@@ -24,6 +24,8 @@ log = logging.getLogger("agentd.notify")
 
 EVENTS_CHANNEL = "agentd_events"
 CONTROL_CHANNEL = "agentd_control"
+# The `agent` control payload that means every agent (no agent id can be "*").
+ANY_AGENT = "*"
 
 ControlHandler = Callable[[str, str], None]
 
@@ -201,8 +203,10 @@ class PostgresNotifier(Notifier):
                 await connection.add_listener(CONTROL_CHANNEL, self._on_control)
                 self._connection = connection
                 self._connected.set()
-                # Notices sent while not listening are lost: assume a run was queued.
+                # Notices sent while not listening are lost: assume a run was
+                # queued, and that any agent may have changed.
                 self._dispatch_control("work", "queued")
+                self._dispatch_control("agent", ANY_AGENT)
                 delay = 0.5
                 closed = asyncio.Event()
                 connection.add_termination_listener(_setter(closed))

@@ -1,10 +1,16 @@
-"""In-process wake-ups: waiters are woken by their run's news, and leave no trace."""
+"""Wake-ups: waiters are woken by their run's news and leave no trace; a
+PostgreSQL listener that reconnects assumes it missed notices."""
 
 from __future__ import annotations
 
 import asyncio
 
-from app.worker.notify import Notifier
+import asyncpg
+
+from app.agents.resolver import StoredAgents
+from app.engine.spec import AgentSpec
+from app.worker.notify import ANY_AGENT, Notifier, PostgresNotifier
+from tests.conftest import POSTGRES_SERVER
 
 
 async def test_waiters_are_woken_and_forgotten() -> None:
@@ -35,3 +41,47 @@ async def test_a_cancelled_wait_leaves_no_trace() -> None:
     wait.cancel()
     await asyncio.gather(wait, return_exceptions=True)
     assert notifier._waiters == {}
+
+
+async def test_a_listener_that_reconnects_assumes_it_missed_work_and_agent_changes() -> None:
+    """Notices sent while the LISTEN connection was down are lost: on every
+    (re)connect the handlers hear that work may be queued and any agent changed."""
+    url = POSTGRES_SERVER.replace("postgresql://", "postgresql+asyncpg://")
+    notifier = PostgresNotifier(url)
+    heard: list[tuple[str, str]] = []
+    both = asyncio.Event()
+
+    def hear(kind: str, payload: str) -> None:
+        heard.append((kind, payload))
+        if len(heard) == 2:
+            both.set()
+
+    notifier.on_control(hear)
+    await notifier.start()
+    try:
+        assert heard == [("work", "queued"), ("agent", ANY_AGENT)]
+        heard.clear()
+        both.clear()
+        pid = notifier._connection.get_server_pid()
+        admin = await asyncpg.connect(POSTGRES_SERVER)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.wait_for(both.wait(), timeout=10)
+        assert heard == [("work", "queued"), ("agent", ANY_AGENT)]
+        assert notifier._connection.get_server_pid() != pid
+    finally:
+        await notifier.stop()
+
+
+def test_forgetting_any_agent_empties_the_resolver() -> None:
+    agents = StoredAgents(maker=None)  # type: ignore[arg-type]
+    first = AgentSpec.model_validate({"id": "a", "version": 1, "model": "test:echo"})
+    other = AgentSpec.model_validate({"id": "b", "version": 3, "model": "test:echo"})
+    agents._remember(first)
+    agents._remember(other)
+    agents.on_control("agent", "a")
+    assert list(agents._cache) == [("b", 3)]
+    agents.on_control("agent", ANY_AGENT)
+    assert list(agents._cache) == []
