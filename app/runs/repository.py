@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -246,6 +247,22 @@ async def hold_session_and_insert_run(
         return None
     await db.execute(statements.insert_run, {name: run.get(name) for name in NEW_RUN_COLUMNS})
     return created
+
+
+@contextlib.asynccontextmanager
+async def single_statements(db: AsyncConnection) -> AsyncIterator[None]:
+    """On PostgreSQL, each statement in the block commits on its own (no BEGIN
+    and COMMIT round trips): for writes that are one statement each. Elsewhere,
+    and on a connection already in a transaction, nothing changes."""
+    if db.dialect.name != "postgresql" or db.in_transaction():
+        yield
+        return
+    await db.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield
+    finally:
+        await db.commit()  # ends SQLAlchemy's transaction; the server has none
+        await db.execution_options(isolation_level=db.default_isolation_level)
 
 
 async def merge_session_state(db: Db, session_id: str, changes: dict[str, Any]) -> None:

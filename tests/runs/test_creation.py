@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import delete, event, insert, update
+from sqlalchemy import delete, event, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.runs import repository
 from app.tables import Agent, AgentVersion
 from tests.conftest import snapshot
 from tests.runs.conftest import make_agent, wait_status
@@ -50,11 +51,11 @@ async def test_a_run_of_a_known_agent_is_stored_at_once(
     the insert), and on PostgreSQL session and run in one statement."""
     await make_agent(client)
     assert (await client.post("/v1/agents/echo/runs", json={"input": "a"})).status_code == 200
-    for turn, text in enumerate(["b", "c"]):
+    for turn, said in enumerate(["b", "c"]):
         seen = statements(app)
-        body = {"input": text, "session_id": "s-1"}
+        body = {"input": said, "session_id": "s-1"}
         run = (await client.post("/v1/agents/echo/runs", json=body)).json()
-        assert (run["status"], run["content"], run["agent_version"]) == ("completed", text, 1)
+        assert (run["status"], run["content"], run["agent_version"]) == ("completed", said, 1)
         event.remove(app.state.engine.sync_engine, "before_cursor_execute", seen.append)
         agent_reads = [sql for sql in seen if sql.startswith("SELECT") and "FROM agents" in sql]
         run_inserts = [sql for sql in seen if "INSERT INTO runs" in sql]
@@ -143,3 +144,23 @@ async def test_concurrent_runs_in_one_new_session_hold_it_once(
     assert session["active_run_id"] in (winner["run_id"], None)
     done = await wait_status(client, winner["run_id"], {"completed"})
     assert done["content"] == "a b c"
+
+
+async def test_single_statements_commit_each_on_postgresql(db_engine: AsyncEngine) -> None:
+    """Run creation's one statement needs no BEGIN/COMMIT round trips on
+    PostgreSQL; on SQLite the block changes nothing (its statements share a
+    write transaction)."""
+    postgres = db_engine.dialect.name == "postgresql"
+    xact = text("SELECT pg_current_xact_id()::text" if postgres else "SELECT 1")
+    async with db_engine.connect() as connection:
+        async with repository.single_statements(connection):
+            first = (await connection.execute(xact)).scalar()
+            second = (await connection.execute(xact)).scalar()
+            inside = connection.in_transaction()
+        assert not connection.in_transaction() if postgres else inside
+        if postgres:
+            assert first != second  # two transactions
+        after = [(await connection.execute(xact)).scalar() for _ in range(2)]
+        assert connection.in_transaction()
+        assert after[0] == after[1]  # transactional again
+        await connection.rollback()
