@@ -260,8 +260,12 @@ async def single_statements(db: AsyncConnection) -> AsyncIterator[None]:
     await db.execution_options(isolation_level="AUTOCOMMIT")
     try:
         yield
-    finally:
+    except BaseException:
+        await db.rollback()
+        raise
+    else:
         await db.commit()  # ends SQLAlchemy's transaction; the server has none
+    finally:
         await db.execution_options(isolation_level=db.default_isolation_level)
 
 

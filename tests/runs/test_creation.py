@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, event, insert, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.runs import repository
@@ -163,4 +165,19 @@ async def test_single_statements_commit_each_on_postgresql(db_engine: AsyncEngin
         after = [(await connection.execute(xact)).scalar() for _ in range(2)]
         assert connection.in_transaction()
         assert after[0] == after[1]  # transactional again
+        await connection.rollback()
+
+
+async def test_a_failed_single_statement_leaves_the_connection_usable(
+    db_engine: AsyncEngine,
+) -> None:
+    async with db_engine.connect() as connection:
+        with pytest.raises(DBAPIError, match="no_such_table"):
+            async with repository.single_statements(connection):
+                await connection.execute(text("SELECT * FROM no_such_table"))
+        if db_engine.dialect.name == "postgresql":
+            assert not connection.in_transaction()  # rolled back by the block
+        else:
+            await connection.rollback()  # the caller's transaction, as before
+        assert (await connection.execute(text("SELECT 2"))).scalar() == 2
         await connection.rollback()
