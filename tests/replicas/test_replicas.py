@@ -12,7 +12,7 @@ import httpx
 
 from tests.replicas.conftest import Cluster, Replica
 from tests.replicas.counting_tools import executions
-from tests.runs.conftest import wait_status
+from tests.runs.conftest import post_enqueued, wait_status
 from tests.sse_client import SSEMessage, collect, iter_sse, names
 
 SLOW_WORDS = " ".join(f"w{index}" for index in range(20))
@@ -150,15 +150,7 @@ async def test_a_run_queued_through_another_replica_starts_when_the_session_free
         )
         assert first.json()["status"] == "running"
     async with other.client() as client:
-        queued = await client.post(
-            "/v1/agents/slow/runs",
-            json={
-                "input": "after",
-                "session_id": "shared",
-                "multitask_strategy": "enqueue",
-                "background": True,
-            },
-        )
+        queued = await post_enqueued(client, "slow", "shared", "after")
         assert queued.json()["status"] == "queued"
         run = await wait_status(client, queued.json()["run_id"], {"completed"}, within=10)
     assert run["content"] == "after"

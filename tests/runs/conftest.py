@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from app.config import Settings
 from app.main import create_app
@@ -86,6 +87,34 @@ async def make_agent(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def post_enqueued(
+    client: httpx.AsyncClient, agent_id: str, session_id: str, text: str
+) -> httpx.Response:
+    """A background run queued behind the session's active run."""
+    return await client.post(
+        f"/v1/agents/{agent_id}/runs",
+        json={
+            "input": text,
+            "session_id": session_id,
+            "multitask_strategy": "enqueue",
+            "background": True,
+        },
+    )
+
+
+class Statements(list[str]):
+    """Every SQL statement an app sends while listening, whitespace collapsed."""
+
+    def append(self, *args: Any) -> None:  # a before_cursor_execute listener
+        super().append(" ".join(args[2].split()))
+
+
+def statements(app: FastAPI) -> Statements:
+    seen = Statements()
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", seen.append)
+    return seen
 
 
 async def wait_status(

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from tests.conftest import make_settings
-from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
+from tests.runs.conftest import (
+    SLOW,
+    LiveServer,
+    make_agent,
+    post_enqueued,
+    statements,
+    wait_status,
+)
 from tests.sse_client import collect, iter_sse, names
 
 WORDS = " ".join(f"w{index}" for index in range(40))
@@ -211,15 +216,7 @@ async def test_session_enqueue_runs_in_order(http: httpx.AsyncClient) -> None:
             "/v1/agents/echo/runs", json={"input": "a b c d", "session_id": "q", "background": True}
         )
     ).json()
-    queued = await http.post(
-        "/v1/agents/echo/runs",
-        json={
-            "input": "second",
-            "session_id": "q",
-            "multitask_strategy": "enqueue",
-            "background": True,
-        },
-    )
+    queued = await post_enqueued(http, "echo", "q", "second")
     assert queued.status_code == 202
     assert queued.json()["status"] == "queued"
     second = await wait_status(http, queued.json()["run_id"], {"completed"})
@@ -258,17 +255,8 @@ async def unswept(database_url: str, db_engine: object) -> AsyncIterator[LiveSer
     await server.stop()
 
 
-def count_claims(server: LiveServer) -> list[str]:
-    """Every claim query the server sends from now on."""
-    assert server.app is not None
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if CLAIM_SQL in statement:
-            seen.append(statement)
-
-    event.listen(server.app.state.engine.sync_engine, "before_cursor_execute", record)
-    return seen
+def claims(seen: list[str]) -> list[str]:
+    return [statement for statement in seen if CLAIM_SQL in statement]
 
 
 async def test_finished_runs_look_for_queued_work_only_when_some_was_queued(
@@ -277,12 +265,13 @@ async def test_finished_runs_look_for_queued_work_only_when_some_was_queued(
     async with unswept.client() as http:
         await make_agent(http, model_settings={"chunk_delay": 0.02})
         await asyncio.sleep(0.3)  # the start-up sweep (and the listener's first notice) are done
-        claims = count_claims(unswept)
+        assert unswept.app is not None
+        seen = statements(unswept.app)
         for index in range(5):
             run = await http.post("/v1/agents/echo/runs", json={"input": f"r{index}"})
             assert run.json()["status"] == "completed"
         await asyncio.sleep(0.1)
-        assert claims == []  # nothing was queued: five runs ended without a claim
+        assert claims(seen) == []  # nothing was queued: five runs ended without a claim
 
         first = (
             await http.post(
@@ -290,21 +279,13 @@ async def test_finished_runs_look_for_queued_work_only_when_some_was_queued(
                 json={"input": "a b c d", "session_id": "q", "background": True},
             )
         ).json()
-        queued = await http.post(
-            "/v1/agents/echo/runs",
-            json={
-                "input": "next",
-                "session_id": "q",
-                "multitask_strategy": "enqueue",
-                "background": True,
-            },
-        )
+        queued = await post_enqueued(http, "echo", "q", "next")
         assert queued.json()["status"] == "queued"
         # started when the session's run ends, not at the sweep a minute later
         second = await wait_status(http, queued.json()["run_id"], {"completed"}, within=5)
         assert second["content"] == "next"
         assert (await http.get(f"/v1/runs/{first['run_id']}")).json()["status"] == "completed"
-        assert claims  # this time the end of the first run looked
+        assert claims(seen)  # this time the end of the first run looked
 
 
 async def test_a_run_queued_for_capacity_starts_when_a_slot_frees(unswept: LiveServer) -> None:

@@ -17,20 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.runs import repository
 from app.tables import Agent, AgentVersion
 from tests.conftest import snapshot
-from tests.runs.conftest import make_agent, wait_status
-
-
-class Statements(list[str]):
-    """Every SQL statement the app sends while listening."""
-
-    def append(self, *args: Any) -> None:  # a before_cursor_execute listener
-        super().append(" ".join(args[2].split()))
-
-
-def statements(app: FastAPI) -> Statements:
-    seen = Statements()
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", seen.append)
-    return seen
+from tests.runs.conftest import make_agent, statements, wait_status
 
 
 async def replace_agent(engine: AsyncEngine, spec: dict[str, Any]) -> None:
