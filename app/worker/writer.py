@@ -28,7 +28,22 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, Update, any_, bindparam, case, insert, null, select, update
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    Integer,
+    String,
+    Text,
+    Update,
+    any_,
+    bindparam,
+    case,
+    insert,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -83,6 +98,20 @@ _OWNERSHIP = {
     "postgresql": _OWNED.where(RUNS.c.id == any_(bindparam("ids", type_=ARRAY(String)))),
     "sqlite": _OWNED.where(RUNS.c.id.in_(bindparam("ids", expanding=True))),
 }
+_EVENT_COLUMNS = ("run_id", "seq", "type", "data", "created_at")
+# On PostgreSQL the group's events go in as five arrays, one statement with one
+# set of parameters whatever the number of rows: no per-row parameter handling
+# in Python and one execution on the server (an executemany sends one per row).
+_INSERT_EVENTS_UNNEST = text(
+    "INSERT INTO run_events (run_id, seq, type, data, created_at) "
+    "SELECT * FROM unnest(:run_id, :seq, :type, :data, :created_at)"
+).bindparams(
+    bindparam("run_id", type_=ARRAY(String)),
+    bindparam("seq", type_=ARRAY(Integer)),
+    bindparam("type", type_=ARRAY(String)),
+    bindparam("data", type_=ARRAY(Text)),
+    bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
+)
 _INSERT_EVENTS = insert(EVENTS)
 _INSERT_MESSAGES = insert(MESSAGES)
 _RELEASE_VALUES = {
@@ -215,9 +244,8 @@ class EventWriter:
                     lost.add(batch.run_id)
                 else:
                     kept.append(batch)
-            rows = [{"run_id": batch.run_id, **row} for batch in kept for row in batch.rows]
-            if rows:
-                await conn.execute(_INSERT_EVENTS, rows)
+            if any(batch.rows for batch in kept):
+                await conn.execute(*_insert_events(conn.dialect.name, kept))
             shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for batch in kept:
                 if batch.values:
@@ -274,3 +302,20 @@ class EventWriter:
             )
             self._updates[shape] = statement
         return statement
+
+
+def _insert_events(dialect: str, batches: list[Batch]) -> tuple[Executable, Any]:
+    """The statement and parameters that store the event rows of `batches`."""
+    if dialect == "postgresql":
+        columns: dict[str, list[Any]] = {name: [] for name in _EVENT_COLUMNS}
+        run_ids, seqs, types, datas, times = columns.values()
+        for batch in batches:
+            for row in batch.rows:
+                run_ids.append(batch.run_id)
+                seqs.append(row["seq"])
+                types.append(row["type"])
+                datas.append(row["data"])
+                times.append(row["created_at"])
+        return _INSERT_EVENTS_UNNEST, columns
+    rows = [{"run_id": batch.run_id, **row} for batch in batches for row in batch.rows]
+    return _INSERT_EVENTS, rows

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -67,6 +67,32 @@ async def test_concurrent_batches_share_one_transaction(
     assert begin.transactions == 2
     async with db_sessionmaker() as session:
         assert await repository.status_of(session, ids[0]) == ("completed", 4)
+
+
+async def test_a_groups_events_are_one_insert(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = await make_runs(db_sessionmaker, 12)
+    inserts: list[tuple[str, bool]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO run_events"):
+            inserts.append((statement, many))
+
+    event.listen(db_engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        writer = EventWriter(CountingBegin(db_engine))
+        await asyncio.gather(*(writer.write(batch(run_id, range(1, 4))) for run_id in ids))
+    finally:
+        event.remove(db_engine.sync_engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1
+    if db_engine.dialect.name == "postgresql":  # one execution with arrays, not one per row
+        assert "unnest" in inserts[0][0] and inserts[0][1] is False
+    assert await stored(db_sessionmaker) == {run_id: (3, [1, 2, 3]) for run_id in ids}
+    async with db_sessionmaker() as session:
+        query = select(RunEvent.seq, RunEvent.data).filter_by(run_id="r5")
+        data = dict((await session.execute(query)).all())
+    assert data == {1: '{"seq":1}', 2: '{"seq":2}', 3: '{"seq":3}'}
 
 
 async def test_one_runs_batches_go_out_in_order_in_separate_transactions(
