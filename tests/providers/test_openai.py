@@ -261,6 +261,21 @@ async def test_messages_go_out_in_chat_completions_shape(
     ]
 
 
+async def test_requests_follow_the_clients_base_url(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    # The client remembers the URL it built for a path; a new base_url is honoured.
+    for _ in range(2):
+        await collect(openai_model, ask())
+    assert len(openai_server.requests) == 2
+    assert {request.path for request in openai_server.requests} == {"/v1/chat/completions"}
+    async with FakeOpenAIServer() as other:
+        openai_model._client.base_url = other.base_url
+        await collect(openai_model, ask())
+        assert len(other.requests) == 1 and other.last_request.path == "/v1/chat/completions"
+    assert len(openai_server.requests) == 2
+
+
 async def test_the_api_key_goes_in_the_authorization_header(
     openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
 ) -> None:

@@ -64,6 +64,21 @@ _LOCAL_MESSAGE_KEYS = ("reasoning_content", "reasoning")
 _FINISH_REASONS = {"function_call": "tool_calls"}
 
 
+class _Client(openai.AsyncOpenAI):
+    """The SDK's client, remembering the URLs it built: the SDK parses the path and
+    joins it to `base_url` (two URL parses) on every request, for one path."""
+
+    def _prepare_url(self, url: str) -> httpx2.URL:
+        base = self.base_url  # may be set again: an entry holds the base it was built on
+        urls: dict[str, tuple[httpx2.URL, httpx2.URL]] = self.__dict__.setdefault("_urls", {})
+        entry = urls.get(url)
+        if entry is None or entry[0] is not base:
+            if len(urls) >= 64:
+                urls.clear()
+            entry = urls[url] = (base, super()._prepare_url(url))
+        return entry[1]
+
+
 class OpenAIChatModel:
     """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
 
@@ -83,7 +98,7 @@ class OpenAIChatModel:
         max_retries: int = 2,
     ) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
-        self._client = openai.AsyncOpenAI(
+        self._client = _Client(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
