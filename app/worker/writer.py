@@ -98,7 +98,6 @@ _OWNERSHIP = {
     "postgresql": _OWNED.where(RUNS.c.id == any_(bindparam("ids", type_=ARRAY(String)))),
     "sqlite": _OWNED.where(RUNS.c.id.in_(bindparam("ids", expanding=True))),
 }
-_EVENT_COLUMNS = ("run_id", "seq", "type", "data", "created_at")
 # On PostgreSQL the group's events go in as five arrays, one statement with one
 # set of parameters whatever the number of rows: no per-row parameter handling
 # in Python and one execution on the server (an executemany sends one per row).
@@ -307,8 +306,11 @@ class EventWriter:
 def _insert_events(dialect: str, batches: list[Batch]) -> tuple[Executable, Any]:
     """The statement and parameters that store the event rows of `batches`."""
     if dialect == "postgresql":
-        columns: dict[str, list[Any]] = {name: [] for name in _EVENT_COLUMNS}
-        run_ids, seqs, types, datas, times = columns.values()
+        run_ids: list[str] = []
+        seqs: list[int] = []
+        types: list[str] = []
+        datas: list[str] = []
+        times: list[Any] = []
         for batch in batches:
             for row in batch.rows:
                 run_ids.append(batch.run_id)
@@ -316,6 +318,7 @@ def _insert_events(dialect: str, batches: list[Batch]) -> tuple[Executable, Any]
                 types.append(row["type"])
                 datas.append(row["data"])
                 times.append(row["created_at"])
-        return _INSERT_EVENTS_UNNEST, columns
+        arrays = {"run_id": run_ids, "seq": seqs, "type": types, "data": datas, "created_at": times}
+        return _INSERT_EVENTS_UNNEST, arrays
     rows = [{"run_id": batch.run_id, **row} for batch in batches for row in batch.rows]
     return _INSERT_EVENTS, rows
