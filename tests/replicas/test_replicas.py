@@ -27,7 +27,14 @@ async def create_agents(client: httpx.AsyncClient) -> None:
             "tools": ["count_call"],
             "model_settings": {"chunk_delay": 0.4},
         },
-        {"id": "quick", "model": "test:tools", "tools": ["count_call"]},
+        # Short, but long enough that two slots cannot absorb a burst of runs (a run
+        # that ended before the next request arrived would leave nothing queued).
+        {
+            "id": "quick",
+            "model": "test:tools",
+            "tools": ["count_call"],
+            "model_settings": {"chunk_delay": 0.05},
+        },
     ):
         response = await client.post("/v1/agents", json=body)
         assert response.status_code == 201, response.text
