@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from app import sqlite_driver
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -101,7 +103,12 @@ def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> A
         # One connection per process: SQLite has one writer anyway, and queueing
         # in the pool is cheaper than lock retries. Transactions are kept short.
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60, **json_options
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            module=sqlite_driver.dbapi() if "+aiosqlite" in url.split(":", 1)[0] else None,
+            **json_options,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -1,0 +1,79 @@
+"""The SQLite driver: one trip to aiosqlite's thread per statement, with the
+same results, row counts and errors as SQLAlchemy's own adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import create_engine
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The calls made on aiosqlite's thread, by name."""
+    made: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    yield made
+
+
+async def test_each_statement_is_one_trip(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("SELECT 1")  # connected; the pool is warm
+    trips.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": "a"})
+        rows = (await conn.execute(text("SELECT id, name FROM items"))).all()
+    assert [tuple(row) for row in rows] == [(1, "a")]
+    # BEGIN IMMEDIATE, the INSERT, the SELECT with its rows, COMMIT, and the pool's
+    # reset on return; SQLAlchemy's adapter makes three or four trips per statement.
+    assert trips == ["_execute", "_execute", "_execute", "commit", "rollback"]
+
+
+async def test_results_counts_and_errors_are_the_drivers(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        inserted = await conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": "x"})
+        assert inserted.lastrowid == 1
+        many = await conn.execute(
+            text("INSERT INTO items (name) VALUES (:n)"), [{"n": "y"}, {"n": "z"}]
+        )
+        assert many.rowcount == 2
+        updated = await conn.execute(text("UPDATE items SET name = name || '!' WHERE id > 1"))
+        assert updated.rowcount == 2
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar_one() == 3
+        # A result read in parts, then closed early: the rest is dropped, not leaked.
+        result = await conn.execute(text("SELECT name FROM items ORDER BY id"))
+        assert result.fetchone() == ("x",)
+        assert result.fetchmany(1) == [("y!",)]
+        result.close()
+        empty = await conn.execute(text("SELECT name FROM items WHERE id > 99"))
+        assert empty.all() == []
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('q')"))
+            await conn.execute(text("INSERT INTO items (name) VALUES ('x')"))  # not unique
+    async with engine.connect() as conn:  # the failed transaction left nothing behind
+        names = (await conn.execute(text("SELECT name FROM items ORDER BY id"))).scalars()
+        assert list(names) == ["x", "y!", "z!"]
