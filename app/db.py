@@ -82,7 +82,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     # Take the write lock up front: a deferred transaction that later writes can
     # fail at once with "database is locked" when another process wrote meanwhile.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Our driver sends it with the transaction's first statement (one trip less).
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite_driver.OneTripConnection):
+        dbapi_connection.defer_begin("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _json_dumps(value: Any) -> str:

@@ -3,6 +3,8 @@ same results, row counts and errors as SQLAlchemy's own adapter."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,48 @@ async def test_each_statement_is_one_trip(engine: AsyncEngine, trips: list[str])
         await conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": "a"})
         rows = (await conn.execute(text("SELECT id, name FROM items"))).all()
     assert [tuple(row) for row in rows] == [(1, "a")]
-    # BEGIN IMMEDIATE, the INSERT, the SELECT with its rows, COMMIT, and the pool's
-    # reset on return; SQLAlchemy's adapter makes three or four trips per statement.
-    assert trips == ["_execute", "_execute", "_execute", "commit", "rollback"]
+    # BEGIN IMMEDIATE goes with the INSERT, the SELECT brings its rows, then COMMIT;
+    # the pool's rollback on return is skipped (nothing open). SQLAlchemy's own
+    # adapter makes three or four trips per statement, and one for each of those.
+    assert trips == ["call", "call", "commit"]
+
+
+async def test_the_write_lock_is_taken_with_the_first_statement(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "driver.db", timeout=0.05, isolation_level=None)
+    try:
+        async with engine.begin() as conn:
+            # BEGIN IMMEDIATE went with this read: another writer is locked out.
+            await conn.execute(text("SELECT count(*) FROM items"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # committed: free again
+        other.execute("ROLLBACK")
+        async with engine.begin():
+            pass  # a transaction with no statement costs nothing and holds nothing
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_cancelled_statement_leaves_the_connection_clean(engine: AsyncEngine) -> None:
+    async def insert_then_wait() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('gone')"))
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(insert_then_wait())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with engine.begin() as conn:  # the same (only) connection, rolled back
+        await conn.execute(text("INSERT INTO items (name) VALUES ('kept')"))
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM items"))).scalars()
+        assert list(names) == ["kept"]
 
 
 async def test_results_counts_and_errors_are_the_drivers(engine: AsyncEngine) -> None:
