@@ -284,6 +284,19 @@ async def test_the_api_key_goes_in_the_authorization_header(
     assert openai_server.last_request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
+async def test_the_body_is_json_with_its_content_type(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    text = 'Grüße, 世界 \u2028 "quoted"'
+    await collect(openai_model, ask(text))
+
+    request = openai_server.last_request
+    assert request.headers["content-type"] == "application/json"
+    assert request.body["messages"] == [{"role": "user", "content": text}]
+    assert request.body["stream"] is True
+    assert request.body["stream_options"] == {"include_usage": True}
+
+
 @pytest.mark.parametrize("status", [500, 429])
 async def test_a_retryable_error_is_retried(
     openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel, status: int

@@ -3,10 +3,10 @@
 The SDK owns the transport, auth, retries (429, 5xx and timeouts with backoff,
 honouring `retry-after`) and status errors. This module builds the JSON body
 from the engine's canonical messages (already the Chat Completions shape) and
-sends it with the client's own `post` (the SDK's documented way to make a
-request it has no method for), which skips re-walking every message against
-the SDK's typed parameters; it reads the raw SSE stream itself, one orjson
-parse per `data:` line instead of a pydantic model per chunk. A request with
+sends it, encoded once with orjson, with the client's own `post` (the SDK's
+documented way to make a request it has no method for), which skips re-walking
+every message against the SDK's typed parameters; it reads the raw SSE stream
+itself, one orjson parse per `data:` line instead of a pydantic model per chunk. A request with
 `stream=False` (a blocking run) asks for the whole completion in one JSON body,
 as the OpenAI Agents SDK's `Runner.run` and Agno's non-streaming `run` do.
 """
@@ -111,7 +111,7 @@ class OpenAIChatModel:
             if not request.stream:
                 # The SDK reads the whole body before handing the response back.
                 whole: httpx2.Response = await self._client.post(
-                    "/chat/completions", cast_to=httpx2.Response, body=request_body(request)
+                    "/chat/completions", cast_to=httpx2.Response, content=encode_body(request)
                 )
                 for delta in parse_completion(orjson.loads(whole.content)):
                     yield delta
@@ -121,7 +121,7 @@ class OpenAIChatModel:
             response: httpx2.Response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body=request_body(request),
+                content=encode_body(request),
                 stream=True,
             )
             try:
@@ -134,6 +134,13 @@ class OpenAIChatModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def encode_body(request: ModelRequest) -> bytes:
+    """The request's JSON body, encoded once with orjson (the SDK would encode a
+    `body` dict with the standard library's json); sent as the SDK's `content`,
+    with its usual `Content-Type: application/json`."""
+    return orjson.dumps(request_body(request))
 
 
 def request_body(request: ModelRequest) -> dict[str, Any]:
