@@ -30,34 +30,23 @@ from sqlalchemy.util import EMPTY_DICT
 Outcome = tuple[Any, int, int | None, list[Any] | None]
 
 
-def _execute(
-    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
+def _statement(
+    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
 ) -> Outcome:
     """On the SQLite thread: begin the transaction if one is due, run one
-    statement and read everything SQLAlchemy needs."""
+    statement (`many`: once per parameter set) and read all SQLAlchemy needs."""
     if begin is not None:
         conn.execute(begin).close()
     cursor = conn.cursor()
     try:
-        if parameters is None:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
             cursor.execute(operation)
         else:
             cursor.execute(operation, parameters)
         rows = cursor.fetchall() if cursor.description else None
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
-
-
-def _executemany(
-    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
-) -> Outcome:
-    if begin is not None:
-        conn.execute(begin).close()
-    cursor = conn.cursor()
-    try:
-        cursor.executemany(operation, parameters)
-        return cursor.description, cursor.rowcount, cursor.lastrowid, None
     finally:
         cursor.close()
 
@@ -108,13 +97,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         connection = cast("OneTripConnection", self._adapt_connection)
         async with connection._execute_mutex:
-            outcome = await connection.trip(_execute, operation, parameters)
+            outcome = await connection.trip(operation, parameters, many=False)
         self._keep(outcome)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
         connection = cast("OneTripConnection", self._adapt_connection)
         async with connection._execute_mutex:
-            outcome = await connection.trip(_executemany, operation, seq_of_parameters)
+            outcome = await connection.trip(operation, seq_of_parameters, many=True)
         self._keep(outcome)
 
     def _keep(self, outcome: Outcome) -> None:
@@ -142,13 +131,13 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         """Open a transaction with `statement` on the next statement's trip."""
         self._begin = statement
 
-    async def trip(self, fn: Any, operation: Any, parameters: Any) -> Outcome:
-        """`fn(conn, begin, operation, parameters)` on the SQLite thread."""
+    async def trip(self, operation: Any, parameters: Any, *, many: bool) -> Outcome:
+        """One statement on the SQLite thread, with the BEGIN that is due."""
         begin, self._begin = self._begin, None
 
         def call() -> Outcome:
             try:
-                return fn(self._connection._conn, begin, operation, parameters)  # type: ignore[no-any-return]
+                return _statement(self._connection._conn, begin, operation, parameters, many)
             finally:
                 self._done += 1
 

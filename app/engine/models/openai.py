@@ -6,9 +6,10 @@ from the engine's canonical messages (already the Chat Completions shape) and
 sends it, encoded once with orjson, with the client's own `post` (the SDK's
 documented way to make a request it has no method for), which skips re-walking
 every message against the SDK's typed parameters; it reads the raw SSE stream
-itself, one orjson parse per `data:` line instead of a pydantic model per chunk. A request with
-`stream=False` (a blocking run) asks for the whole completion in one JSON body,
-as the OpenAI Agents SDK's `Runner.run` and Agno's non-streaming `run` do.
+itself, one orjson parse per `data:` line instead of a pydantic model per chunk.
+A request with `stream=False` (a blocking run) asks for the whole completion in
+one JSON body, as the OpenAI Agents SDK's `Runner.run` and Agno's non-streaming
+`run` do.
 """
 
 from __future__ import annotations
