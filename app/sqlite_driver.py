@@ -159,7 +159,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def _settled(self) -> bool:
         """No transaction open in SQLite, and none of our calls still on the thread."""
-        conn = self._connection._conn
+        conn = self._connection._connection  # None once closed (`_conn` would raise)
         return conn is not None and self._sent == self._done and not conn.in_transaction
 
 

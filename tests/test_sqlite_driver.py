@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
+from app import sqlite_driver
 from app.db import create_engine
 
 
@@ -118,3 +120,14 @@ async def test_results_counts_and_errors_are_the_drivers(engine: AsyncEngine) ->
     async with engine.connect() as conn:  # the failed transaction left nothing behind
         names = (await conn.execute(text("SELECT name FROM items ORDER BY id"))).scalars()
         assert list(names) == ["x", "y!", "z!"]
+
+
+async def test_a_closed_connection_ends_its_transaction_quietly(tmp_path: Path) -> None:
+    def close_then_end() -> None:
+        conn = sqlite_driver.dbapi().connect(str(tmp_path / "closed.db"))
+        conn.close()
+        # As SQLAlchemy's own adapter: nothing to roll back or commit, no error.
+        conn.rollback()
+        conn.commit()
+
+    await greenlet_spawn(close_then_end)
