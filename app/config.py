@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     max_run_attempts: int = Field(
         default=3, ge=1, description="Workers a run may lose before it ends as worker_lost."
     )
+    sse_ping_seconds: float = Field(
+        default=15.0, gt=0, description="An event stream idle this long gets a `: ping` comment."
+    )
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,11 +27,15 @@ LOG_PATTERNS = {
 
 
 def start_spy(pid: int, fmt: str, out: Path) -> subprocess.Popen[bytes] | None:
-    """`py-spy record` on `pid` until `stop_spy`; None when py-spy is missing."""
+    """`py-spy record` on `pid` until `stop_spy`; None when py-spy is missing.
+
+    Blocking mode (py-spy pauses the process for each sample): slower, but the
+    nonblocking mode misattributes frames of a busy event loop (it put the
+    SDK's request building at a third of its real share)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return None
-    args = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+    args = [spy, "record", "--pid", str(pid), "--rate", "200",
             "--format", fmt, "--output", str(out)]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -75,6 +75,20 @@ ROOT_FILES = (
 )
 
 
+# Leaves of a thread waiting for work (a thread pool's queue, aiosqlite's), which
+# the blocking mode samples as if busy: left out of the totals.
+IDLE_LEAVES = (
+    ("_worker", "concurrent/futures/thread.py"),
+    ("get", "queue.py"),
+    ("wait", "threading.py"),
+)
+
+
+def idle(leaf: tuple[str, str]) -> bool:
+    func, file = leaf
+    return any(func == name and file.endswith(tail) for name, tail in IDLE_LEAVES)
+
+
 def package(path: str) -> str:
     path = "/" + path  # py-spy shows site-packages paths relative: "uvicorn/server.py"
     for needle, name in PACKAGES:
@@ -108,14 +122,17 @@ def summarize(path: Path, top: int = 20) -> str:
     self_fn: Counter[str] = Counter()
     incl_fn: Counter[str] = Counter()
     incl_pkg: Counter[str] = Counter()
-    total = 0
+    total = idle_samples = 0
     for line in path.read_text(errors="replace").split("\n"):
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
         stack_frames = frames(stack)
+        if idle(stack_frames[-1]):
+            idle_samples += n
+            continue
+        total += n
         func, file = stack_frames[-1]
         self_pkg[package(file)] += n
         self_fn[short(func, file)] += n
@@ -125,7 +142,8 @@ def summarize(path: Path, top: int = 20) -> str:
             incl_pkg[name] += n
     if not total:
         return f"{path}: no samples"
-    lines = [f"{path}: {total} samples", "", "self time by group:"]
+    lines = [f"{path}: {total} samples ({idle_samples} of idle threads left out)"]
+    lines += ["", "self time by group:"]
     grouped: Counter[str] = Counter()
     for name, n in self_pkg.items():
         group = next((g for g, members in GROUPS if name in members), "other")

@@ -60,8 +60,11 @@ async def _answer(
             headers={"Location": f"/v1/runs/{run_id}"},
         )
     shutdown = anyio.Event()
-    frames = follow(run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set)
     if options.stream:
+        ping = request.app.state.settings.sse_ping_seconds
+        frames = follow(
+            run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
+        )
 
         def on_close(finished: bool) -> None:
             if not finished and options.on_disconnect == "cancel" and not shutdown.is_set():
@@ -70,9 +73,11 @@ async def _answer(
         return event_stream(
             frames,
             shutdown=shutdown,
+            ping=ping,
             content_only=not options.stream_events,
             on_close=on_close,
         )
+    frames = follow(run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set)
     last: Frame | None = None
     try:
         async for batch in frames:
@@ -253,5 +258,8 @@ async def run_events(
     start = parse_last_event_id(last_event_id, after)
     maker = request.app.state.sessionmaker
     shutdown = anyio.Event()
-    frames = follow(run_id, start, manager=manager, maker=maker, stopping=shutdown.is_set)
-    return event_stream(frames, shutdown=shutdown)
+    ping = request.app.state.settings.sse_ping_seconds
+    frames = follow(
+        run_id, start, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
+    )
+    return event_stream(frames, shutdown=shutdown, ping=ping)

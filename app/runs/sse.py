@@ -4,10 +4,14 @@
 is here, and from the run_events table otherwise (a finished run, a run on
 another worker, a run still queued), polling while the run is active. It ends
 after a terminal event, or after a `RunPaused` that is the run's newest event.
+`event_stream` sends them as SSE, with a `: ping` comment when nothing was sent
+for `ping` seconds (the waits inside `follow` are bounded, so an idle stream
+wakes up to send it: no timer or task per stream for it).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
@@ -21,7 +25,8 @@ from app.worker.bus import Frame
 from app.worker.manager import RunManager
 
 RETRY_MS = 2000
-PING_SECONDS = 15
+PING_SECONDS = 15.0
+PING = b": ping\n\n"
 SEND_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
 
@@ -33,13 +38,19 @@ async def follow(
     manager: RunManager,
     maker: async_sessionmaker[AsyncSession],
     stopping: Callable[[], bool] = lambda: False,
+    idle: float | None = None,
 ) -> AsyncIterator[list[Frame]]:
-    """Batches of consecutive frames after `after`, as they become available."""
+    """Batches of consecutive frames after `after`, as they become available; with
+    `idle`, an empty batch after each `idle` seconds without frames."""
     bus, notifier = manager.bus, manager.notifier
-    poll_interval = notifier.poll_interval
+    poll_interval = notifier.poll_interval if idle is None else min(notifier.poll_interval, idle)
     cursor = after
     paused_at: int | None = None  # a RunPaused seen last: the end, unless more follows
+    quiet_since = time.monotonic()
     while not (manager.closing or stopping()):
+        if idle is not None and time.monotonic() - quiet_since >= idle:
+            yield []
+            quiet_since = time.monotonic()
         channel = bus.get(run_id)
         if channel is not None and channel.covers(cursor):
             frames = channel.since(cursor)
@@ -71,6 +82,7 @@ async def follow(
                 yield frames[: index + 1]
                 return
         yield frames
+        quiet_since = time.monotonic()
         cursor = frames[-1].seq
         paused_at = cursor if frames[-1].event == "RunPaused" else None
 
@@ -91,10 +103,13 @@ def event_stream(
     batches: AsyncIterator[list[Frame]],
     *,
     shutdown: anyio.Event,
+    ping: float = PING_SECONDS,
     content_only: bool = False,
     on_close: Callable[[bool], None] | None = None,
 ) -> EventSourceResponse:
-    """An SSE response: `id` = seq, `event` = name, a retry hint, pings when idle.
+    """An SSE response: `id` = seq, `event` = name, a retry hint, and a `: ping`
+    comment after `ping` seconds with nothing sent. `batches` is a `follow` given
+    `idle=ping`: its empty batches are the moments to check.
 
     When the server shuts down, `shutdown` is set and `frames` (a `follow` given
     `stopping=shutdown.is_set`) ends within SHUTDOWN_GRACE: the stream closes
@@ -104,12 +119,18 @@ def event_stream(
         finished = False
         try:
             yield b"retry: %d\n\n" % RETRY_MS
+            sent_at = time.monotonic()
             async for batch in batches:
                 # One write per batch: fewer sends for the same bytes.
                 if content_only:
                     batch = [frame for frame in batch if frame.event in CONTENT_EVENTS]
                 if batch:
                     yield b"".join(frame.sse for frame in batch)
+                elif time.monotonic() - sent_at >= ping:
+                    yield PING
+                else:
+                    continue
+                sent_at = time.monotonic()
             finished = True
         finally:
             if on_close is not None:
@@ -117,7 +138,7 @@ def event_stream(
 
     return EventSourceResponse(
         body(),
-        ping=PING_SECONDS,
+        ping=0,  # the body sends its own, only when idle
         send_timeout=SEND_TIMEOUT,
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE,

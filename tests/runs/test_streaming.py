@@ -4,9 +4,11 @@ disconnects, and many concurrent streams."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
+from app.config import Settings
 from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
 from tests.sse_client import collapsed, collect, iter_sse, names
 
@@ -159,3 +161,43 @@ async def test_fifty_concurrent_streams(live: LiveServer) -> None:
     for index, (content, ids) in enumerate(results):
         assert content == f"run {index} says hello"
         assert ids == list(range(1, len(ids) + 1))
+
+
+async def test_an_idle_stream_gets_a_ping_comment(settings: Settings, db_engine: object) -> None:
+    """A stream with nothing to send for SSE_PING_SECONDS gets `: ping` (proxies close
+    idle connections); the events around the pings arrive intact."""
+    server = LiveServer(settings.model_copy(update={"sse_ping_seconds": 0.1}))
+    await server.start()
+    try:
+        async with server.client() as client:
+            await make_agent(client, model_settings={"chunk_delay": 0.4})
+            async with client.stream(
+                "POST", "/v1/agents/echo/runs", json={"input": "alpha beta gamma", "stream": True}
+            ) as response:
+                lines = [line async for line in response.aiter_lines()]
+    finally:
+        await server.stop()
+    comments = [line for line in lines if line.startswith(":")]
+    assert len(comments) >= 4, lines  # ~0.8 s between the first and the last delta
+    assert set(comments) == {": ping"}
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event:")]
+    assert events[-1] == "RunCompleted"
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data:")]
+    assert "".join(d["content"] for d in data if d["event"] == "RunContent") == "alpha beta gamma"
+
+
+async def test_a_busy_stream_gets_no_ping(settings: Settings, db_engine: object) -> None:
+    """Pings fill silences only: deltas 50 ms apart with a 0.3 s ping interval."""
+    server = LiveServer(settings.model_copy(update={"sse_ping_seconds": 0.3}))
+    await server.start()
+    try:
+        async with server.client() as client:
+            await make_agent(client, model_settings=SLOW)
+            async with client.stream(
+                "POST", "/v1/agents/echo/runs", json={"input": WORDS, "stream": True}
+            ) as response:
+                text = (await response.aread()).decode()
+    finally:
+        await server.stop()
+    assert "event: RunCompleted" in text
+    assert ": ping" not in text
