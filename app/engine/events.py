@@ -16,17 +16,19 @@ from pydantic import BaseModel, Field, TypeAdapter
 from app.engine.output import Requirement, RunError, RunOutput, ToolExecution
 
 _last_stamp: tuple[int, str] = (-1, "")
+_last_second: tuple[int, str] = (-1, "")
 
 
 def utcnow_iso() -> str:
     """Now as an RFC 3339 UTC string with millisecond precision (formatted once per
-    millisecond: a burst of events shares the string)."""
-    global _last_stamp
+    millisecond, the date and time once per second: a burst of events shares them)."""
+    global _last_stamp, _last_second
     ms = time.time_ns() // 1_000_000
     if ms != _last_stamp[0]:
         seconds, millis = divmod(ms, 1000)
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-        _last_stamp = (ms, text)
+        if seconds != _last_second[0]:
+            _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _last_stamp = (ms, f"{_last_second[1]}.{millis:03d}Z")
     return _last_stamp[1]
 
 
