@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 from typing import Annotated, Any
 
-import anyio
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -59,25 +58,22 @@ async def _answer(
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/v1/runs/{run_id}"},
         )
-    shutdown = anyio.Event()
     if options.stream:
-        ping = request.app.state.settings.sse_ping_seconds
-        frames = follow(
-            run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
-        )
 
-        def on_close(finished: bool) -> None:
-            if not finished and options.on_disconnect == "cancel" and not shutdown.is_set():
+        def on_disconnect() -> None:
+            if options.on_disconnect == "cancel":
                 manager.request_cancel(run_id)
 
         return event_stream(
-            frames,
-            shutdown=shutdown,
-            ping=ping,
+            run_id,
+            after,
+            manager=manager,
+            maker=maker,
+            ping=request.app.state.settings.sse_ping_seconds,
             content_only=not options.stream_events,
-            on_close=on_close,
+            on_disconnect=on_disconnect,
         )
-    frames = follow(run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set)
+    frames = follow(run_id, after, manager=manager, maker=maker)
     last: Frame | None = None
     try:
         async for batch in frames:
@@ -257,9 +253,10 @@ async def run_events(
     await session.commit()
     start = parse_last_event_id(last_event_id, after)
     maker = request.app.state.sessionmaker
-    shutdown = anyio.Event()
-    ping = request.app.state.settings.sse_ping_seconds
-    frames = follow(
-        run_id, start, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
+    return event_stream(
+        run_id,
+        start,
+        manager=manager,
+        maker=maker,
+        ping=request.app.state.settings.sse_ping_seconds,
     )
-    return event_stream(frames, shutdown=shutdown, ping=ping)

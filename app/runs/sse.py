@@ -100,20 +100,27 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
 
 
 def event_stream(
-    batches: AsyncIterator[list[Frame]],
+    run_id: str,
+    after: int,
     *,
-    shutdown: anyio.Event,
+    manager: RunManager,
+    maker: async_sessionmaker[AsyncSession],
     ping: float = PING_SECONDS,
     content_only: bool = False,
-    on_close: Callable[[bool], None] | None = None,
+    on_disconnect: Callable[[], None] | None = None,
 ) -> EventSourceResponse:
-    """An SSE response: `id` = seq, `event` = name, a retry hint, and a `: ping`
-    comment after `ping` seconds with nothing sent. `batches` is a `follow` given
-    `idle=ping`: its empty batches are the moments to check.
+    """The run's events after `after` as an SSE response: `id` = seq, `event` =
+    name, a retry hint, and a `: ping` comment after `ping` seconds with nothing
+    sent (`follow`'s empty batches are the moments to check). `on_disconnect` is
+    called when the client leaves before the end.
 
-    When the server shuts down, `shutdown` is set and `frames` (a `follow` given
-    `stopping=shutdown.is_set`) ends within SHUTDOWN_GRACE: the stream closes
-    cleanly and the client re-attaches elsewhere with Last-Event-ID."""
+    When the server shuts down, sse-starlette sets `shutdown` and `follow` ends
+    within SHUTDOWN_GRACE: the stream closes cleanly and the client re-attaches
+    elsewhere with Last-Event-ID."""
+    shutdown = anyio.Event()
+    batches = follow(
+        run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
+    )
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -133,8 +140,8 @@ def event_stream(
                 sent_at = time.monotonic()
             finished = True
         finally:
-            if on_close is not None:
-                on_close(finished)
+            if not finished and not shutdown.is_set() and on_disconnect is not None:
+                on_disconnect()
 
     return EventSourceResponse(
         body(),

@@ -67,12 +67,21 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
 
 
-@pytest.fixture
-async def live(settings: Settings, db_engine: object) -> AsyncIterator[LiveServer]:
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app served with `settings` for the block."""
     server = LiveServer(settings)
     await server.start()
-    yield server
-    await server.stop()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def live(settings: Settings, db_engine: object) -> AsyncIterator[LiveServer]:
+    async with serving(settings) as server:
+        yield server
 
 
 @pytest.fixture

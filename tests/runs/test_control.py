@@ -15,6 +15,7 @@ from tests.runs.conftest import (
     LiveServer,
     make_agent,
     post_enqueued,
+    serving,
     statements,
     wait_status,
 )
@@ -249,10 +250,10 @@ CLAIM_SQL = "FROM runs JOIN sessions ON sessions.id = runs.session_id"
 @pytest.fixture
 async def unswept(database_url: str, db_engine: object) -> AsyncIterator[LiveServer]:
     """A server whose periodic sweep never comes during a test (it runs at start)."""
-    server = LiveServer(make_settings(database_url, sweep_interval=60, max_concurrent_runs=2))
-    await server.start()
-    yield server
-    await server.stop()
+    async with serving(
+        make_settings(database_url, sweep_interval=60, max_concurrent_runs=2)
+    ) as server:
+        yield server
 
 
 def claims(seen: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall, error_reply
-from tests.runs.conftest import LiveServer
+from tests.runs.conftest import LiveServer, serving
 from tests.sse_client import collapsed, collect
 
 
@@ -28,10 +28,8 @@ async def served(
     settings = make_settings(
         database_url, openai_base_url=fake.base_url, openai_api_key="sk-test", model_max_retries=1
     )
-    server = LiveServer(settings)
-    await server.start()
-    yield server
-    await server.stop()
+    async with serving(settings) as server:
+        yield server
 
 
 async def test_history_and_instructions_reach_the_model(

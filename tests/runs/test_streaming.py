@@ -8,8 +8,8 @@ import json
 
 import httpx
 
-from app.config import Settings
-from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
+from tests.conftest import make_settings
+from tests.runs.conftest import SLOW, LiveServer, make_agent, serving, wait_status
 from tests.sse_client import collapsed, collect, iter_sse, names
 
 WORDS = "one two three four five six seven eight"
@@ -163,20 +163,18 @@ async def test_fifty_concurrent_streams(live: LiveServer) -> None:
         assert ids == list(range(1, len(ids) + 1))
 
 
-async def test_an_idle_stream_gets_a_ping_comment(settings: Settings, db_engine: object) -> None:
+async def test_an_idle_stream_gets_a_ping_comment(database_url: str, db_engine: object) -> None:
     """A stream with nothing to send for SSE_PING_SECONDS gets `: ping` (proxies close
     idle connections); the events around the pings arrive intact."""
-    server = LiveServer(settings.model_copy(update={"sse_ping_seconds": 0.1}))
-    await server.start()
-    try:
-        async with server.client() as client:
-            await make_agent(client, model_settings={"chunk_delay": 0.4})
-            async with client.stream(
-                "POST", "/v1/agents/echo/runs", json={"input": "alpha beta gamma", "stream": True}
-            ) as response:
-                lines = [line async for line in response.aiter_lines()]
-    finally:
-        await server.stop()
+    async with (
+        serving(make_settings(database_url, sse_ping_seconds=0.1)) as server,
+        server.client() as client,
+    ):
+        await make_agent(client, model_settings={"chunk_delay": 0.4})
+        async with client.stream(
+            "POST", "/v1/agents/echo/runs", json={"input": "alpha beta gamma", "stream": True}
+        ) as response:
+            lines = [line async for line in response.aiter_lines()]
     comments = [line for line in lines if line.startswith(":")]
     assert len(comments) >= 4, lines  # ~0.8 s between the first and the last delta
     assert set(comments) == {": ping"}
@@ -186,18 +184,16 @@ async def test_an_idle_stream_gets_a_ping_comment(settings: Settings, db_engine:
     assert "".join(d["content"] for d in data if d["event"] == "RunContent") == "alpha beta gamma"
 
 
-async def test_a_busy_stream_gets_no_ping(settings: Settings, db_engine: object) -> None:
+async def test_a_busy_stream_gets_no_ping(database_url: str, db_engine: object) -> None:
     """Pings fill silences only: deltas 50 ms apart with a 0.3 s ping interval."""
-    server = LiveServer(settings.model_copy(update={"sse_ping_seconds": 0.3}))
-    await server.start()
-    try:
-        async with server.client() as client:
-            await make_agent(client, model_settings=SLOW)
-            async with client.stream(
-                "POST", "/v1/agents/echo/runs", json={"input": WORDS, "stream": True}
-            ) as response:
-                text = (await response.aread()).decode()
-    finally:
-        await server.stop()
+    async with (
+        serving(make_settings(database_url, sse_ping_seconds=0.3)) as server,
+        server.client() as client,
+    ):
+        await make_agent(client, model_settings=SLOW)
+        async with client.stream(
+            "POST", "/v1/agents/echo/runs", json={"input": WORDS, "stream": True}
+        ) as response:
+            text = (await response.aread()).decode()
     assert "event: RunCompleted" in text
     assert ": ping" not in text
