@@ -24,6 +24,7 @@ from app.errors import (
 )
 from app.ids import new_id
 from app.runs import repository
+from app.runs.repository import NewRun
 from app.runs.schemas import RunContinue, RunCreate
 from app.tables import Run
 from app.worker.manager import RunManager
@@ -42,7 +43,7 @@ def input_failed(exc: InputError, where: str = "body") -> ValidationFailed:
 class Started:
     """A stored run and what the route must do once the transaction is committed."""
 
-    run: Run
+    run: NewRun
     launch: bool
     interrupt: str | None = None
     # The engine state to start from, when the request could build all of it
@@ -76,7 +77,7 @@ def _input_payload(body: RunCreate) -> dict[str, Any]:
 def new_state(
     runner: Runner,
     spec: AgentSpec,
-    run: Run,
+    run: Run | NewRun,
     *,
     history: list[dict[str, Any]],
     state: dict[str, Any],
@@ -105,7 +106,7 @@ def new_state(
 
 def _new_run(
     runner: Runner, spec: AgentSpec, body: RunCreate
-) -> tuple[Run, dict[str, Any], RunState]:
+) -> tuple[NewRun, dict[str, Any], RunState]:
     """A new run of `spec` as a record to store, and the engine state it starts
     from when its session is new (raises ValidationFailed for bad input)."""
     now = utcnow()
@@ -132,7 +133,7 @@ def _new_run(
         "created_at": now,
         "updated_at": now,
     }
-    run = Run(**values)  # a plain record: stored with one INSERT
+    run = NewRun.of(values)
     try:  # reject bad input now, not when a worker picks the run up
         state = new_state(runner, spec, run, history=[], state=dict(body.session_state or {}))
     except InputError as exc:
@@ -140,14 +141,12 @@ def _new_run(
     return run, values, state
 
 
-def _start(run: Run, values: dict[str, Any], manager: RunManager) -> None:
+def _start(run: NewRun, values: dict[str, Any], manager: RunManager) -> None:
     """Mark a run about to be stored as started by this worker."""
     values.update(status="running", started_at=run.created_at, attempt=1, **manager.lease())
-    for key in ("status", "started_at", "attempt", "lease_owner", "lease_expires_at"):
-        setattr(run, key, values[key])
 
 
-def _new_session(run: Run, body: RunCreate) -> dict[str, Any]:
+def _new_session(run: NewRun, body: RunCreate) -> dict[str, Any]:
     return {
         "id": run.session_id,
         "user_id": body.user_id,
@@ -232,7 +231,7 @@ async def _create_in_free_session(
 async def _session_taken(
     db: AsyncConnection,
     manager: RunManager,
-    run: Run,
+    run: NewRun,
     values: dict[str, Any],
     body: RunCreate,
 ) -> Started:

@@ -28,6 +28,7 @@ from app.engine.loop import Checkpoint, Runner
 from app.engine.state import RunState
 from app.ids import new_id
 from app.runs import repository
+from app.runs.repository import NewRun
 from app.tables import Run
 from app.worker import outcomes
 from app.worker.bus import EventBus
@@ -132,7 +133,7 @@ class RunManager:
         run_id: str,
         *,
         resumed: bool = False,
-        run: Run | None = None,
+        run: NewRun | None = None,
         state: RunState | None = None,
     ) -> None:
         """Execute a run this worker has claimed (status running, lease ours).
@@ -202,11 +203,10 @@ class RunManager:
     # Executing -------------------------------------------------------------------
 
     async def _execute(
-        self, run_id: str, resumed: bool, preloaded: tuple[Run, RunState] | None
+        self, run_id: str, resumed: bool, preloaded: tuple[NewRun, RunState] | None
     ) -> None:
         if preloaded is not None:
-            run, state = preloaded
-            await self._run(run, state, resumed)
+            await self._run(*preloaded, resumed)
             return
         async with self.maker() as session:
             found = await repository.get(session, run_id)
@@ -229,7 +229,7 @@ class RunManager:
             return
         await self._run(run, state, resumed)
 
-    async def _run(self, run: Run, state: RunState, resumed: bool) -> None:
+    async def _run(self, run: Run | NewRun, state: RunState, resumed: bool) -> None:
         run_id = run.id
         opened = self.bus.get(run_id)
         if opened is not None and opened.first_seq == run.last_seq + 1 and not opened.closed:
