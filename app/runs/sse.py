@@ -25,7 +25,6 @@ from app.worker.bus import Frame
 from app.worker.manager import RunManager
 
 RETRY_MS = 2000
-PING_SECONDS = 15.0
 PING = b": ping\n\n"
 SEND_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
@@ -105,7 +104,7 @@ def event_stream(
     *,
     manager: RunManager,
     maker: async_sessionmaker[AsyncSession],
-    ping: float = PING_SECONDS,
+    ping: float,
     content_only: bool = False,
     on_disconnect: Callable[[], None] | None = None,
 ) -> EventSourceResponse:
