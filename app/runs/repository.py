@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -13,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db import utcnow
+from app.db import DriverStatement, utcnow
 from app.tables import Agent, Run, RunEvent, Session, SessionMessage
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -219,7 +218,7 @@ class _HoldAndInsert:
         )
         taken = free.returning(SESSIONS.c.id).cte("taken")
         held = union_all(select(created.c.id), select(taken.c.id)).subquery("held")
-        self.postgresql = (
+        self.postgresql = DriverStatement(
             insert(RUNS)
             .from_select(
                 NEW_RUN_COLUMNS, select(*_params(RUNS, NEW_RUN_COLUMNS, "r_")).select_from(held)
@@ -265,33 +264,13 @@ async def hold_session_and_insert_run(
     }
     if db.dialect.name == "postgresql":
         params.update({f"r_{name}": run.get(name) for name in NEW_RUN_COLUMNS})
-        row = (await db.execute(statements.postgresql, params)).first()
+        row = await statements.postgresql.first(db, params)
         return None if row is None else bool(row[0])
     created = bool((await db.execute(statements.sqlite_create, params)).rowcount)
     if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
         return None
     await db.execute(statements.insert_run, {name: run.get(name) for name in NEW_RUN_COLUMNS})
     return created
-
-
-@contextlib.asynccontextmanager
-async def single_statements(db: AsyncConnection) -> AsyncIterator[None]:
-    """On PostgreSQL, each statement in the block commits on its own (no BEGIN
-    and COMMIT round trips): for writes that are one statement each. Elsewhere,
-    and on a connection already in a transaction, nothing changes."""
-    if db.dialect.name != "postgresql" or db.in_transaction():
-        yield
-        return
-    await db.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        yield
-    except BaseException:
-        await db.rollback()
-        raise
-    else:
-        await db.commit()  # ends SQLAlchemy's transaction; the server has none
-    finally:
-        await db.execution_options(isolation_level=db.default_isolation_level)
 
 
 async def merge_session_state(db: Db, session_id: str, changes: dict[str, Any]) -> None:

@@ -211,19 +211,18 @@ async def _create_in_free_session(
     start_here = manager.has_capacity
     if start_here:
         _start(run, values, manager)
-    async with repository.single_statements(db):
-        created = await repository.hold_session_and_insert_run(
-            db,
-            _new_session(run, body),
-            values,
-            agent_version=known.spec.version,
-            agent_updated_at=known.updated_at,
-        )
-        if created is None:
-            return None
-        if not start_here:
-            await manager.notifier.control(db, "work", "queued")
-            return Started(run, launch=False)
+    created = await repository.hold_session_and_insert_run(
+        db,
+        _new_session(run, body),
+        values,
+        agent_version=known.spec.version,
+        agent_updated_at=known.updated_at,
+    )
+    if created is None:
+        return None
+    if not start_here:
+        await manager.notifier.control(db, "work", "queued")
+        return Started(run, launch=False)
     # A new session has no history: the state built here is all there is.
     return Started(run, launch=True, state=state if created else None)
 

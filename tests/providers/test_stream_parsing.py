@@ -21,15 +21,15 @@ from app.engine.models.base import (
 )
 
 
-def event(payload: Any) -> httpx2.ServerSentEvent:
+def event(payload: Any) -> http.SSEvent:
     if isinstance(payload, tuple):
         name, data = payload
-        return httpx2.ServerSentEvent(event=name, data=orjson.dumps(data).decode())
-    data = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
-    return httpx2.ServerSentEvent(data=data)
+        return http.SSEvent(name, orjson.dumps(data))
+    data = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+    return http.SSEvent("message", data)
 
 
-async def events(*payloads: Any) -> AsyncIterator[list[httpx2.ServerSentEvent]]:
+async def events(*payloads: Any) -> AsyncIterator[list[http.SSEvent]]:
     """One event per read, unless a payload is a list: those arrive together."""
     for payload in payloads:
         yield [event(p) for p in payload] if isinstance(payload, list) else [event(payload)]
@@ -157,7 +157,7 @@ def sse_response(chunks: list[bytes], content_type: str = "text/event-stream") -
     return httpx2.Response(200, headers={"content-type": content_type}, stream=RawBody(chunks))
 
 
-async def read_batches(response: httpx2.Response) -> list[list[tuple[str, str]]]:
+async def read_batches(response: httpx2.Response) -> list[list[tuple[str, bytes]]]:
     return [[(e.event, e.data) for e in batch] async for batch in http.sse_events(response)]
 
 
@@ -171,11 +171,41 @@ async def test_sse_lines_split_anywhere_and_any_line_ending() -> None:
     )
     # the same body in one read and cut into pieces of every size (a CRLF cut in two)
     whole = await read_batches(sse_response([body]))
-    assert whole == [[("delta", "one"), ("message", "two\nlines"), ("message", "three")]]
+    assert whole == [[("delta", b"one"), ("message", b"two\nlines"), ("message", b"three")]]
     for size in (1, 2, 3, 7):
         pieces = [body[i : i + size] for i in range(0, len(body), size)]
         batches = await read_batches(sse_response(pieces))
         assert [e for batch in batches for e in batch] == whole[0], size
+
+
+async def test_sse_whole_events_in_one_read_match_the_line_by_line_reading() -> None:
+    # What providers send (LF only, one `data` line, `event` first for Anthropic),
+    # mixed with what only the line-by-line path reads: every cut gives the same events.
+    body = (
+        b'data: {"a": 1}\n\n'
+        b'event: content_block_delta\ndata: {"b": 2}\n\n'
+        b": keep-alive\n\n"
+        b"\n"
+        b"data: two\ndata: lines\n\n"
+        b"event: ping\n\n"
+        b"id: 3\ndata: after an id\n\n"
+        b"data:no space\n\n"
+        b"data: [DONE]\n\n"
+    )
+    expected = [
+        ("message", b'{"a": 1}'),
+        ("content_block_delta", b'{"b": 2}'),
+        ("message", b"two\nlines"),
+        ("ping", b""),
+        ("message", b"after an id"),
+        ("message", b"no space"),
+        ("message", b"[DONE]"),
+    ]
+    assert await read_batches(sse_response([body])) == [expected]
+    for size in (1, 5, 9, 16, 40):
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        batches = await read_batches(sse_response(pieces))
+        assert [e for batch in batches for e in batch] == expected, size
 
 
 async def test_sse_rejects_other_content_and_oversized_events(
@@ -188,3 +218,5 @@ async def test_sse_rejects_other_content_and_oversized_events(
         await read_batches(sse_response([b"data: 0123", b"456789\n"]))
     with pytest.raises(httpx2.SSEError, match="byte limit"):
         await read_batches(sse_response([b"data: 01\ndata: 23456\n"]))
+    with pytest.raises(httpx2.SSEError, match="byte limit"):  # a whole event in one read
+        await read_batches(sse_response([b"data: 0123456789\n\n"]))

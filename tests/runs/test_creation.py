@@ -8,13 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, event, insert, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import delete, event, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.runs import repository
 from app.tables import Agent, AgentVersion
 from tests.conftest import snapshot
 from tests.runs.conftest import make_agent, statements, wait_status
@@ -133,38 +130,3 @@ async def test_concurrent_runs_in_one_new_session_hold_it_once(
     assert session["active_run_id"] in (winner["run_id"], None)
     done = await wait_status(client, winner["run_id"], {"completed"})
     assert done["content"] == "a b c"
-
-
-async def test_single_statements_commit_each_on_postgresql(db_engine: AsyncEngine) -> None:
-    """Run creation's one statement needs no BEGIN/COMMIT round trips on
-    PostgreSQL; on SQLite the block changes nothing (its statements share a
-    write transaction)."""
-    postgres = db_engine.dialect.name == "postgresql"
-    xact = text("SELECT pg_current_xact_id()::text" if postgres else "SELECT 1")
-    async with db_engine.connect() as connection:
-        async with repository.single_statements(connection):
-            first = (await connection.execute(xact)).scalar()
-            second = (await connection.execute(xact)).scalar()
-            inside = connection.in_transaction()
-        assert not connection.in_transaction() if postgres else inside
-        if postgres:
-            assert first != second  # two transactions
-        after = [(await connection.execute(xact)).scalar() for _ in range(2)]
-        assert connection.in_transaction()
-        assert after[0] == after[1]  # transactional again
-        await connection.rollback()
-
-
-async def test_a_failed_single_statement_leaves_the_connection_usable(
-    db_engine: AsyncEngine,
-) -> None:
-    async with db_engine.connect() as connection:
-        with pytest.raises(DBAPIError, match="no_such_table"):
-            async with repository.single_statements(connection):
-                await connection.execute(text("SELECT * FROM no_such_table"))
-        if db_engine.dialect.name == "postgresql":
-            assert not connection.in_transaction()  # rolled back by the block
-        else:
-            await connection.rollback()  # the caller's transaction, as before
-        assert (await connection.execute(text("SELECT 2"))).scalar() == 2
-        await connection.rollback()

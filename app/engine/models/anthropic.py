@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anthropic
-import httpx2
 import orjson
 from anthropic.resources.messages import AsyncMessages
 
@@ -36,6 +35,7 @@ from app.engine.models.base import (
 from app.engine.models.http import (
     CONNECTION_LIMITS,
     SDKErrors,
+    SSEvent,
     drain,
     merge_text,
     provider_errors,
@@ -179,7 +179,7 @@ def _thinking_enabled(thinking: object) -> bool:
 
 
 async def parse_stream(
-    batches: AsyncIterator[list[httpx2.ServerSentEvent]], output_name: str | None
+    batches: AsyncIterator[list[SSEvent]], output_name: str | None
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from Messages API stream events, up to `message_stop`; the text of the
     events that arrived together comes as one delta (`merge_text`).

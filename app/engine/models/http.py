@@ -14,7 +14,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import httpx2
@@ -70,7 +70,14 @@ def provider_errors(provider: str, sdk: SDKErrors, host: str) -> Iterator[None]:
         raise transport_error(provider, exc) from exc
 
 
-async def sse_events(response: httpx2.Response) -> AsyncIterator[list[httpx2.ServerSentEvent]]:
+class SSEvent(NamedTuple):
+    """One server-sent event: its name and its data (the `data` lines joined by LF)."""
+
+    event: str
+    data: bytes  # bytes as received: orjson parses them without a decode
+
+
+async def sse_events(response: httpx2.Response) -> AsyncIterator[list[SSEvent]]:
     """The server-sent events of a streaming response, a list per read from the network.
 
     Read off the raw body (bytes, no text decoding of the whole stream): under load
@@ -102,7 +109,33 @@ class _SSEParser:
         self._pending = False  # a field was seen since the last dispatch
         self._size = 0
 
-    def feed(self, chunk: bytes) -> list[httpx2.ServerSentEvent]:
+    def feed(self, chunk: bytes) -> list[SSEvent]:
+        if self._rest or self._pending or b"\r" in chunk:
+            return self._feed_lines(chunk)
+        # What the providers send, read whole: LF line ends, events of one `data`
+        # line (an `event` line first, for Anthropic) each ending in a blank line,
+        # nothing left over from the last read. Anything else takes the line by
+        # line path below; so does an event still arriving (`tail`).
+        blocks = chunk.split(b"\n\n")
+        tail = blocks.pop()
+        events: list[SSEvent] = []
+        for block in blocks:
+            if len(block) > MAX_EVENT_BYTES:
+                self._check_size(len(block))
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append(SSEvent("message", block[6:]))
+                continue
+            if block.startswith(b"event: "):
+                name, newline, data = block.partition(b"\n")
+                if data.startswith(b"data: ") and b"\n" not in data:
+                    events.append(SSEvent(name[7:].decode(errors="replace"), data[6:]))
+                    continue
+            events.extend(self._lines([*block.split(b"\n"), b""]))
+        if tail:
+            events.extend(self._feed_lines(tail))
+        return events
+
+    def _feed_lines(self, chunk: bytes) -> list[SSEvent]:
         buffer = self._rest + chunk if self._rest else chunk
         lines = buffer.splitlines(keepends=True)  # LF, CRLF and CR only, for bytes
         last = lines[-1] if lines else b""
@@ -118,18 +151,17 @@ class _SSEParser:
         if self._size + pending > MAX_EVENT_BYTES:
             raise httpx2.SSEError(f"Server-sent event exceeded the {MAX_EVENT_BYTES} byte limit.")
 
-    def close(self) -> list[httpx2.ServerSentEvent]:
+    def close(self) -> list[SSEvent]:
         rest, self._rest = self._rest, b""
         return self._lines(rest.splitlines(keepends=True)) if rest.endswith(b"\r") else []
 
-    def _lines(self, lines: list[bytes]) -> list[httpx2.ServerSentEvent]:
-        events: list[httpx2.ServerSentEvent] = []
+    def _lines(self, lines: list[bytes]) -> list[SSEvent]:
+        events: list[SSEvent] = []
         for raw in lines:
             line = raw.rstrip(b"\r\n")
             if not line:
                 if self._pending:
-                    data = b"\n".join(self._data).decode(errors="replace")
-                    events.append(httpx2.ServerSentEvent(event=self._event or "message", data=data))
+                    events.append(SSEvent(self._event or "message", b"\n".join(self._data)))
                 self._event, self._data, self._pending, self._size = "", [], False, 0
                 continue
             if line.startswith(b":"):
@@ -232,7 +264,7 @@ def shorten(text: str) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
-async def drain(events: AsyncIterator[list[httpx2.ServerSentEvent]]) -> None:
+async def drain(events: AsyncIterator[list[SSEvent]]) -> None:
     """Read what is left after the last event, briefly, so the connection can be reused.
 
     HTTP/1.1 keeps a connection only when its body was read to the end; a server

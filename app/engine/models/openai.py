@@ -36,6 +36,7 @@ from app.engine.models.base import (
 from app.engine.models.http import (
     CONNECTION_LIMITS,
     SDKErrors,
+    SSEvent,
     drain,
     merge_text,
     provider_errors,
@@ -196,7 +197,7 @@ def wire_message(message: Message) -> Message:
 
 
 async def parse_stream(
-    batches: AsyncIterator[list[httpx2.ServerSentEvent]],
+    batches: AsyncIterator[list[SSEvent]],
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`; the text of
     the chunks that arrived together comes as one delta (`merge_text`).
@@ -212,7 +213,7 @@ async def parse_stream(
         try:
             for event in batch:
                 data = event.data
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     done = True
                     break
                 if not data:
