@@ -8,6 +8,10 @@ commit carries many runs' events for the price of one, and statements are
 shared (one INSERT for every run's events, one UPDATE per shape of run-row
 change). An idle writer starts at once: a lone run waits for nothing. A run's
 batches are written one transaction after the other, in the order they came.
+On PostgreSQL the statements after the ownership check go to the asyncpg
+connection itself (`DriverStatement`): the same SQL and values, without
+SQLAlchemy's per-execution work; a batch that fails there alone is written
+again through SQLAlchemy, whose exceptions the recorders act on.
 
 Ownership is checked for every run of the group first, with the rows locked in
 id order (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already excludes other
@@ -23,18 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
     DateTime,
-    Executable,
     Integer,
     String,
     Text,
-    Update,
     any_,
     bindparam,
     case,
@@ -48,7 +50,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import utcnow
+from app.db import DriverStatement, direct_driver, utcnow
 from app.runs.repository import EVENTS, MESSAGES, RUNS, SESSIONS
 
 log = logging.getLogger("agentd.worker")
@@ -101,31 +103,48 @@ _OWNERSHIP = {
 # On PostgreSQL the group's events go in as five arrays, one statement with one
 # set of parameters whatever the number of rows: no per-row parameter handling
 # in Python and one execution on the server (an executemany sends one per row).
-_INSERT_EVENTS_UNNEST = text(
-    "INSERT INTO run_events (run_id, seq, type, data, created_at) "
-    "SELECT * FROM unnest(:run_id, :seq, :type, :data, :created_at)"
-).bindparams(
-    bindparam("run_id", type_=ARRAY(String)),
-    bindparam("seq", type_=ARRAY(Integer)),
-    bindparam("type", type_=ARRAY(String)),
-    bindparam("data", type_=ARRAY(Text)),
-    bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
+_INSERT_EVENTS_UNNEST = DriverStatement(
+    text(
+        "INSERT INTO run_events (run_id, seq, type, data, created_at) "
+        "SELECT * FROM unnest(:run_id, :seq, :type, :data, :created_at)"
+    ).bindparams(
+        bindparam("run_id", type_=ARRAY(String)),
+        bindparam("seq", type_=ARRAY(Integer)),
+        bindparam("type", type_=ARRAY(String)),
+        bindparam("data", type_=ARRAY(Text)),
+        bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
+    )
 )
-_INSERT_EVENTS = insert(EVENTS)
-_INSERT_MESSAGES = insert(MESSAGES)
+_INSERT_EVENTS = DriverStatement(insert(EVENTS))
+_MESSAGE_COLUMNS = ("session_id", "run_id", "position", "message", "created_at")
+_INSERT_MESSAGES = DriverStatement(
+    insert(MESSAGES).values(
+        {name: bindparam(name, type_=MESSAGES.c[name].type) for name in _MESSAGE_COLUMNS}
+    )
+)
 _RELEASE_VALUES = {
     "active_run_id": case(
-        (SESSIONS.c.active_run_id == bindparam("s_run"), null()),
+        (SESSIONS.c.active_run_id == bindparam("s_run", type_=String), null()),
         else_=SESSIONS.c.active_run_id,
     ),
     "updated_at": bindparam("s_now", type_=SESSIONS.c.updated_at.type),
 }
-_RELEASE = update(SESSIONS).where(SESSIONS.c.id == bindparam("s_id")).values(_RELEASE_VALUES)
-_RELEASE_WITH_STATE = (
+_RELEASE = DriverStatement(
+    update(SESSIONS).where(SESSIONS.c.id == bindparam("s_id")).values(_RELEASE_VALUES)
+)
+_RELEASE_WITH_STATE = DriverStatement(
     update(SESSIONS)
     .where(SESSIONS.c.id == bindparam("s_id"))
     .values({**_RELEASE_VALUES, "state": bindparam("s_state", type_=SESSIONS.c.state.type)})
 )
+
+# Runs one statement of a group's transaction, once per parameter set.
+Execute = Callable[[DriverStatement, list[dict[str, Any]]], Awaitable[None]]
+
+
+class _DirectFailed(Exception):
+    """A statement sent on the driver connection failed: the transaction is rolled
+    back, to be written again through SQLAlchemy."""
 
 
 class EventWriter:
@@ -138,7 +157,7 @@ class EventWriter:
         self._drains: set[asyncio.Task[None]] = set()
         self._writing: set[str] = set()  # runs with a batch in a transaction now
         self._queue: list[Pending] = []
-        self._updates: dict[tuple[str, ...], Update] = {}
+        self._updates: dict[tuple[str, ...], DriverStatement] = {}
 
     async def write(self, batch: Batch) -> None:
         """Write `batch` with whatever else is waiting; raises `LeaseLost`, or the
@@ -200,8 +219,16 @@ class EventWriter:
         return group
 
     async def _write_group(self, group: list[Pending]) -> None:
+        batches = [batch for batch, _ in group]
         try:
-            lost = await self._store([batch for batch, _ in group])
+            try:
+                lost = await self._store(batches, direct=True)
+            except _DirectFailed:
+                if len(group) > 1:
+                    raise
+                # Nothing of it is stored: once more through SQLAlchemy, whose exceptions
+                # the callers act on (IntegrityError: another writer owns the run).
+                lost = await self._store(batches, direct=False)
         except PoolTimeout:
             raise  # every batch would wait the same: fail them all, to be retried
         except Exception:
@@ -222,8 +249,12 @@ class EventWriter:
                 else:
                     future.set_result(None)
 
-    async def _store(self, batches: list[Batch]) -> set[str]:
-        """One transaction for `batches`; the ids of runs not written (lease lost)."""
+    async def _store(self, batches: list[Batch], *, direct: bool) -> set[str]:
+        """One transaction for `batches`; the ids of runs not written (lease lost).
+        The runs are locked and checked, then the batches of those still owned
+        written: with `direct`, on PostgreSQL, through the asyncpg connection
+        itself, each statement without SQLAlchemy's per-execution work (see
+        `DriverStatement`); should one fail, `_DirectFailed`."""
         async with self._begin() as conn:
             found = {
                 run_id: (owner, status)
@@ -243,21 +274,32 @@ class EventWriter:
                     lost.add(batch.run_id)
                 else:
                     kept.append(batch)
-            if any(batch.rows for batch in kept):
-                await conn.execute(*_insert_events(conn.dialect.name, kept))
-            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for batch in kept:
-                if batch.values:
-                    params = {f"v_{name}": value for name, value in batch.values.items()}
-                    params["v_id_"] = batch.run_id
-                    shapes.setdefault(tuple(batch.values), []).append(params)
-            for shape, params_list in shapes.items():
-                await conn.execute(self._update(shape), params_list)
-            await self._release(conn, kept)
+            # The ownership query began the transaction on the driver connection too.
+            driver = await direct_driver(conn) if direct else None
+            if driver is None:
+                await self._write(_through(conn), conn.dialect.name, kept)
+            else:
+                try:
+                    await self._write(_on_driver(driver, conn), conn.dialect.name, kept)
+                except Exception as exc:
+                    raise _DirectFailed from exc
         return lost
 
+    async def _write(self, execute: Execute, dialect: str, batches: list[Batch]) -> None:
+        if any(batch.rows for batch in batches):
+            await execute(*_insert_events(dialect, batches))
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for batch in batches:
+            if batch.values:
+                params = {f"v_{name}": value for name, value in batch.values.items()}
+                params["v_id_"] = batch.run_id
+                shapes.setdefault(tuple(batch.values), []).append(params)
+        for shape, params_list in shapes.items():
+            await execute(self._update(shape), params_list)
+        await self._release(execute, batches)
+
     @staticmethod
-    async def _release(conn: AsyncConnection, batches: list[Batch]) -> None:
+    async def _release(execute: Execute, batches: list[Batch]) -> None:
         """Sessions released by `batches`: history appended, then the sessions
         updated (in id order), with one statement per kind for all of them."""
         releases = [(batch.run_id, batch.release) for batch in batches if batch.release]
@@ -276,7 +318,7 @@ class EventWriter:
             for position, message in enumerate(release.messages)
         ]
         if messages:
-            await conn.execute(_INSERT_MESSAGES, messages)
+            await execute(_INSERT_MESSAGES, messages)
         keep: list[dict[str, Any]] = []
         replace: list[dict[str, Any]] = []
         for run_id, release in sorted(releases, key=lambda item: item[1].session_id):
@@ -286,15 +328,15 @@ class EventWriter:
             else:
                 replace.append({**params, "s_state": release.state})
         if keep:
-            await conn.execute(_RELEASE, keep)
+            await execute(_RELEASE, keep)
         if replace:
-            await conn.execute(_RELEASE_WITH_STATE, replace)
+            await execute(_RELEASE_WITH_STATE, replace)
 
-    def _update(self, shape: tuple[str, ...]) -> Update:
+    def _update(self, shape: tuple[str, ...]) -> DriverStatement:
         """`UPDATE runs SET <shape> WHERE id = ?`, built once per shape (executemany)."""
         statement = self._updates.get(shape)
         if statement is None:
-            statement = (
+            statement = DriverStatement(
                 update(RUNS)
                 .where(RUNS.c.id == bindparam("v_id_"))
                 .values({name: bindparam(f"v_{name}", type_=RUNS.c[name].type) for name in shape})
@@ -303,7 +345,23 @@ class EventWriter:
         return statement
 
 
-def _insert_events(dialect: str, batches: list[Batch]) -> tuple[Executable, Any]:
+def _through(conn: AsyncConnection) -> Execute:
+    async def execute(statement: DriverStatement, params: list[dict[str, Any]]) -> None:
+        await conn.execute(statement.statement, params)
+
+    return execute
+
+
+def _on_driver(driver: Any, conn: AsyncConnection) -> Execute:
+    async def execute(statement: DriverStatement, params: list[dict[str, Any]]) -> None:
+        await statement.executemany(driver, conn.dialect, params)
+
+    return execute
+
+
+def _insert_events(
+    dialect: str, batches: list[Batch]
+) -> tuple[DriverStatement, list[dict[str, Any]]]:
     """The statement and parameters that store the event rows of `batches`."""
     if dialect == "postgresql":
         run_ids: list[str] = []
@@ -319,6 +377,6 @@ def _insert_events(dialect: str, batches: list[Batch]) -> tuple[Executable, Any]
                 datas.append(row["data"])
                 times.append(row["created_at"])
         arrays = {"run_id": run_ids, "seq": seqs, "type": types, "data": datas, "created_at": times}
-        return _INSERT_EVENTS_UNNEST, arrays
+        return _INSERT_EVENTS_UNNEST, [arrays]
     rows = [{"run_id": batch.run_id, **row} for batch in batches for row in batch.rows]
     return _INSERT_EVENTS, rows
