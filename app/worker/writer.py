@@ -47,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -280,7 +281,7 @@ class EventWriter:
                 await self._write(_through(conn), conn.dialect.name, kept)
             else:
                 try:
-                    await self._write(_on_driver(driver, conn), conn.dialect.name, kept)
+                    await self._write(_on_driver(driver, conn.dialect), conn.dialect.name, kept)
                 except Exception as exc:
                     raise _DirectFailed from exc
         return lost
@@ -352,9 +353,9 @@ def _through(conn: AsyncConnection) -> Execute:
     return execute
 
 
-def _on_driver(driver: Any, conn: AsyncConnection) -> Execute:
+def _on_driver(driver: Any, dialect: Dialect) -> Execute:
     async def execute(statement: DriverStatement, params: list[dict[str, Any]]) -> None:
-        await statement.executemany(driver, conn.dialect, params)
+        await statement.executemany(driver, dialect, params)
 
     return execute
 

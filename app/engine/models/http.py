@@ -120,13 +120,12 @@ class _SSEParser:
         tail = blocks.pop()
         events: list[SSEvent] = []
         for block in blocks:
-            if len(block) > MAX_EVENT_BYTES:
-                self._check_size(len(block))
+            self._check_size(len(block))
             if block.startswith(b"data: ") and b"\n" not in block:
                 events.append(SSEvent("message", block[6:]))
                 continue
             if block.startswith(b"event: "):
-                name, newline, data = block.partition(b"\n")
+                name, _, data = block.partition(b"\n")
                 if data.startswith(b"data: ") and b"\n" not in data:
                     events.append(SSEvent(name[7:].decode(errors="replace"), data[6:]))
                     continue
