@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import openai
 import orjson
 import pytest
 
@@ -282,6 +283,17 @@ async def test_the_api_key_goes_in_the_authorization_header(
     await collect(openai_model, ask())
 
     assert openai_server.last_request.headers["authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_the_user_agent_is_the_sdks_own(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    await collect(openai_model, ask())
+
+    assert (
+        openai_server.last_request.headers["user-agent"]
+        == f"AsyncOpenAI/Python {openai.__version__}"
+    )
 
 
 async def test_the_body_is_json_with_its_content_type(

@@ -70,6 +70,11 @@ class _Client(openai.AsyncOpenAI):
     """The SDK's client, remembering the URLs it built: the SDK parses the path and
     joins it to `base_url` (two URL parses) on every request, for one path."""
 
+    @property
+    def user_agent(self) -> str:
+        # The SDK names the client's class here: servers see the SDK's own name.
+        return f"{openai.AsyncOpenAI.__name__}/Python {self._version}"
+
     def _prepare_url(self, url: str) -> httpx2.URL:
         base = self.base_url  # may be set again: an entry holds the base it was built on
         urls: dict[str, tuple[httpx2.URL, httpx2.URL]] = self.__dict__.setdefault("_urls", {})
