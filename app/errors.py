@@ -63,7 +63,8 @@ class AppError(Exception):
             code=self.code,
             errors=self.errors,
         ).model_dump(exclude_none=True)
-        body.update(self.extra)
+        # Extension members add to the standard ones, never replace them (RFC 9457).
+        body.update((key, value) for key, value in self.extra.items() if key not in body)
         return body
 
 
@@ -172,8 +173,10 @@ async def _app_error(_request: Request, exc: Exception) -> Response:
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    if any(error.get("type") == "json_invalid" for error in errors):
-        detail = "The request body is not valid JSON."
+    invalid = next((error for error in errors if error.get("type") == "json_invalid"), None)
+    if invalid is not None:
+        reason = (invalid.get("ctx") or {}).get("error")
+        detail = "The request body is not valid JSON" + (f": {reason}." if reason else ".")
         return problem_response(MalformedJSON(detail).to_problem(), 400)
     error = ValidationFailed(
         "The request does not match the schema.", errors=_pydantic_errors(errors)

@@ -30,16 +30,25 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
-    """The key values stored in a cursor; 422 when it was not made by us."""
+def decode_cursor(cursor: str, *kinds: type) -> list[Any]:
+    """The key values stored in a cursor, one of each of `kinds`; 422 when it was
+    not made by us."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = orjson.loads(base64.urlsafe_b64decode(padded))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         values = None
-    if not isinstance(values, list) or len(values) != size:
-        raise ValidationFailed(
-            "Invalid cursor.",
-            errors=[{"loc": ["query", "cursor"], "msg": "not a cursor", "type": "value_error"}],
-        )
+    if (
+        not isinstance(values, list)
+        or len(values) != len(kinds)
+        or not all(isinstance(value, kind) for value, kind in zip(values, kinds, strict=True))
+    ):
+        raise invalid_cursor()
     return values
+
+
+def invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "Invalid cursor.",
+        errors=[{"loc": ["query", "cursor"], "msg": "not a cursor", "type": "value_error"}],
+    )

@@ -11,9 +11,10 @@ from app.deps import CatalogDep, ManagerDep, SessionDep
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.routing import StrictJSONRoute
 from app.worker.manager import RunManager
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrictJSONRoute)
 
 AgentIdPath = Path(pattern=AGENT_ID_PATTERN, description="The agent's id (slug).")
 
@@ -40,7 +41,7 @@ async def list_agents(
     session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[AgentRead]:
     """Agents ordered by id."""
-    after = decode_cursor(cursor, 1)[0] if cursor else None
+    after = decode_cursor(cursor, str)[0] if cursor else None
     rows = await repository.list_page(session, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]

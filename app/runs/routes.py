@@ -17,15 +17,16 @@ from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.routing import StrictJSONRoute
 from app.runs import repository, service
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
-from app.runs.sse import event_stream, follow, parse_last_event_id
+from app.runs.sse import MAX_SEQ, event_stream, follow, parse_last_event_id
 from app.worker.bus import Frame
 from app.worker.manager import RunManager
 from app.worker.outcomes import cancel_without_worker
 from app.worker.writer import LeaseLost
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=StrictJSONRoute)
 
 RunIdPath = Annotated[str, Path(max_length=40, description="The run's id.")]
 
@@ -142,7 +143,10 @@ async def create_run(
         **problems(
             {
                 404: "No such run (`run_not_found`).",
-                409: "Not paused (`run_not_paused`) or session busy (`session_busy`).",
+                409: (
+                    "Not paused (`run_not_paused`, with the run's `run_status`) "
+                    "or session busy (`session_busy`)."
+                ),
                 422: "Decisions missing, repeated or of the wrong kind (`validation_error`).",
             }
         ),
@@ -168,7 +172,10 @@ async def continue_run(
     "/v1/runs/{run_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(
-        {404: "No such run (`run_not_found`).", 409: "Already ended (`run_not_active`)."}
+        {
+            404: "No such run (`run_not_found`).",
+            409: "Already ended (`run_not_active`, with the run's `run_status`).",
+        }
     ),
 )
 async def cancel_run(
@@ -216,7 +223,7 @@ async def list_runs(
     cursor: CursorQuery = None,
 ) -> Page[RunOutput]:
     """Runs, newest first, filtered by agent, session, user and status."""
-    before = decode_cursor(cursor, 1)[0] if cursor else None
+    before = decode_cursor(cursor, str)[0] if cursor else None
     rows = await repository.list_page(
         session,
         limit=limit + 1,
@@ -244,7 +251,9 @@ async def run_events(
     session: SessionDep,
     manager: ManagerDep,
     run_id: RunIdPath,
-    after: Annotated[int | None, Query(ge=0, description="Replay after this seq.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Replay after this seq.")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Any:
     """Every stored event after `Last-Event-ID` / `?after=`, then the live tail,

@@ -265,7 +265,7 @@ async def continue_(
 ) -> Run:
     run = await get(session, run_id)
     if run.status != "paused" or run.state is None:
-        raise RunNotPaused(f"Run {run_id!r} is {run.status}.", extra={"status": run.status})
+        raise RunNotPaused(f"Run {run_id!r} is {run.status}.", extra={"run_status": run.status})
     state = RunState.model_validate(run.state)
     decisions = [decision.model_dump(exclude_unset=True) for decision in body.tools]
     try:
@@ -295,7 +295,7 @@ async def continue_(
 def check_cancellable(run: Run) -> None:
     if run.status in ("completed", "error"):
         raise RunNotActive(
-            f"Run {run.id!r} already ended as {run.status}.", extra={"status": run.status}
+            f"Run {run.id!r} already ended as {run.status}.", extra={"run_status": run.status}
         )
 
 

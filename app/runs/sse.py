@@ -28,6 +28,7 @@ RETRY_MS = 2000
 PING = b": ping\n\n"
 SEND_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
+MAX_SEQ = 2**31 - 1  # the largest seq the column holds (INTEGER on PostgreSQL)
 
 
 async def follow(
@@ -87,12 +88,13 @@ async def follow(
 
 
 def parse_last_event_id(header: str | None, after: int | None) -> int:
-    """`?after=` wins over `Last-Event-ID`; anything unparsable means from the start."""
+    """`?after=` wins over `Last-Event-ID`; anything unparsable means from the start,
+    anything past the largest possible seq means after the last event."""
     if after is not None:
         return after
     if header:
         try:
-            return max(int(header.strip()), 0)
+            return min(max(int(header.strip()), 0), MAX_SEQ)
         except ValueError:
             return 0
     return 0

@@ -10,13 +10,21 @@ from sqlalchemy import select
 
 from app.db import utcnow
 from app.deps import SessionDep
-from app.errors import SessionBusy, SessionNotFound, ValidationFailed, problems
-from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.errors import SessionBusy, SessionNotFound, problems
+from app.pagination import (
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
+from app.routing import StrictJSONRoute
 from app.runs import repository
 from app.sessions.schemas import SessionMessages, SessionRead, SessionUpdate
 from app.tables import Run, Session, SessionMessage
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=StrictJSONRoute)
 
 SessionIdPath = Annotated[str, Path(max_length=128)]
 NOT_FOUND = problems({404: "No such session (`session_not_found`)."})
@@ -59,14 +67,14 @@ async def _get(session: SessionDep, session_id: str) -> Session:
 
 
 def _decode_session_cursor(cursor: str) -> tuple[datetime, str]:
-    created, last_id = decode_cursor(cursor, 2)
+    created, last_id = decode_cursor(cursor, str, str)
     try:
-        return datetime.fromisoformat(str(created)), str(last_id)
+        moment = datetime.fromisoformat(created)
     except ValueError:
-        raise ValidationFailed(
-            "Invalid cursor.",
-            errors=[{"loc": ["query", "cursor"], "msg": "not a cursor", "type": "value_error"}],
-        ) from None
+        raise invalid_cursor() from None
+    if moment.tzinfo is None:  # ours carry their offset: compared with stored UTC times
+        raise invalid_cursor()
+    return moment, last_id
 
 
 @router.get("", responses=problems({422: "Invalid filter or cursor."}))

@@ -127,3 +127,30 @@ async def test_api_keys_guard_v1_but_not_health(database_url: str, db_engine: As
             good = await client.get("/v1/agents", headers={"authorization": "Bearer k2"})
             assert good.status_code == 200
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_64_bit_integers_and_long_digit_strings_are_kept_exactly(
+    client: httpx.AsyncClient,
+) -> None:
+    """The strict body reader refuses only what cannot be stored."""
+    metadata = {
+        "u64_max": 2**64 - 1,
+        "i64_min": -(2**63),
+        "digits": "123456789012345678901234567890",
+        "float": 1.2345678901234567890123,
+    }
+    response = await client.post("/v1/agents", json={"id": "wide", "metadata": metadata})
+    assert response.status_code == 201, response.text
+    stored = (await client.get("/v1/agents/wide")).json()["metadata"]
+    assert stored == metadata
+    assert stored["u64_max"] == 18446744073709551615 and isinstance(stored["u64_max"], int)
+
+
+async def test_malformed_json_says_why(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/agents",
+        content=b'{"id":"x","max_turns":99999999999999999999999}',
+        headers={"content-type": "application/json"},
+    )
+    body = assert_problem(response, 400, "malformed_json")
+    assert "64-bit" in str(body["detail"])

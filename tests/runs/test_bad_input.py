@@ -89,9 +89,47 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ),
     ("unknown agent", "POST", "/v1/agents/ghost/runs", {"input": "x"}, 404, "agent_not_found"),
     ("malformed json", "POST", "/v1/agents/echo/runs", b"{", 400, "malformed_json"),
+    # JSON that Python's parser takes but the service could not store.
+    *(
+        (name, "POST", "/v1/agents/echo/runs", raw, 400, "malformed_json")
+        for name, raw in (
+            ("integer over 64 bits", b'{"input":"x","metadata":{"a":99999999999999999999999}}'),
+            ("integer under -2**63", b'{"input":"x","session_state":{"a":-9223372036854775809}}'),
+            ("integer over 64 bits in input", b'{"input":{"n":18446744073709551616}}'),
+            ("lone surrogate", b'{"input":"x\\ud800"}'),
+            ("lone surrogate in metadata", b'{"input":"x","metadata":{"a":"\\udfff"}}'),
+            ("not utf-8", b'{"input":"\xff\xfe"}'),
+            ("NaN", b'{"input":"x","metadata":{"a":NaN}}'),
+            ("deep nesting", b'{"input":"x","metadata":{"a":' + b"[" * 5000 + b"]" * 5000 + b"}}"),
+        )
+    ),
+    (
+        "integer over 64 bits in an agent",
+        "POST",
+        "/v1/agents",
+        b'{"id":"big","max_turns":99999999999999999999999}',
+        400,
+        "malformed_json",
+    ),
+    (
+        "integer over 64 bits in a session",
+        "PATCH",
+        "/v1/sessions/s-1",
+        b'{"session_state":{"x":99999999999999999999999}}',
+        400,
+        "malformed_json",
+    ),
     ("unknown run", "GET", "/v1/runs/nope", None, 404, "run_not_found"),
     ("unknown run events", "GET", "/v1/runs/nope/events", None, 404, "run_not_found"),
     ("bad after", "GET", "/v1/runs/nope/events?after=-1", None, 422, "validation_error"),
+    (
+        "after past any seq",
+        "GET",
+        "/v1/runs/nope/events?after=9223372036854775808",
+        None,
+        422,
+        "validation_error",
+    ),
     ("continue unknown", "POST", "/v1/runs/nope/continue", {"tools": []}, 404, "run_not_found"),
     (
         "continue bad body",
@@ -105,6 +143,26 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("runs bad status", "GET", "/v1/runs?status=sleeping", None, 422, "validation_error"),
     ("runs bad cursor", "GET", "/v1/runs?cursor=zzz", None, 422, "validation_error"),
     ("sessions bad cursor", "GET", "/v1/sessions?cursor=WyJ4Il0", None, 422, "validation_error"),
+    # Cursors of the right length holding the wrong kinds of values.
+    *(
+        (
+            f"{path} cursor {cursor}",
+            "GET",
+            f"/v1/{path}?cursor={cursor}",
+            None,
+            422,
+            "validation_error",
+        )
+        for path, cursor in (
+            ("runs", "W3siYSI6MX1d"),  # [{"a": 1}]
+            ("runs", "WzFd"),  # [1]
+            ("runs", "W251bGxd"),  # [null]
+            ("agents", "W3siYSI6MX1d"),
+            ("agents", "WzFd"),
+            ("sessions", "WyIyMDIwLTAxLTAxIiwieCJd"),  # ["2020-01-01", "x"]: no offset
+            ("sessions", "WzEsIngiXQ"),  # [1, "x"]
+        )
+    ),
     ("unknown session", "GET", "/v1/sessions/nope", None, 404, "session_not_found"),
     (
         "patch unknown session",

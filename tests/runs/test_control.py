@@ -64,7 +64,8 @@ async def test_cancel_finished_run_is_409(http: httpx.AsyncClient) -> None:
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "run_not_active"
-    assert response.json()["status"] == "completed"
+    assert response.json()["status"] == 409  # RFC 9457: the HTTP status
+    assert response.json()["run_status"] == "completed"
     missing = await http.post("/v1/runs/nope/cancel")
     assert missing.status_code == 404
     assert missing.json()["code"] == "run_not_found"
@@ -116,6 +117,8 @@ async def test_pause_then_continue(http: httpx.AsyncClient) -> None:
     again = await http.post(f"/v1/runs/{run_id}/continue", json={"tools": []})
     assert again.status_code == 409
     assert again.json()["code"] == "run_not_paused"
+    assert again.json()["status"] == 409
+    assert again.json()["run_status"] == "completed"
     async with http.stream("GET", f"/v1/runs/{run_id}/events") as response:
         replay = await collect(response)
     assert [m.id for m in replay] == list(range(1, len(replay) + 1))

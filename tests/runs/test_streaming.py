@@ -83,6 +83,20 @@ async def test_events_replay_after_the_run_ended(http: httpx.AsyncClient) -> Non
         assert [m.id for m in await collect(response)] == list(range(5, len(everything) + 1))
 
 
+async def test_a_last_event_id_past_any_seq_ends_the_stream_cleanly(
+    http: httpx.AsyncClient,
+) -> None:
+    """Beyond what the seq column holds (it failed in the database before)."""
+    await make_agent(http)
+    run = (await http.post("/v1/agents/echo/runs", json={"input": "x"})).json()
+    for value in ("99999999999999999999999999", "2147483648", str(2**63)):
+        headers = {"Last-Event-ID": value}
+        url = f"/v1/runs/{run['run_id']}/events"
+        async with http.stream("GET", url, headers=headers) as response:
+            assert response.status_code == 200
+            assert await collect(response) == []  # ended, not cut off (which raises)
+
+
 async def test_resume_mid_run_with_last_event_id(http: httpx.AsyncClient) -> None:
     await make_agent(http, model_settings=SLOW)
     accepted = (

@@ -1,0 +1,60 @@
+"""The route class of every `/v1` router: JSON bodies read strictly, with orjson.
+
+Python's `json` module accepts JSON that the service could not store and would
+fail on later, with a 500: integers beyond 64 bits, lone UTF-16 surrogates
+(`"\\ud800"`), `NaN` and `Infinity`, nesting deep enough to exhaust the stack,
+bytes that are not UTF-8. orjson, which stores the same values, refuses all of
+them while parsing; its error is a `json.JSONDecodeError`, so FastAPI answers it
+like any malformed body (400 `malformed_json`). It turns integers beyond 64 bits
+into floats instead of refusing them, so a body with a run of 19 digits or more
+is checked once more for those. This is FastAPI's documented way to change how
+a request body is read (a custom `APIRoute` with its own `Request`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+# What orjson stores: signed and unsigned 64-bit integers.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def loads_storable(body: bytes) -> Any:
+    """The JSON value of `body`; `json.JSONDecodeError` for JSON the service cannot store."""
+    value = orjson.loads(body)
+    if _LONG_DIGITS.search(body):
+        json.loads(body, parse_int=_storable_int)  # orjson has made floats of big integers
+    return value
+
+
+def _storable_int(text: str) -> int:
+    number = int(text)
+    if not INT_MIN <= number <= INT_MAX:
+        shown = text if len(text) <= 30 else f"{text[:27]}..."
+        raise json.JSONDecodeError(f"integer out of the 64-bit range ({shown})", text, 0)
+    return number
+
+
+class StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_storable(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
