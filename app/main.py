@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import health, migrate
+from app import health, metrics, migrate
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
@@ -104,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runner = runner
     app.state.agents = stored_agents
     app.state.manager = manager
+    app.state.metrics = metrics.build_registry(manager, engine)
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # No keys, no check: the dependency would cost every request for nothing.
     auth = [Depends(require_api_key)] if settings.api_keys else []
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)

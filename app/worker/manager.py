@@ -12,6 +12,7 @@ its run writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -74,6 +75,8 @@ class RunManager:
         self._max_attempts = max_attempts
         self.flusher = Flusher(flush_interval)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # How the runs this process executed ended, by status (for /metrics).
+        self.ended: collections.Counter[str] = collections.Counter()
         self._cancelling: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -114,6 +117,11 @@ class RunManager:
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @property
+    def in_flight(self) -> int:
+        """Runs executing in this process now."""
+        return len(self._tasks)
 
     @property
     def has_capacity(self) -> bool:
@@ -275,6 +283,8 @@ class RunManager:
                 await outcomes.record_error(state, recorder)
         finally:
             self.bus.close(channel)
+            if state.status != "running":  # not a run handed back or lost to another worker
+                self.ended[state.status] += 1
 
     async def _drive(self, state: RunState, recorder: RunRecorder, *, skip_start: bool) -> None:
         """Record what the engine yields. A checkpoint's state is written in the same

@@ -127,6 +127,7 @@ async def test_api_keys_guard_v1_but_not_health(database_url: str, db_engine: As
             good = await client.get("/v1/agents", headers={"authorization": "Bearer k2"})
             assert good.status_code == 200
             assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/metrics")).status_code == 200
 
 
 async def test_64_bit_integers_and_long_digit_strings_are_kept_exactly(

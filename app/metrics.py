@@ -1,0 +1,92 @@
+"""`GET /metrics`: Prometheus text exposition of this process.
+
+Everything is read when the endpoint is scraped (a custom collector over the
+run manager, the event bus and the connection pool), so serving runs pays
+nothing for it. Each app has its own registry: several apps in one process
+(tests) never share or clash over metrics. Like the health routes it needs no
+API key; expose it only where scrapers can reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from app.worker.manager import RunManager
+
+router = APIRouter(tags=["health"])
+
+
+class ServiceCollector(Collector):
+    """Runs, live event channels and database connections, as they are now."""
+
+    def __init__(self, manager: RunManager, engine: AsyncEngine) -> None:
+        self.manager = manager
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        manager = self.manager
+        yield GaugeMetricFamily(
+            "agentd_runs_in_flight", "Runs executing in this process.", value=manager.in_flight
+        )
+        yield GaugeMetricFamily(
+            "agentd_runs_capacity",
+            "Runs this process executes at once at most (MAX_CONCURRENT_RUNS).",
+            value=manager.max_concurrent_runs,
+        )
+        ended = CounterMetricFamily(
+            "agentd_runs_ended",
+            "Runs this process executed, by how they ended (a paused run counts once per pause).",
+            labels=["status"],
+        )
+        for status in ("completed", "error", "cancelled", "paused"):
+            ended.add_metric([status], manager.ended[status])
+        yield ended
+        yield GaugeMetricFamily(
+            "agentd_event_channels",
+            "Runs whose events this process fans out live.",
+            value=len(manager.bus),
+        )
+        pool = self.engine.sync_engine.pool
+        if isinstance(pool, QueuePool):
+            yield GaugeMetricFamily(
+                "agentd_db_connections_in_use",
+                "Database connections checked out of the pool.",
+                value=pool.checkedout(),
+            )
+            yield GaugeMetricFamily(
+                "agentd_db_pool_size", "Connections the pool keeps open.", value=pool.size()
+            )
+
+
+def build_registry(manager: RunManager, engine: AsyncEngine) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ServiceCollector(manager, engine))
+    # The process, platform and GC collectors read global state: share prometheus_client's.
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+)
+async def metrics(request: Request) -> Response:
+    """This process's metrics in the Prometheus text format."""
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
