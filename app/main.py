@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import health, metrics, migrate
+from app import health, metrics, migrate, playground
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(require_api_key)] if settings.api_keys else []
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(playground.router)
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
