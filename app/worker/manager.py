@@ -125,7 +125,7 @@ class RunManager:
 
     @property
     def has_capacity(self) -> bool:
-        return not self._closing and len(self._tasks) < self.max_concurrent_runs
+        return not self._closing and self.in_flight < self.max_concurrent_runs
 
     def lease(self) -> dict[str, Any]:
         """The columns that make a run this worker's."""
@@ -327,7 +327,7 @@ class RunManager:
 
     async def claim_queued(self) -> int:
         """Start queued runs while this worker has capacity; returns how many."""
-        room = self.max_concurrent_runs - len(self._tasks)
+        room = self.max_concurrent_runs - self.in_flight
         if room <= 0 or self._closing:
             return 0
         notices = self._queued_notices
@@ -352,7 +352,7 @@ class RunManager:
 
     async def take_over_stale(self) -> int:
         """Resume running runs whose worker's lease ran out."""
-        room = self.max_concurrent_runs - len(self._tasks)
+        room = self.max_concurrent_runs - self.in_flight
         if room <= 0 or self._closing:
             return 0
         async with self.maker() as session:
