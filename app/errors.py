@@ -42,6 +42,7 @@ class AppError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class MalformedJSON(AppError):
 
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Missing or invalid API key"
+    headers = {"WWW-Authenticate": 'Bearer realm="agentd"'}
 
 
 class NotFound(AppError):
@@ -118,6 +120,10 @@ class RunNotActive(Conflict):
 
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class ValidationFailed(AppError):
@@ -167,7 +173,7 @@ def _pydantic_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _app_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return problem_response(exc.to_problem(), exc.status)
+    return problem_response(exc.to_problem(), exc.status, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
@@ -193,14 +199,27 @@ _HTTP_CODES = {
 }
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     code = _HTTP_CODES.get(status, title.lower().replace(" ", "_").replace("-", "_"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    if detail is None:
+        detail = _routing_detail(request, status, exc.headers)
     body = Problem(title=title, status=status, detail=detail, code=code)
     return problem_response(body.model_dump(exclude_none=True), status, exc.headers)
+
+
+def _routing_detail(request: Request, status: int, headers: Mapping[str, str] | None) -> str | None:
+    """What the router's own 404 and 405 (which carry no detail) mean for this request."""
+    target = f"{request.method} {request.url.path}"[:300]
+    if status == 404:
+        return f"No route matches {target}; /docs lists the routes."
+    if status == 405:
+        allowed = (headers or {}).get("allow") or (headers or {}).get("Allow")
+        return f"{target} is not allowed" + (f"; this path accepts {allowed}." if allowed else ".")
+    return None
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import health, metrics, migrate, playground
@@ -54,14 +56,33 @@ async def seed_demo_agent(maker: async_sessionmaker[AsyncSession], runtime: Runt
             log.info("created the demo agent (test:echo)")
 
 
-async def require_api_key(request: Request) -> None:
-    """Bearer auth on /v1, installed when API_KEYS is set."""
-    keys: list[Any] = request.app.state.settings.api_keys
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(
-        secrets.compare_digest(token.encode(), key.get_secret_value().encode()) for key in keys
-    ):
-        raise Unauthorized("Send `Authorization: Bearer <key>`.")
+def api_key_check(keys: list[SecretStr]) -> Callable[[Request], None]:
+    """Bearer auth on /v1, installed when API_KEYS is set. The /v1 route class
+    calls it before reading a body; the router dependency below runs it again
+    (for any route without that class) and puts the scheme in the OpenAPI schema."""
+    secrets_ = [key.get_secret_value().encode() for key in keys]
+
+    def authorize(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip().encode()
+        # Compare with every key, so the time taken does not tell which one is near.
+        matched = [secrets.compare_digest(given, secret) for secret in secrets_]
+        if scheme.lower() != "bearer" or not any(matched):
+            raise Unauthorized("Send `Authorization: Bearer <key>` with one of the API keys.")
+
+    return authorize
+
+
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="One of the keys in `API_KEYS`, when that is set."
+)
+
+
+async def require_api_key(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> None:
+    request.app.state.authorize(request)
 
 
 @asynccontextmanager
@@ -137,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = build_runtime(settings)
     install_error_handlers(app)
     # No keys, no check: the dependency would cost every request for nothing.
+    app.state.authorize = api_key_check(settings.api_keys) if settings.api_keys else None
     auth = [Depends(require_api_key)] if settings.api_keys else []
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -9,6 +9,13 @@ like any malformed body (400 `malformed_json`). It turns integers beyond 64 bits
 into floats instead of refusing them, so a body with a run of 19 digits or more
 is checked once more for those. This is FastAPI's documented way to change how
 a request body is read (a custom `APIRoute` with its own `Request`).
+
+The same route class checks what must hold before any body is read: the API
+key, when keys are configured (a client without one learns that first, not
+what is wrong with its body), and that a body sent to a route that takes JSON
+is JSON, by its `Content-Type` (415, not a validation error about a form or
+text it never meant; a JSON body sent as a form is how a browser's cross-site
+request would arrive, which is why FastAPI too refuses it).
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from fastapi.utils import create_model_field
+
+from app.errors import Problem, UnsupportedMediaType, problems
+
+UNSUPPORTED = "The body is not JSON (`unsupported_media_type`)."
 
 # What orjson stores: signed and unsigned 64-bit integers.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -50,11 +62,44 @@ class StrictJSONRequest(Request):
         return self._json
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """`application/json` or `application/<anything>+json`, parameters aside."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+Authorize = Callable[[Request], None]
+
+
 class StrictJSONRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.body_field is not None and 415 not in self.responses:
+            # Documented like the route's own problem answers (new dicts: the
+            # route's may be shared with other routes).
+            self.responses = {**self.responses, **problems({415: UNSUPPORTED})}
+            field = create_model_field(
+                name=f"Response_415_{self.unique_id}", type_=Problem, mode="serialization"
+            )
+            self.response_fields = {**self.response_fields, 415: field}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_body = self.body_field is not None
 
         async def strict_handler(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+            strict = StrictJSONRequest(request.scope, request.receive)
+            authorize: Authorize | None = getattr(request.app.state, "authorize", None)
+            if authorize is not None:
+                authorize(strict)
+            if takes_body:
+                content_type = strict.headers.get("content-type", "")
+                if not is_json_media_type(content_type) and await strict.body():
+                    got = f"got {content_type[:100]!r}" if content_type else "got none"
+                    raise UnsupportedMediaType(
+                        f"The body must be JSON: send `Content-Type: application/json` ({got})."
+                    )
+            return await handler(strict)
 
         return strict_handler

@@ -7,7 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-router = APIRouter(prefix="/v1/tools", tags=["tools"])
+from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.routing import StrictJSONRoute
+
+router = APIRouter(prefix="/v1/tools", tags=["tools"], route_class=StrictJSONRoute)
 
 
 class ToolInfo(BaseModel):
@@ -16,16 +19,18 @@ class ToolInfo(BaseModel):
     parameters: dict[str, Any]
 
 
-class ToolList(BaseModel):
-    data: list[ToolInfo]
-
-
 @router.get("")
-async def list_tools(request: Request) -> ToolList:
-    """Built-in tools and those registered from TOOL_MODULES."""
-    tools = request.app.state.runtime.tools.list()
+async def list_tools(
+    request: Request, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Page[ToolInfo]:
+    """Built-in tools and those registered from TOOL_MODULES, by name."""
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    tools = sorted(request.app.state.runtime.tools.list(), key=lambda tool: tool.name)
+    if after is not None:
+        tools = [tool for tool in tools if tool.name > after]
+    page, more = tools[:limit], len(tools) > limit
     data = []
-    for tool in sorted(tools, key=lambda t: t.name):
+    for tool in page:
         definition = tool.definition()
         data.append(
             ToolInfo(
@@ -34,4 +39,5 @@ async def list_tools(request: Request) -> ToolList:
                 parameters=definition.parameters,
             )
         )
-    return ToolList(data=data)
+    next_cursor = encode_cursor([page[-1].name]) if more else None
+    return Page(data=data, next_cursor=next_cursor)

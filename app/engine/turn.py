@@ -8,6 +8,7 @@ and the call's metrics recorded; the caller checkpoints.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -122,6 +123,10 @@ async def model_turn(
         async for delta in deltas:
             for event in turn.feed(delta):
                 yield event
+    except asyncio.CancelledError:
+        if turn.text:  # a cancelled run keeps the answer its client saw begin
+            state.content = "".join(turn.text)
+        raise
     finally:
         aclose = getattr(deltas, "aclose", None)
         if aclose is not None:  # the consumer may stop early: release the provider stream

@@ -93,7 +93,16 @@ class RunCreate(StreamOptions):
     session_state: JsonObject | None = Field(
         default=None, description="Merged into the session's state before the run."
     )
-    multitask_strategy: MultitaskStrategy = "reject"
+    multitask_strategy: MultitaskStrategy = Field(
+        default="reject",
+        description=(
+            "When the session has a queued or running run: `reject` answers 409"
+            " `session_busy`, `enqueue` queues this run after it, `interrupt` cancels it"
+            " and then starts this one. A paused run does not hold its session (a person"
+            " may take hours to answer): other runs may start, and its continue answers"
+            " 409 `session_busy` while one of them is active."
+        ),
+    )
     run_config: RunConfig = Field(default_factory=RunConfig)
     metadata: JsonObject = Field(default_factory=dict)
 

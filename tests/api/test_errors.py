@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,13 +25,61 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 async def test_unknown_route_is_404(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/v1/nothing-here"), 404, "not_found")
+    body = assert_problem(await client.get("/v1/nothing-here"), 404, "not_found")
+    assert "GET /v1/nothing-here" in str(body["detail"])
 
 
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/v1/agents")
-    assert_problem(response, 405, "method_not_allowed")
+    body = assert_problem(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
+    assert "PUT /v1/agents" in str(body["detail"]) and "POST" in str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("application/x-www-form-urlencoded", b"id=x&name=y"),
+        ("text/plain", b'{"id": "x"}'),
+        ("multipart/form-data; boundary=b", b"--b--"),
+    ],
+)
+async def test_a_body_that_is_not_json_is_415(
+    client: httpx.AsyncClient, db_engine: AsyncEngine, content_type: str, content: bytes
+) -> None:
+    before = await snapshot(db_engine)
+    response = await client.post(
+        "/v1/agents", content=content, headers={"content-type": content_type}
+    )
+    body = assert_problem(response, 415, "unsupported_media_type")
+    assert "application/json" in str(body["detail"])
+    assert await snapshot(db_engine) == before
+
+
+async def test_openapi_lists_415_on_routes_with_a_body(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "415" in paths["/v1/agents"]["post"]["responses"]
+    assert "415" in paths["/v1/agents/{agent_id}/runs"]["post"]["responses"]
+    assert "415" not in paths["/v1/agents"]["get"]["responses"]
+    assert "415" not in paths["/v1/runs/{run_id}/cancel"]["post"]["responses"]
+
+
+async def test_json_media_types_are_read_as_json(client: httpx.AsyncClient) -> None:
+    for index, content_type in enumerate(
+        ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]
+    ):
+        response = await client.post(
+            "/v1/agents", content=b'{"id": "j%d"}' % index, headers={"content-type": content_type}
+        )
+        assert response.status_code == 201, (content_type, response.text)
+    # A body without a Content-Type is not guessed at.
+    untyped = await client.post("/v1/agents", content=b'{"id": "untyped"}')
+    assert "content-type" not in untyped.request.headers
+    assert_problem(untyped, 415, "unsupported_media_type")
+    assert (await client.get("/v1/agents/untyped")).status_code == 404
+    # An empty body under another type (curl -X POST -d '') is told what is missing.
+    empty = await client.post("/v1/agents", content=b"", headers={"content-type": "text/plain"})
+    assert_problem(empty, 422, "validation_error")
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient, db_engine: AsyncEngine) -> None:
@@ -121,13 +170,34 @@ async def test_api_keys_guard_v1_but_not_health(database_url: str, db_engine: As
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert_problem(await client.get("/v1/agents"), 401, "unauthorized")
+            missing = await client.get("/v1/agents")
+            assert_problem(missing, 401, "unauthorized")
+            assert missing.headers["www-authenticate"].startswith("Bearer")
             wrong = {"authorization": "Bearer nope"}
             assert_problem(await client.get("/v1/agents", headers=wrong), 401, "unauthorized")
+            assert_problem(await client.get("/v1/tools", headers=wrong), 401, "unauthorized")
             good = await client.get("/v1/agents", headers={"authorization": "Bearer k2"})
             assert good.status_code == 200
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/metrics")).status_code == 200
+            # The key is checked before the body is read: a client without one
+            # learns that, whatever it sent.
+            before = await snapshot(db_engine)
+            for content, content_type in [
+                (b'{"id": ', "application/json"),
+                (b"id=x", "application/x-www-form-urlencoded"),
+                (b'{"id": "x", "model": 5}', "application/json"),
+            ]:
+                response = await client.post(
+                    "/v1/agents", content=content, headers={"content-type": content_type}
+                )
+                assert_problem(response, 401, "unauthorized")
+            assert await snapshot(db_engine) == before
+            # The OpenAPI schema says how to authenticate.
+            schema = (await client.get("/openapi.json")).json()
+            schemes = schema["components"]["securitySchemes"]
+            assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+            assert schema["paths"]["/v1/agents"]["post"]["security"]
 
 
 async def test_64_bit_integers_and_long_digit_strings_are_kept_exactly(

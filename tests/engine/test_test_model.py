@@ -43,6 +43,20 @@ async def test_echo_streams_the_last_user_message_word_by_word() -> None:
     ]
 
 
+async def test_echo_answers_in_one_piece_when_not_streamed() -> None:
+    messages = [{"role": "user", "content": "one two  three"}]
+    deltas = await _deltas(ModelRequest(model="echo", messages=messages, stream=False))
+    assert deltas == [
+        ContentDelta("one two  three"),
+        UsageDelta(input_tokens=3, output_tokens=3),
+        FinishDelta("stop"),
+    ]
+    empty = await _deltas(
+        ModelRequest(model="echo", messages=[{"role": "user", "content": ""}], stream=False)
+    )
+    assert empty == [UsageDelta(input_tokens=0, output_tokens=0), FinishDelta("stop")]
+
+
 async def test_tools_calls_every_tool_once_then_answers() -> None:
     tools = [
         ToolDefinition(

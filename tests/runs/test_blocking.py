@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.runs.conftest import make_agent, wait_status
+from tests.sse_client import collect
 
 
 async def test_blocking_run_answers_run_output(client: httpx.AsyncClient) -> None:
@@ -35,6 +36,10 @@ async def test_blocking_run_answers_run_output(client: httpx.AsyncClient) -> Non
     stored = (await client.get(f"/v1/runs/{run['run_id']}")).json()
     assert stored["content"] == "hello agent"
     assert stored["status"] == "completed"
+    # Nobody watched it arrive: the answer is one RunContent, not one per word.
+    async with client.stream("GET", f"/v1/runs/{run['run_id']}/events") as events:
+        contents = [m.data["content"] for m in await collect(events) if m.event == "RunContent"]
+    assert contents == ["hello agent"]
 
 
 async def test_run_pins_the_agent_version(client: httpx.AsyncClient) -> None:

@@ -49,6 +49,9 @@ async def test_cancel_mid_model_stream_is_prompt(http: httpx.AsyncClient) -> Non
     assert [m.id for m in messages] == list(range(1, len(messages) + 1))
     run = (await http.get(f"/v1/runs/{run_id}")).json()
     assert run["status"] == "cancelled"
+    # The run keeps the part of the answer its client saw.
+    seen = "".join(m.data["content"] for m in messages if m.event == "RunContent")
+    assert seen and run["content"] == seen
     again = await http.post(f"/v1/runs/{run_id}/cancel")
     assert again.status_code == 202
     assert again.json()["status"] == "cancelled"

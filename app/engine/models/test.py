@@ -1,6 +1,7 @@
 """`TestModel`: the built-in deterministic model (`test:echo`, `test:tools`), no network.
 
-- `echo` answers with the text of the last user message, word by word.
+- `echo` answers with the text of the last user message, word by word (in one
+  piece when the request does not stream: a blocking run).
 - `tools` calls every offered tool once, in one turn, with arguments generated
   from each tool's JSON Schema; once the conversation has tool results after
   the last user message it answers "Called N tools.".
@@ -65,7 +66,13 @@ class TestModel:
             yield FinishDelta("tool_calls")
             return
         answer = self._answer(request)
-        for chunk in re.findall(r"\S+\s*|\s+", answer):
+        chunks = re.findall(r"\S+\s*|\s+", answer)
+        if not request.stream:  # asked for the whole answer: it comes in one piece
+            await _pause(delay * len(chunks))
+            if answer:
+                yield ContentDelta(answer)
+            chunks = []
+        for chunk in chunks:
             await _pause(delay)
             yield ContentDelta(chunk)
         yield UsageDelta(input_tokens, _word_count(answer))
