@@ -281,15 +281,26 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length: int | None = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
-                    length = 0
-                if length > self.max_bytes:
-                    await self._reject(scope, receive, send)
-                    return
+                    length = None
+                else:
+                    if length > self.max_bytes:
+                        await self._reject(scope, receive, send)
+                        return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked and (length is not None or scope.get("http_version") in ("1.0", "1.1")):
+            # HTTP/1 frames the body by Content-Length (or sends none without it or
+            # chunking): it cannot outgrow what was checked, so nothing is counted
+            # and `receive`/`send` are not wrapped (a streamed answer sends often).
+            await self.app(scope, receive, send)
+            return
         received = 0
         response_started = False
 
