@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("agentd")
@@ -205,21 +206,34 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     code = _HTTP_CODES.get(status, title.lower().replace(" ", "_").replace("-", "_"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-    if detail is None:
-        detail = _routing_detail(request, status, exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405 and detail is None:
+        # Starlette names the methods of the first route on the path only.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {key: value for key, value in headers.items() if key.lower() != "allow"}
+            headers["Allow"] = ", ".join(allowed)
+            target = f"{request.method} {request.url.path}"[:300]
+            detail = f"{target} is not allowed; this path accepts {headers['Allow']}."
+    elif status == 404 and detail is None:
+        target = f"{request.method} {request.url.path}"[:300]
+        detail = f"No route matches {target}; /docs lists the routes."
     body = Problem(title=title, status=status, detail=detail, code=code)
-    return problem_response(body.model_dump(exclude_none=True), status, exc.headers)
+    return problem_response(body.model_dump(exclude_none=True), status, headers)
 
 
-def _routing_detail(request: Request, status: int, headers: Mapping[str, str] | None) -> str | None:
-    """What the router's own 404 and 405 (which carry no detail) mean for this request."""
-    target = f"{request.method} {request.url.path}"[:300]
-    if status == 404:
-        return f"No route matches {target}; /docs lists the routes."
-    if status == 405:
-        allowed = (headers or {}).get("allow") or (headers or {}).get("Allow")
-        return f"{target} is not allowed" + (f"; this path accepts {allowed}." if allowed else ".")
-    return None
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route fully matches on this request's path."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:

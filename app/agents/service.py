@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +14,7 @@ from app.agents import repository
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from app.db import utcnow
 from app.engine.spec import AgentFields, AgentSpec, ClientTool, ToolUse, split_model
+from app.engine.structured import schema_errors
 from app.errors import AgentExists, AgentNotFound, ValidationFailed
 from app.ids import new_id
 from app.tables import Agent, AgentVersion
@@ -37,11 +37,10 @@ def _problem(loc: list[str | int], msg: str, kind: str = "value_error") -> dict[
 def _schema_errors(schema: dict[str, Any] | None, loc: list[str | int]) -> list[dict[str, Any]]:
     if schema is None:
         return []
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return [_problem(loc, f"invalid JSON Schema: {exc.message}", "json_schema")]
-    return []
+    return [
+        _problem(loc, f"invalid JSON Schema: {message}", "json_schema")
+        for message in schema_errors(schema)
+    ]
 
 
 def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]:

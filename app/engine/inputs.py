@@ -18,7 +18,7 @@ from app.engine.models.base import Message
 from app.engine.output import Requirement
 from app.engine.spec import AgentSpec, split_model
 from app.engine.state import RunState
-from app.engine.structured import schema_errors
+from app.engine.structured import schema_errors, unusable_schema
 
 INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
 
@@ -166,8 +166,15 @@ def _attach_images(messages: list[Message], parts: list[dict[str, Any]], errors:
 
 def _schema_problems(where: str, schema: dict[str, Any], value: Any) -> list[str]:
     validator = validators.validator_for(schema)(schema)
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except Exception as exc:
+        if not unusable_schema(exc):
+            raise
+        # Stored before definitions were checked for this: the schema is at fault.
+        return [f"{where}: the agent's schema cannot be used ({exc})"]
     problems = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+    for error in errors:
         path = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
         problems.append(f"{where}{path}: {error.message}")
     return problems

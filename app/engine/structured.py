@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from jsonschema import exceptions as schema_exceptions
 from jsonschema import validators
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012, specification_with
 
 from app.engine.models.base import OutputSchema
+
+if TYPE_CHECKING:
+    from referencing._core import Resolver  # the type `Registry.resolver()` returns
 
 # Keywords OpenAI's strict structured-output mode does not accept.
 _NOT_STRICT = frozenset(
@@ -39,6 +45,10 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 class OutputValidationError(ValueError):
     """The model's answer is not JSON, or does not match the output schema."""
+
+
+class UnusableSchemaError(ValueError):
+    """The output schema itself cannot validate anything (not the answer's fault)."""
 
 
 def output_schema(schema: dict[str, Any]) -> OutputSchema:
@@ -93,7 +103,10 @@ def parse_output(text: str, schema: dict[str, Any]) -> Any:
     except orjson.JSONDecodeError as exc:
         raise OutputValidationError(f"the answer is not valid JSON ({exc})") from None
     validator = validators.validator_for(schema)(schema)
-    error = schema_exceptions.best_match(validator.iter_errors(value))
+    try:
+        error = schema_exceptions.best_match(validator.iter_errors(value))
+    except Unresolvable as exc:  # a schema stored before definitions were checked for this
+        raise UnusableSchemaError(f"the output schema cannot be used: {exc}") from None
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise OutputValidationError(f"at {where}: {error.message}")
@@ -101,11 +114,48 @@ def parse_output(text: str, schema: dict[str, Any]) -> Any:
 
 
 def schema_errors(schema: Any) -> list[str]:
-    """Problems with a JSON Schema itself (empty when it is valid)."""
+    """Problems with a JSON Schema itself (empty when it is valid): it must be
+    valid against its metaschema, and every `$ref` in it must resolve within
+    it. (Validation would otherwise fail the first time a value reaches an
+    unresolvable `$ref`: nothing is fetched from the network.)"""
     if not isinstance(schema, dict):
         return ["must be a JSON Schema object"]
     try:
         validators.validator_for(schema).check_schema(schema)
+        return _unresolvable_refs(schema)
     except schema_exceptions.SchemaError as exc:
         return [exc.message]
-    return []
+    except RecursionError:
+        return ["the schema is nested too deeply"]
+
+
+def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
+    dialect = schema.get("$schema")
+    specification = DRAFT202012
+    if isinstance(dialect, str):
+        specification = specification_with(dialect, default=DRAFT202012)
+    root = specification.create_resource(schema)
+    problems: list[str] = []
+
+    def visit(resource: Resource[Any], resolver: Resolver[Any]) -> None:
+        contents = resource.contents
+        if isinstance(contents, dict):
+            for keyword in ("$ref", "$dynamicRef"):
+                ref = contents.get(keyword)
+                if not isinstance(ref, str):
+                    continue
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable:
+                    problems.append(f"{keyword} {ref!r} does not resolve within the schema")
+        for subresource in resource.subresources():
+            visit(subresource, resolver.in_subresource(subresource))
+
+    visit(root, Registry().resolver_with_root(root))
+    return problems
+
+
+def unusable_schema(exc: Exception) -> bool:
+    """Whether validating with a stored schema failed on the schema itself (a
+    `$ref` it cannot resolve), not on the value."""
+    return isinstance(exc, Unresolvable)

@@ -204,6 +204,8 @@ async def cancel_run(
         await manager.cancel_run(run_id)
         async with maker() as fresh:
             run = await service.get(fresh, run_id)
+        # It ended on its own before the cancel reached it: nothing was cancelled.
+        service.check_cancellable(run)
     return RunAccepted(run_id=run.id, status=run.status, session_id=run.session_id)
 
 

@@ -157,7 +157,59 @@ BAD_DEFINITIONS: list[tuple[str, dict[str, Any], str]] = [
         "output_guardrails",
     ),
     ("duplicate tool", {"tools": ["current_time", "current_time"]}, "tools"),
+    (
+        "input schema $ref to nowhere",
+        {"input_schema": {"type": "object", "properties": {"a": {"$ref": "#/defs/x"}}}},
+        "input_schema",
+    ),
+    (
+        "output schema $ref to nowhere",
+        {"output_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}}}},
+        "output_schema",
+    ),
+    (
+        "remote $ref",
+        {"output_schema": {"$ref": "http://example.invalid/schema.json"}},
+        "output_schema",
+    ),
+    (
+        "client tool $ref to nowhere",
+        {"tools": [{"type": "client", "name": "x", "parameters": {"$ref": "#/nope"}}]},
+        "tools",
+    ),
 ]
+
+
+async def test_schemas_whose_refs_resolve_are_accepted(client: httpx.AsyncClient) -> None:
+    """Refs to $defs, draft-07 definitions and a nested $id resolve; "$ref" as a
+    property name or inside data (examples) is not a reference."""
+    schemas = [
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/A"}, "$ref": {"type": "string"}},
+            "$defs": {"A": {"type": "integer", "examples": [{"$ref": "#/not/a/ref"}]}},
+        },
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {"b": {"$ref": "#/definitions/B"}},
+            "definitions": {"B": {"type": "string"}},
+        },
+        {
+            "$id": "https://example.com/root.json",
+            "type": "object",
+            "properties": {"c": {"$ref": "item.json"}},
+            "$defs": {"item": {"$id": "item.json", "type": "string"}},
+        },
+    ]
+    for index, schema in enumerate(schemas):
+        response = await client.post(
+            "/v1/agents",
+            json={"id": f"refs-{index}", "model": "test:echo", "output_schema": schema},
+        )
+        assert response.status_code == 201, (index, response.text)
+    run = await client.post("/v1/agents/refs-0/runs", json={"input": "go"})
+    assert run.json()["status"] == "completed", run.text
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,12 @@ async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
     body = assert_problem(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
     assert "PUT /v1/agents" in str(body["detail"]) and "POST" in str(body["detail"])
+    # Every method of the path, not only those of its first route.
+    one = await client.put("/v1/agents/a1")
+    body = assert_problem(one, 405, "method_not_allowed")
+    allowed = {method.strip() for method in one.headers["allow"].split(",")}
+    assert {"GET", "PATCH", "DELETE"} <= allowed and "PUT" not in allowed
+    assert all(method in str(body["detail"]) for method in ("GET", "PATCH", "DELETE"))
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,16 @@ async def test_object_input_rejected_by_input_schema() -> None:
     ]
 
 
+async def test_a_stored_input_schema_that_cannot_resolve_is_an_input_error() -> None:
+    """A definition stored before refs were checked fails the run's creation
+    with a reason (422), not with the validator's exception (500)."""
+    spec = agent(input_schema={"type": "object", "properties": {"a": {"$ref": "#/defs/x"}}})
+    with pytest.raises(InputError) as caught:
+        new_state(make_runner(spec), spec, {"a": 1})
+    assert len(caught.value.errors) == 1
+    assert "the agent's schema cannot be used" in caught.value.errors[0]
+
+
 async def test_images_become_image_url_parts_of_the_user_message() -> None:
     model = ScriptedModel(["I see two images."])
     spec = agent(model="script:vision")

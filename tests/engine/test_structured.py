@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from app.engine.models.test import TestModel
-from app.engine.structured import OutputValidationError, allows_strict, output_schema, parse_output
+from app.engine.structured import (
+    OutputValidationError,
+    UnusableSchemaError,
+    allows_strict,
+    output_schema,
+    parse_output,
+    schema_errors,
+)
 
 from .helpers import Models, Recorder, ScriptedModel, agent, make_runner, run
 
@@ -145,3 +152,20 @@ NESTED_STRICT: dict[str, Any] = {
 def test_strict_mode_only_when_the_schema_allows_it(schema: dict[str, Any], strict: bool) -> None:
     assert allows_strict(schema) is strict
     assert output_schema(schema).strict is strict
+
+
+def test_schema_errors_name_refs_that_do_not_resolve() -> None:
+    assert schema_errors({"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}) == [
+        "$ref '#/$defs/A' does not resolve within the schema"
+    ]
+    assert schema_errors({"$ref": "https://example.invalid/s.json"}) == [
+        "$ref 'https://example.invalid/s.json' does not resolve within the schema"
+    ]
+    assert schema_errors({"$ref": "#/$defs/A", "$defs": {"A": {"type": "string"}}}) == []
+    assert schema_errors({"type": 7})  # the metaschema still applies
+    assert schema_errors([]) == ["must be a JSON Schema object"]
+
+
+def test_an_output_schema_that_cannot_resolve_is_not_the_answers_fault() -> None:
+    with pytest.raises(UnusableSchemaError):
+        parse_output('{"a": 1}', {"properties": {"a": {"$ref": "#/nowhere"}}})

@@ -64,6 +64,14 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
         "validation_error",
     ),
     (
+        "output schema $ref to nowhere",
+        "POST",
+        "/v1/agents/echo/runs",
+        {"input": "x", "output_schema": {"properties": {"a": {"$ref": "#/defs/x"}}}},
+        422,
+        "validation_error",
+    ),
+    (
         "max_turns zero",
         "POST",
         "/v1/agents/echo/runs",

@@ -60,6 +60,32 @@ async def test_cancel_mid_model_stream_is_prompt(http: httpx.AsyncClient) -> Non
     assert names(replay) == names(messages)
 
 
+async def test_a_cancel_racing_the_end_of_a_run_tells_the_truth(http: httpx.AsyncClient) -> None:
+    """Cancels sent as runs finish: a 202 means the run ends cancelled; a run
+    that completed first answers 409 run_not_active with run_status completed."""
+    await make_agent(http, model_settings={"chunk_delay": 0.01})
+
+    async def race(index: int) -> tuple[int, str, str]:
+        created = await http.post(
+            "/v1/agents/echo/runs", json={"input": "one two three four", "background": True}
+        )
+        run_id = created.json()["run_id"]
+        await asyncio.sleep(0.002 * (index % 25))
+        cancel = await http.post(f"/v1/runs/{run_id}/cancel")
+        final = (await wait_status(http, run_id, {"completed", "cancelled"}))["status"]
+        detail = cancel.json().get("status") if cancel.status_code == 202 else cancel.json()
+        return cancel.status_code, final, str(detail)
+
+    outcomes = await asyncio.gather(*(race(index) for index in range(50)))
+    for status, final, detail in outcomes:
+        if status == 202:
+            assert final == "cancelled", (status, final, detail)
+        else:
+            assert status == 409 and final == "completed", (status, final, detail)
+            assert "run_not_active" in detail and "completed" in detail
+    assert any(status == 202 for status, _, _ in outcomes)
+
+
 async def test_cancel_finished_run_is_409(http: httpx.AsyncClient) -> None:
     await make_agent(http)
     run = (await http.post("/v1/agents/echo/runs", json={"input": "x"})).json()
