@@ -207,16 +207,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(status, title.lower().replace(" ", "_").replace("-", "_"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     headers = dict(exc.headers or {})
+    target = f"{request.method} {request.url.path}"[:300]
     if status == 405 and detail is None:
         # Starlette names the methods of the first route on the path only.
         allowed = _allowed_methods(request)
         if allowed:
             headers = {key: value for key, value in headers.items() if key.lower() != "allow"}
             headers["Allow"] = ", ".join(allowed)
-            target = f"{request.method} {request.url.path}"[:300]
             detail = f"{target} is not allowed; this path accepts {headers['Allow']}."
     elif status == 404 and detail is None:
-        target = f"{request.method} {request.url.path}"[:300]
         detail = f"No route matches {target}; /docs lists the routes."
     body = Problem(title=title, status=status, detail=detail, code=code)
     return problem_response(body.model_dump(exclude_none=True), status, headers)

@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 from jsonschema import validators
+from referencing.exceptions import Unresolvable
 
 from app.engine.errors import InputError
 from app.engine.models.base import Message
 from app.engine.output import Requirement
 from app.engine.spec import AgentSpec, split_model
 from app.engine.state import RunState
-from app.engine.structured import schema_errors, unusable_schema
+from app.engine.structured import schema_errors
 
 INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
 
@@ -168,10 +169,7 @@ def _schema_problems(where: str, schema: dict[str, Any], value: Any) -> list[str
     validator = validators.validator_for(schema)(schema)
     try:
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    except Exception as exc:
-        if not unusable_schema(exc):
-            raise
-        # Stored before definitions were checked for this: the schema is at fault.
+    except Unresolvable as exc:  # stored before definitions were checked for this
         return [f"{where}: the agent's schema cannot be used ({exc})"]
     problems = []
     for error in errors:

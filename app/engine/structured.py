@@ -153,9 +153,3 @@ def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
 
     visit(root, Registry().resolver_with_root(root))
     return problems
-
-
-def unusable_schema(exc: Exception) -> bool:
-    """Whether validating with a stored schema failed on the schema itself (a
-    `$ref` it cannot resolve), not on the value."""
-    return isinstance(exc, Unresolvable)
