@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --timeout-graceful-shutdown 10
+	$(BIN)/uvicorn app.main:app --loop app.serving:new_event_loop --host $(HOST) --port $(PORT) --timeout-graceful-shutdown 10
 
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \

@@ -103,7 +103,13 @@ async def main(runs: int, concurrency: int) -> str:
         ports = []
         for name in ("a", "b"):
             proc, port = procs.start_uvicorn(
-                f"agentd-{name}", "app.main:app", env, tmp / f"{name}.log", None, "/readyz"
+                f"agentd-{name}",
+                "app.main:app",
+                env,
+                tmp / f"{name}.log",
+                None,
+                "/readyz",
+                loop=procs.AGENTD_LOOP,
             )
             replicas.append(proc)
             ports.append(port)

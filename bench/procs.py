@@ -139,10 +139,22 @@ def start_fake(log: Path, cpu: int | None) -> tuple[Proc, int]:
     return Proc("fake", popen, log), int(line.split()[1])
 
 
+# How agentd is served (the Makefile and the Dockerfile say the same); the floor
+# keeps uvicorn's default loop.
+AGENTD_LOOP = "app.serving:new_event_loop"
+
+
 def start_uvicorn(
-    name: str, app: str, env: dict[str, str], log: Path, cpu: int | None, ready_path: str
+    name: str,
+    app: str,
+    env: dict[str, str],
+    log: Path,
+    cpu: int | None,
+    ready_path: str,
+    loop: str | None = None,
 ) -> tuple[Proc, int]:
-    """A uvicorn process with one worker and no access log, pinned to `cpu`."""
+    """A uvicorn process with one worker and no access log, pinned to `cpu`;
+    `loop` is uvicorn's `--loop` (None: its default, uvloop)."""
     port = free_port()
     args = [
         sys.executable,
@@ -162,6 +174,7 @@ def start_uvicorn(
         "5",
         "--backlog",
         "4096",
+        *(["--loop", loop] if loop else []),
     ]
     full_env = {**os.environ, **env}
     popen = subprocess.Popen(

@@ -240,7 +240,13 @@ async def start_target(
         app = "bench.sqlcensus:app"
     try:
         proc, port = procs.start_uvicorn(
-            target.key, app, env, tmp / f"{target.key}.log", plan.server_cpu, ready
+            target.key,
+            app,
+            env,
+            tmp / f"{target.key}.log",
+            plan.server_cpu,
+            ready,
+            loop=procs.AGENTD_LOOP if target.agentd else None,
         )
     except Exception:
         if database:

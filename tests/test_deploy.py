@@ -52,6 +52,18 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_graceful_shutdown() ->
     assert '"uvicorn", "app.main:app"' in dockerfile
 
 
+def test_every_way_to_serve_uses_the_batch_accept_loop() -> None:
+    """The Dockerfile, `make run`, the README's install steps and the benchmark
+    serve agentd on app.serving's loop."""
+    flag = "--loop app.serving:new_event_loop"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"--loop", "app.serving:new_event_loop"' in dockerfile
+    assert flag in (ROOT / "Makefile").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert flag in readme.split("## Install without make", 1)[1].split("##", 1)[0]
+    assert '"app.serving:new_event_loop"' in (ROOT / "bench" / "procs.py").read_text()
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
