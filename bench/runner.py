@@ -1,6 +1,7 @@
-"""Runs the plan: the fake model, then each target in turn (start it, create
-its agents, warm up, measure every point, optionally profile), then the
-report. Every pass also reads the server's CPU time and peak RSS from /proc,
+"""Runs the plan: the fake model and every target (started, their agents
+created), then each point for all targets (warm-up, then the passes of the
+targets in turn, pass 1 of each, then pass 2, ...; optionally a profile), then
+the report. Every pass also reads the server's CPU time and peak RSS from /proc,
 the fake's request counters and the client core's CPU time."""
 
 from __future__ import annotations
@@ -155,41 +156,70 @@ def describe(label: str, s: dict[str, Any]) -> str:
     return line
 
 
-async def bench_point(live: Live, plan: Plan, point: Point) -> dict[str, Any]:
+async def warm_up(live: Live, plan: Plan, point: Point) -> int:
+    """A short unmeasured pass at the point; returns the runs a measured pass makes."""
+    warm = min(8 if plan.quick else 32, point.concurrency)
+    tag = "warm" + uuid.uuid4().hex[:8]
+    wire = wire_for(live.target, point, live.port, tag)
+    warm_runs = max(2 * warm, 8 if plan.quick else 24)
+    warmup = await run_pass("127.0.0.1", live.port, wire, warm_runs, warm, plan.timeout)
+    return plan.runs(point, warmup.ok / warmup.wall if warmup.wall else 0.0)
+
+
+async def one_pass(live: Live, plan: Plan, point: Point, runs: int, label: str) -> tuple[
+    dict[str, Any], list[dict[str, Any]]
+]:  # fmt: skip
+    """A measured pass, measured again (up to RETRIES times) while other processes
+    take too much CPU; returns it and the passes discarded."""
+    discarded: list[dict[str, Any]] = []
+    while True:
+        await asyncio.sleep(0.5)
+        summary = await measure(live, plan, point, runs, point.concurrency)
+        log("  " + describe(label, summary))
+        if not disturbed(summary) or len(discarded) >= RETRIES:
+            return summary, discarded
+        log(f"    other load: {summary['foreign_cpu']:.2f} cores, steal "
+            f"{summary['steal_cpu']:.2f}: pass discarded, once more")  # fmt: skip
+        discarded.append(summary)
+
+
+async def bench_point(lives: list[Live], plan: Plan, point: Point) -> dict[str, dict[str, Any]]:
+    """Every target at one point, their passes interleaved (pass 1 of each target,
+    then pass 2, ...): a machine whose speed drifts during the run moves every
+    target's figures alike, and their ratios stay fair."""
     control(
-        live.fake_url,
+        lives[0].fake_url,
         {
             "tokens": point.tokens,
             "token_delay_ms": point.token_delay_ms,
             "first_delay_ms": plan.first_delay_ms,
         },
     )
-    name = f"{live.target.key} {point.key}"
-    warm = min(8 if plan.quick else 32, point.concurrency)
-    tag = "warm" + uuid.uuid4().hex[:8]
-    wire = wire_for(live.target, point, live.port, tag)
-    warm_runs = max(2 * warm, 8 if plan.quick else 24)
-    warmup = await run_pass("127.0.0.1", live.port, wire, warm_runs, warm, plan.timeout)
-    runs = plan.runs(point, warmup.ok / warmup.wall if warmup.wall else 0.0)
-    passes: list[dict[str, Any]] = []
-    discarded: list[dict[str, Any]] = []
+    runs = {live.target.key: await warm_up(live, plan, point) for live in lives}
+    passes: dict[str, list[dict[str, Any]]] = {live.target.key: [] for live in lives}
+    discarded: dict[str, list[dict[str, Any]]] = {live.target.key: [] for live in lives}
     count = plan.passes_for(point)
-    while len(passes) < count:
-        await asyncio.sleep(0.5)
-        summary = await measure(live, plan, point, runs, point.concurrency)
-        log("  " + describe(f"{name} pass {len(passes) + 1}/{count}", summary))
-        if disturbed(summary) and len(discarded) < RETRIES:
-            log(f"    other load: {summary['foreign_cpu']:.2f} cores, steal "
-                f"{summary['steal_cpu']:.2f}: pass discarded, once more")  # fmt: skip
-            discarded.append(summary)
-            continue
-        passes.append(summary)
-    entry: dict[str, Any] = {"runs": runs, "passes": passes, "median": combine(passes)}
-    if discarded:
-        entry["discarded"] = discarded
-    if plan.profile:
-        entry["profile"] = await profile_pass(live, plan, point, runs)
-    return entry
+    for number in range(1, count + 1):
+        for live in lives:
+            key = live.target.key
+            label = f"{key} {point.key} pass {number}/{count}"
+            summary, dropped = await one_pass(live, plan, point, runs[key], label)
+            passes[key].append(summary)
+            discarded[key] += dropped
+    entries: dict[str, dict[str, Any]] = {}
+    for live in lives:
+        key = live.target.key
+        entry: dict[str, Any] = {
+            "runs": runs[key],
+            "passes": passes[key],
+            "median": combine(passes[key]),
+        }
+        if discarded[key]:
+            entry["discarded"] = discarded[key]
+        if plan.profile:
+            entry["profile"] = await profile_pass(live, plan, point, runs[key])
+        entries[key] = entry
+    return entries
 
 
 async def profile_pass(live: Live, plan: Plan, point: Point, runs: int) -> str | None:
@@ -262,23 +292,6 @@ async def start_target(
     return live, database
 
 
-async def bench_target(
-    target: Target, plan: Plan, tmp: Path, fake: procs.Proc, fake_url: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    log(f"{target.label}: starting")
-    live, database = await start_target(target, plan, tmp, fake, fake_url)
-    results: dict[str, Any] = {}
-    try:
-        for point in plan.points:
-            results[point.key] = await bench_point(live, plan, point)
-    finally:
-        live.proc.stop()
-        if database:
-            with contextlib.suppress(Exception):
-                await procs.drop_database(plan.pg_admin, database)
-    return results, diagnose.scan_log(live.proc.log)
-
-
 def machine() -> dict[str, Any]:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
@@ -320,17 +333,51 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
     }
     fake, fake_port = procs.start_fake(tmp / "fake.log", plan.client_cpu)
     fake_url = f"http://127.0.0.1:{fake_port}"
+    lives: list[Live] = []
+    databases: dict[str, str] = {}
+
+    def failed(target: Target, exc: Exception) -> None:
+        # One broken target should not lose the others.
+        log(f"{target.label}: FAILED: {exc}")
+        data["meta"].setdefault("failures", {})[target.key] = str(exc)[:2000]
+
     try:
         for target in plan.targets:
+            log(f"{target.label}: starting")
             try:
-                results, logs = await bench_target(target, plan, tmp, fake, fake_url)
-            except Exception as exc:  # one broken target should not lose the others
-                log(f"{target.label}: FAILED: {exc}")
-                data["meta"].setdefault("failures", {})[target.key] = str(exc)[:2000]
+                live, database = await start_target(target, plan, tmp, fake, fake_url)
+            except Exception as exc:
+                failed(target, exc)
                 continue
-            data["results"][target.key] = results
-            data["server_logs"][target.key] = logs
+            lives.append(live)
+            if database:
+                databases[target.key] = database
+            data["results"][target.key] = {}
+        for point in plan.points:
+            while lives:
+                try:
+                    entries = await bench_point(lives, plan, point)
+                except Exception as exc:
+                    # A target that died takes the point down: drop it, measure the
+                    # point again for the others.
+                    dead = [live for live in lives if live.proc.popen.poll() is not None]
+                    if not dead:
+                        raise
+                    for live in dead:
+                        failed(live.target, exc)
+                        data["server_logs"][live.target.key] = diagnose.scan_log(live.proc.log)
+                        lives.remove(live)
+                    continue
+                for key, entry in entries.items():
+                    data["results"][key][point.key] = entry
+                break
     finally:
+        for live in lives:
+            live.proc.stop()
+            data["server_logs"][live.target.key] = diagnose.scan_log(live.proc.log)
+        for database in databases.values():
+            with contextlib.suppress(Exception):
+                await procs.drop_database(plan.pg_admin, database)
         fake.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     data["meta"]["duration_s"] = time.monotonic() - began
