@@ -37,7 +37,7 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
 class Loop(uvloop.Loop):
-    """uvloop's loop whose plain TCP (and Unix socket) servers accept in batches."""
+    """uvloop's loop whose `create_server` servers (TCP, without TLS) accept in batches."""
 
     async def create_server(  # type: ignore[override]
         self,
