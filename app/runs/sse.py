@@ -11,12 +11,14 @@ wakes up to send it: no timer or task per stream for it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
 from app.engine.output import TERMINAL_STATUSES
@@ -100,6 +102,67 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
     return 0
 
 
+class RunEventsResponse(EventSourceResponse):
+    """sse-starlette's response, its watchers run as plain asyncio tasks.
+
+    The library runs every response in an anyio task group of three tasks (the
+    stream, the client's disconnect, the server's shutdown), the first to end
+    cancelling the others. That group is most of what a short stream costs
+    (measured: about 0.4 ms of CPU per response, against 0.05 ms without it).
+    Here the stream runs in the request's own task and the two watchers are
+    asyncio tasks that cancel it when they end, so what ends a stream is the
+    same: the body's end, the client leaving, or shutdown after its grace
+    period. HEAD, pings and push senders take the library's own path.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"].upper() == "HEAD"
+            or self.ping_interval
+            or self.data_sender_callable is not None
+        ):
+            await super().__call__(scope, receive, send)
+            return
+        stream = asyncio.current_task()
+        assert stream is not None  # an ASGI app runs in a task
+        cancelled = False  # by a watcher that ended: the stream ends normally
+        streaming = True
+
+        def stop(_: asyncio.Task[None]) -> None:
+            # A done callback runs later: the stream may have ended meanwhile.
+            nonlocal cancelled
+            if streaming and not cancelled:
+                cancelled = True
+                stream.cancel()
+
+        loop = asyncio.get_running_loop()
+        watchers = (
+            loop.create_task(self._listen_for_disconnect(receive)),
+            loop.create_task(self._listen_for_exit_signal_with_grace()),
+        )
+        for watcher in watchers:
+            watcher.add_done_callback(stop)
+        try:
+            await self._stream_response(send)
+        except asyncio.CancelledError:
+            # Swallowed when a watcher asked for it, unless it also came from outside.
+            if not cancelled or stream.uncancel() > 0:
+                raise
+        finally:
+            streaming = False
+            for watcher in watchers:
+                watcher.remove_done_callback(stop)
+                watcher.cancel()
+        for watcher in watchers:
+            if watcher.done() and not watcher.cancelled():
+                error = watcher.exception()
+                if error is not None:
+                    raise error
+        if self.background is not None:
+            await self.background()
+
+
 def event_stream(
     run_id: str,
     after: int,
@@ -109,7 +172,7 @@ def event_stream(
     ping: float,
     content_only: bool = False,
     on_disconnect: Callable[[], None] | None = None,
-) -> EventSourceResponse:
+) -> RunEventsResponse:
     """The run's events after `after` as an SSE response: `id` = seq, `event` =
     name, a retry hint, and a `: ping` comment after `ping` seconds with nothing
     sent (`follow`'s empty batches are the moments to check). `on_disconnect` is
@@ -144,7 +207,7 @@ def event_stream(
             if not finished and not shutdown.is_set() and on_disconnect is not None:
                 on_disconnect()
 
-    return EventSourceResponse(
+    return RunEventsResponse(
         body(),
         ping=0,  # the body sends its own, only when idle
         send_timeout=SEND_TIMEOUT,
