@@ -23,6 +23,7 @@ from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.deps import RunServices
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
@@ -125,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runner = runner
     app.state.agents = stored_agents
     app.state.manager = manager
+    app.state.run_services = RunServices(engine, manager, runner, stored_agents)
     app.state.metrics = metrics.build_registry(manager, engine)
     try:
         if settings.auto_migrate:

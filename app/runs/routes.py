@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
-from app.deps import AgentsDep, ConnectionDep, ManagerDep, RunnerDep, SessionDep
+from app.deps import ManagerDep, RunnerDep, RunServicesDep, SessionDep
 from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
@@ -115,18 +115,19 @@ async def _answer(
 async def create_run(
     request: Request,
     body: RunCreate,
-    db: ConnectionDep,
-    manager: ManagerDep,
-    runner: RunnerDep,
-    agents: AgentsDep,
+    services: RunServicesDep,
     agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)],
 ) -> StarletteResponse:
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
     start it in the background (`background`, 202 with a `Location`)."""
-    started = await service.create(db, manager, runner, agents, agent_id, body)
+    manager = services.manager
+    # One transaction, given back to the pool before the answer is awaited.
+    async with services.engine.connect() as db:
+        started = await service.create(
+            db, manager, services.runner, services.agents, agent_id, body
+        )
+        await db.commit()
     run_id, session_id = started.run.id, started.run.session_id
-    await db.commit()
-    await db.close()  # not held while the answer is awaited
     if started.launch:
         manager.launch(run_id, run=started.run, state=started.state)
     if started.interrupt is not None:

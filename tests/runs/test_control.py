@@ -65,13 +65,18 @@ async def test_a_cancel_racing_the_end_of_a_run_tells_the_truth(http: httpx.Asyn
     that completed first answers 409 run_not_active with run_status completed."""
     await make_agent(http, model_settings={"chunk_delay": 0.01})
 
+    # A few races at a time: with all fifty at once, a run's 202 could come later
+    # than its end on SQLite (creates wait for the write lock), and no cancel would race.
+    at_once = asyncio.Semaphore(5)
+
     async def race(index: int) -> tuple[int, str, str]:
-        created = await http.post(
-            "/v1/agents/echo/runs", json={"input": "one two three four", "background": True}
-        )
-        run_id = created.json()["run_id"]
-        await asyncio.sleep(0.002 * (index % 25))
-        cancel = await http.post(f"/v1/runs/{run_id}/cancel")
+        async with at_once:
+            created = await http.post(
+                "/v1/agents/echo/runs", json={"input": "one two three four", "background": True}
+            )
+            run_id = created.json()["run_id"]
+            await asyncio.sleep(0.002 * (index % 25))
+            cancel = await http.post(f"/v1/runs/{run_id}/cancel")
         final = (await wait_status(http, run_id, {"completed", "cancelled"}))["status"]
         detail = cancel.json().get("status") if cancel.status_code == 202 else cancel.json()
         return cancel.status_code, final, str(detail)
