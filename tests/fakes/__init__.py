@@ -15,9 +15,10 @@ client hung up mid-stream). `reset()` clears both between tests.
 
 from tests.fakes.anthropic_server import FakeAnthropicServer
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.script import RecordedRequest, Reply, ToolCall, chunks_of, error_reply
+from tests.fakes.script import CUT, RecordedRequest, Reply, ToolCall, chunks_of, error_reply
 
 __all__ = [
+    "CUT",
     "FakeAnthropicServer",
     "FakeOpenAIServer",
     "RecordedRequest",

@@ -49,7 +49,8 @@ class Reply:
     the provider's error body (and `retry-after-ms: 10`, so SDK retries are
     fast); `error` with status 200 sends an error event mid-stream, after the
     text. `delay` seconds pass before each streamed event but the first.
-    `raw` replaces the whole body, streamed or not, with these bytes (broken servers).
+    `raw` replaces the whole body, streamed or not, with these bytes (broken servers);
+    a `CUT` among streamed frames drops the connection there, mid-body.
     """
 
     text: str | list[str] = ""
@@ -233,8 +234,14 @@ class FakeModelServer:
         record.completed = True
 
 
+CUT = b"<the connection drops here>"
+
+
 async def _frames(raw: list[bytes]) -> SSEFrames:
     for frame in raw:
+        if frame is CUT:
+            # uvicorn closes the connection without the body's last chunk
+            raise ConnectionAbortedError("the fake server dropped the connection")
         yield frame
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import aiohttp
 import anyio
 import httpx2
 import orjson
@@ -26,9 +27,11 @@ from app.engine.models.base import ContentDelta, ModelDelta, ModelProviderError,
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 _MAX_DETAIL = 300
 
-# Raised while reading a body after the SDK handed it over (it wraps only its own reads).
+# Raised while reading a body after the SDK handed it over (it wraps only its own reads);
+# aiohttp's own when the body is read off the SDKs' aiohttp transport (`body_chunks`).
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.HTTPError,
+    aiohttp.ClientError,
     httpx2.StreamError,
     ssl.SSLError,
     anyio.EndOfStream,
@@ -92,13 +95,30 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[list[SSEvent]]:
             f"Expected response with content type 'text/event-stream', got {content_type!r}."
         )
     parser = _SSEParser()
-    async for chunk in response.aiter_raw():
+    async for chunk in body_chunks(response):
         batch = parser.feed(chunk)
         if batch:
             yield batch
     batch = parser.close()
     if batch:
         yield batch
+
+
+def body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The raw body as it arrives, a chunk per read.
+
+    Over the SDKs' aiohttp transport (their choice for many streams, and ours),
+    straight from aiohttp's reader: `aiter_raw` reaches it through three async
+    generators (httpx2's response, its timing wrapper and the transport's stream),
+    three more frames to resume for every read. The SDK's response is still the
+    one closed (`aclose`), which releases the connection. Any other transport,
+    or a transport that changed shape, reads through `aiter_raw`.
+    """
+    wrapped = getattr(response.stream, "_stream", None)
+    reader = getattr(wrapped, "_aiohttp_response", None)
+    if isinstance(reader, aiohttp.ClientResponse):
+        return reader.content.iter_any()
+    return response.aiter_raw()
 
 
 class _SSEParser:
@@ -249,7 +269,7 @@ def _refused(exc: BaseException) -> bool:
 
 def transport_error(provider: str, exc: BaseException) -> ModelProviderError:
     """A failure while reading the body: timeout, broken connection, bad JSON or SSE."""
-    if isinstance(exc, httpx2.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException | aiohttp.ServerTimeoutError):
         return ModelProviderError(f"{provider}: timed out reading the response")
     if isinstance(exc, orjson.JSONDecodeError):
         return ModelProviderError(f"{provider}: invalid JSON in the response stream")
