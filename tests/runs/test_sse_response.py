@@ -64,6 +64,19 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def stalled() -> AsyncIterator[bytes]:
+    """A body that sends one event, then nothing for a minute."""
+    yield b"data: first\n\n"
+    await asyncio.sleep(60)
+
+
+async def started(stream: RunEventsResponse, client: Client) -> asyncio.Task[None]:
+    """The response running in a task of its own, once its first event is sent."""
+    call = asyncio.create_task(stream(SCOPE, client.receive, client.send))
+    await client.streaming.wait()
+    return call
+
+
 def response(body: AsyncIterator[bytes], **options: Any) -> RunEventsResponse:
     options.setdefault("shutdown_event", anyio.Event())
     return RunEventsResponse(body, ping=0, send_timeout=5, **options)
@@ -99,8 +112,7 @@ async def test_a_client_leaving_ends_the_stream_and_runs_the_bodys_cleanup() -> 
             cleaned.set()
 
     client = Client()
-    call = asyncio.create_task(response(body())(SCOPE, client.receive, client.send))
-    await client.streaming.wait()
+    call = await started(response(body()), client)
     client.gone.set()
     await asyncio.wait_for(call, 2)  # returns normally: the client left, nothing failed
     assert cleaned.is_set()
@@ -111,14 +123,9 @@ async def test_a_client_leaving_ends_the_stream_and_runs_the_bodys_cleanup() -> 
 async def test_a_cancel_from_outside_still_cancels() -> None:
     """The response swallows only the cancellation it asked for."""
 
-    async def body() -> AsyncIterator[bytes]:
-        yield b"data: first\n\n"
-        await asyncio.sleep(60)
-
     before = tasks_left()
     client = Client()
-    call = asyncio.create_task(response(body())(SCOPE, client.receive, client.send))
-    await client.streaming.wait()
+    call = await started(response(stalled()), client)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -127,13 +134,8 @@ async def test_a_cancel_from_outside_still_cancels() -> None:
 
 
 async def test_a_cancel_from_outside_racing_a_disconnect_still_cancels() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"data: first\n\n"
-        await asyncio.sleep(60)
-
     client = Client()
-    call = asyncio.create_task(response(body())(SCOPE, client.receive, client.send))
-    await client.streaming.wait()
+    call = await started(response(stalled()), client)
     client.gone.set()
     await asyncio.sleep(0)  # the disconnect watcher ends; its cancel is on its way
     call.cancel()
@@ -155,16 +157,12 @@ async def test_a_failing_body_raises_its_error() -> None:
 
 
 async def test_a_failing_receive_raises_its_error() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"data: first\n\n"
-        await asyncio.sleep(60)
-
     async def receive() -> dict[str, Any]:
         raise ConnectionError("receive failed")
 
     client = Client()
     with pytest.raises(ConnectionError, match="receive failed"):
-        await asyncio.wait_for(response(body())(SCOPE, receive, client.send), 2)
+        await asyncio.wait_for(response(stalled())(SCOPE, receive, client.send), 2)
 
 
 async def test_shutdown_sets_the_event_and_the_body_ends_within_the_grace() -> None:
@@ -176,12 +174,7 @@ async def test_shutdown_sets_the_event_and_the_body_ends_within_the_grace() -> N
         yield b"data: bye\n\n"
 
     client = Client()
-    call = asyncio.create_task(
-        response(body(), shutdown_event=shutdown, shutdown_grace_period=5)(
-            SCOPE, client.receive, client.send
-        )
-    )
-    await client.streaming.wait()
+    call = await started(response(body(), shutdown_event=shutdown, shutdown_grace_period=5), client)
     AppStatus.should_exit = True
     try:
         await asyncio.wait_for(call, 3)  # the library polls for shutdown every 0.5 s
@@ -192,15 +185,8 @@ async def test_shutdown_sets_the_event_and_the_body_ends_within_the_grace() -> N
 
 
 async def test_shutdown_cancels_a_body_that_outlasts_the_grace() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"data: first\n\n"
-        await asyncio.sleep(60)
-
     client = Client()
-    call = asyncio.create_task(
-        response(body(), shutdown_grace_period=0.2)(SCOPE, client.receive, client.send)
-    )
-    await client.streaming.wait()
+    call = await started(response(stalled(), shutdown_grace_period=0.2), client)
     AppStatus.should_exit = True
     try:
         await asyncio.wait_for(call, 3)
