@@ -58,9 +58,9 @@ RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 @dataclass(frozen=True, slots=True)
 class RunServices:
-    """What starting a run needs from the process, as one dependency: FastAPI
-    spends about 20 us a request on each dependency it solves, and the hot route
-    opens its own connection (`engine.connect()`) for the same reason."""
+    """What starting a run needs from the process, read off the app's state by the
+    run route: it is called without FastAPI's dependency solving (`@direct`),
+    and opens its own connection (`engine.connect()`)."""
 
     engine: AsyncEngine
     manager: RunManager
@@ -68,9 +68,6 @@ class RunServices:
     agents: StoredAgents
 
 
-async def get_run_services(request: Request) -> RunServices:
+def run_services(request: Request) -> RunServices:
     services: RunServices = request.app.state.run_services
     return services
-
-
-RunServicesDep = Annotated[RunServices, Depends(get_run_services)]

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
-from app.deps import ManagerDep, RunnerDep, RunServicesDep, SessionDep
+from app.deps import ManagerDep, RunnerDep, SessionDep, run_services
 from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
-from app.routing import StrictJSONRoute
+from app.routing import StrictJSONRoute, direct
 from app.runs import repository, service
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
 from app.runs.sse import MAX_SEQ, event_stream, follow, parse_last_event_id
@@ -112,14 +112,15 @@ async def _answer(
         ),
     },
 )
+@direct
 async def create_run(
     request: Request,
     body: RunCreate,
-    services: RunServicesDep,
     agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)],
 ) -> StarletteResponse:
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
     start it in the background (`background`, 202 with a `Location`)."""
+    services = run_services(request)
     manager = services.manager
     # One transaction, given back to the pool before the answer is awaited.
     async with services.engine.connect() as db:

@@ -63,7 +63,9 @@ async def test_cancel_mid_model_stream_is_prompt(http: httpx.AsyncClient) -> Non
 async def test_a_cancel_racing_the_end_of_a_run_tells_the_truth(http: httpx.AsyncClient) -> None:
     """Cancels sent as runs finish: a 202 means the run ends cancelled; a run
     that completed first answers 409 run_not_active with run_status completed."""
-    await make_agent(http, model_settings={"chunk_delay": 0.01})
+    # Runs of about 0.2 s (four words, 50 ms apart), cancelled 0 to 0.24 s after
+    # their 202: early cancels win, late ones lose, some land at the end.
+    await make_agent(http, model_settings={"chunk_delay": 0.05})
 
     # A few races at a time: with all fifty at once, a run's 202 could come later
     # than its end on SQLite (creates wait for the write lock), and no cancel would race.
@@ -75,7 +77,7 @@ async def test_a_cancel_racing_the_end_of_a_run_tells_the_truth(http: httpx.Asyn
                 "/v1/agents/echo/runs", json={"input": "one two three four", "background": True}
             )
             run_id = created.json()["run_id"]
-            await asyncio.sleep(0.002 * (index % 25))
+            await asyncio.sleep(0.01 * (index % 25))
             cancel = await http.post(f"/v1/runs/{run_id}/cancel")
         final = (await wait_status(http, run_id, {"completed", "cancelled"}))["status"]
         detail = cancel.json().get("status") if cancel.status_code == 202 else cancel.json()
@@ -89,6 +91,7 @@ async def test_a_cancel_racing_the_end_of_a_run_tells_the_truth(http: httpx.Asyn
             assert status == 409 and final == "completed", (status, final, detail)
             assert "run_not_active" in detail and "completed" in detail
     assert any(status == 202 for status, _, _ in outcomes)
+    assert any(status == 409 for status, _, _ in outcomes)
 
 
 async def test_cancel_finished_run_is_409(http: httpx.AsyncClient) -> None:
