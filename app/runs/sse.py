@@ -14,11 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
-from starlette.types import Receive, Scope, Send
+from sse_starlette.sse import (
+    AppStatus,
+    SendTimeoutError,
+    _ensure_watcher_started_on_this_loop,
+    _get_shutdown_state,
+)
+from starlette.types import Message, Receive, Scope, Send
 
 from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
 from app.engine.output import TERMINAL_STATUSES
@@ -102,18 +109,32 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
     return 0
 
 
+class _Drain:
+    """One stream in sse-starlette's set of shutdown events: the library's one
+    shutdown poller per event loop calls `set()` on each when the server stops."""
+
+    __slots__ = ("set",)
+
+    def __init__(self, on_shutdown: Callable[[], None]) -> None:
+        self.set = on_shutdown
+
+
 class RunEventsResponse(EventSourceResponse):
-    """sse-starlette's response, its watchers run as plain asyncio tasks.
+    """sse-starlette's response, without a task group or a task per watcher.
 
     The library runs every response in an anyio task group of three tasks (the
     stream, the client's disconnect, the server's shutdown), the first to end
     cancelling the others. That group was most of what a short stream cost
     (measured in process: about 0.45 ms of CPU per six-part response, 0.24 ms
     with the watchers as plain tasks).
-    Here the stream runs in the request's own task and the two watchers are
-    asyncio tasks that cancel it when they end, so what ends a stream is the
-    same: the body's end, the client leaving, or shutdown after its grace
-    period. HEAD, pings and push senders take the library's own path.
+    Here the stream runs in the request's own task; the disconnect watcher is a
+    plain asyncio task, and shutdown reaches the stream through the library's
+    own poller (one per event loop), which calls back instead of waking a task
+    per stream. What ends a stream is the same: the body's end, the client
+    leaving, or shutdown (the shutdown event set, then the stream cancelled
+    after the grace period). Each send has the library's timeout
+    (`SendTimeoutError`), as an asyncio timeout rather than an anyio cancel
+    scope. HEAD, pings and push senders take the library's own path.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -127,23 +148,34 @@ class RunEventsResponse(EventSourceResponse):
             return
         stream = asyncio.current_task()
         assert stream is not None  # an ASGI app runs in a task
-        cancelled = False  # by a watcher that ended: the stream ends normally
+        loop = asyncio.get_running_loop()
+        cancelled = False  # by a watcher: the stream ends normally
         streaming = True
+        grace: asyncio.TimerHandle | None = None
 
-        def stop(_: asyncio.Task[None]) -> None:
-            # A done callback runs later: the stream may have ended meanwhile.
+        def stop(_: object = None) -> None:
+            # Callbacks run later: the stream may have ended meanwhile.
             nonlocal cancelled
             if streaming and not cancelled:
                 cancelled = True
                 stream.cancel()
 
-        loop = asyncio.get_running_loop()
-        watchers = (
-            loop.create_task(self._listen_for_disconnect(receive)),
-            loop.create_task(self._listen_for_exit_signal_with_grace()),
-        )
-        for watcher in watchers:
-            watcher.add_done_callback(stop)
+        def shutdown() -> None:
+            nonlocal grace
+            if not streaming or grace is not None or cancelled:
+                return
+            if self._shutdown_event is not None:
+                self._shutdown_event.set()
+            grace = loop.call_later(self._shutdown_grace_period, stop)
+
+        drain = _Drain(shutdown)
+        drains: set[Any] = _get_shutdown_state().events  # anyio Events, or what has `set()`
+        drains.add(drain)
+        _ensure_watcher_started_on_this_loop()
+        if AppStatus.should_exit:
+            shutdown()
+        disconnect = loop.create_task(self._listen_for_disconnect(receive))
+        disconnect.add_done_callback(stop)
         try:
             await self._stream_response(send)
         except asyncio.CancelledError:
@@ -152,16 +184,27 @@ class RunEventsResponse(EventSourceResponse):
                 raise
         finally:
             streaming = False
-            for watcher in watchers:
-                watcher.remove_done_callback(stop)
-                watcher.cancel()
-        for watcher in watchers:
-            if watcher.done() and not watcher.cancelled():
-                error = watcher.exception()
-                if error is not None:
-                    raise error
+            drains.discard(drain)
+            if grace is not None:
+                grace.cancel()
+            disconnect.remove_done_callback(stop)
+            disconnect.cancel()
+        if disconnect.done() and not disconnect.cancelled():
+            error = disconnect.exception()
+            if error is not None:
+                raise error
         if self.background is not None:
             await self.background()
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        timeout = asyncio.timeout(self.send_timeout)
+        try:
+            async with timeout:
+                await send(message)
+        except TimeoutError:
+            if timeout.expired():
+                raise SendTimeoutError() from None
+            raise
 
 
 def event_stream(

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sse_starlette.sse import AppStatus
+from sse_starlette.sse import AppStatus, SendTimeoutError, _get_shutdown_state
 
 from app.runs.sse import RunEventsResponse
 
@@ -203,3 +203,72 @@ async def test_head_sends_headers_only() -> None:
     await response(body())({**SCOPE, "method": "HEAD"}, client.receive, client.send)
     assert [m["type"] for m in client.sent] == ["http.response.start", "http.response.body"]
     assert client.body == b""
+
+
+async def test_a_stream_runs_one_watcher_task_and_leaves_no_shutdown_registration() -> None:
+    drains = _get_shutdown_state().events
+    before, registered = tasks_left(), set(drains)
+    client = Client()
+    call = await started(response(stalled()), client)
+    # The client's disconnect is watched by a task; shutdown reaches the stream
+    # through the library's one poller.
+    assert len(tasks_left() - before - {call}) == 1
+    assert len(drains - registered) == 1
+    client.gone.set()
+    await asyncio.wait_for(call, 2)
+    await settle()
+    assert tasks_left() == before
+    assert set(drains) == registered
+
+
+async def test_a_stream_started_during_shutdown_ends_after_the_grace() -> None:
+    shutdown = anyio.Event()
+    client = Client()
+    AppStatus.should_exit = True
+    try:
+        call = await started(
+            response(stalled(), shutdown_event=shutdown, shutdown_grace_period=0.2), client
+        )
+        assert shutdown.is_set()
+        await asyncio.wait_for(call, 1)  # no poll needed: it started after the signal
+    finally:
+        AppStatus.should_exit = False
+    assert not client.complete
+
+
+async def test_a_send_slower_than_the_send_timeout_fails_and_closes_the_body() -> None:
+    cleaned = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: first\n\n"
+            yield b"data: second\n\n"
+        finally:
+            cleaned.set()
+
+    client = Client()
+
+    async def stuck(message: dict[str, Any]) -> None:
+        await client.send(message)
+        if message.get("body"):
+            await asyncio.sleep(60)  # the client stopped reading
+
+    stream = RunEventsResponse(body(), ping=0, send_timeout=0.1)
+    with pytest.raises(SendTimeoutError):
+        await asyncio.wait_for(stream(SCOPE, client.receive, stuck), 2)
+    assert cleaned.is_set()
+    assert b"second" not in client.body
+
+
+async def test_a_timeout_raised_by_send_itself_is_not_a_send_timeout() -> None:
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("body"):
+            raise TimeoutError("the transport's own")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"data: first\n\n"
+
+    client = Client()
+    with pytest.raises(TimeoutError, match="the transport's own") as raised:
+        await response(body())(SCOPE, client.receive, send)
+    assert not isinstance(raised.value, SendTimeoutError)
