@@ -34,6 +34,7 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
+    ParsedURLs,
     SDKErrors,
     SSEvent,
     drain,
@@ -87,6 +88,10 @@ _ERROR_STATUS = {
 }
 
 
+class HTTPClient(ParsedURLs, anthropic.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL once."""
+
+
 class AnthropicModel:
     """A ModelClient over `POST {base_url}/v1/messages` with `stream: true`.
 
@@ -109,7 +114,7 @@ class AnthropicModel:
             timeout=timeout,
             max_retries=max_retries,
             # the SDK's transport for many concurrent streams (as for OpenAI)
-            http_client=anthropic.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
+            http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:

@@ -35,6 +35,7 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
+    ParsedURLs,
     SDKErrors,
     SSEvent,
     drain,
@@ -86,6 +87,10 @@ class _Client(openai.AsyncOpenAI):
         return entry[1]
 
 
+class HTTPClient(ParsedURLs, openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL once."""
+
+
 class OpenAIChatModel:
     """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
 
@@ -110,7 +115,7 @@ class OpenAIChatModel:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=openai.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
+            http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
