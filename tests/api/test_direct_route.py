@@ -70,6 +70,13 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def post(application: FastAPI, path: str, body: dict[str, Any]) -> httpx.Response:
+    """One JSON POST to `application` (the app's exceptions raised, not answered)."""
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post(path, json=body)
+
+
 async def test_a_well_formed_request_skips_fastapis_handler(
     client: httpx.AsyncClient, solved: list[str]
 ) -> None:
@@ -152,16 +159,12 @@ async def test_a_direct_endpoint_must_return_a_response(solved: list[str]) -> No
     router = APIRouter(route_class=StrictJSONRoute)
     router.add_api_route("/x", direct(returns_a_dict), methods=["POST"])
     application.include_router(router)
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        with pytest.raises(TypeError, match="returns a Response"):
-            await client.post("/x", json={"item": "x"})
+    with pytest.raises(TypeError, match="returns a Response"):
+        await post(application, "/x", {"item": "x"})
 
 
 async def test_an_included_route_is_direct_under_its_prefix(solved: list[str]) -> None:
-    transport = httpx.ASGITransport(app=make_app(prefix="/v2"))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        response = await client.post("/v2/direct/abc", json={"item": "tea"})
+    response = await post(make_app(prefix="/v2"), "/v2/direct/abc", {"item": "tea"})
     assert response.status_code == 201
     assert response.json()["path"] == "/v2/direct/abc"
     assert solved == []
@@ -173,8 +176,7 @@ async def test_an_inclusion_that_adds_dependencies_gets_fastapis_handler(
     def deny() -> None:
         raise HTTPException(status_code=403)
 
-    transport = httpx.ASGITransport(app=make_app(prefix="/v2", dependencies=[Depends(deny)]))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        response = await client.post("/v2/direct/abc", json={"item": "tea"})
+    application = make_app(prefix="/v2", dependencies=[Depends(deny)])
+    response = await post(application, "/v2/direct/abc", {"item": "tea"})
     assert response.status_code == 403
     assert solved == ["/v2/direct/abc"]
