@@ -334,7 +334,7 @@ class Runner:
         state.content, state.content_type, state.status = content, kind, "completed"
         yield scope.checkpoint(final=True)
         yield scope.event(RunContentCompleted, content=content, content_type=kind)
-        yield RunCompleted(**state.to_output().model_dump())
+        yield state.to_output(cls=RunCompleted)
 
     def _guardrails(
         self, scope: RunScope, stage: Literal["input", "output"], text: str

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.engine.events import BaseEvent, RunCancelled, RunCompleted, RunErrorEvent, utcnow_iso
-from app.engine.output import RunError
+from app.engine.output import RunError, RunOutput
 from app.engine.state import RunState
 from app.runs import repository
 from app.tables import Run
@@ -27,21 +27,26 @@ END_STATUS = {
     "RunCancelled": "cancelled",
     "RunPaused": "paused",
 }
+# What an event adds to the RunOutput it carries.
+_EVENT_FIELDS = {"event", "seq"}
 
 
-def outcome_values(state: RunState, status: str) -> dict[str, Any]:
-    """The run-row columns for a run that ended or paused."""
+def outcome_values(state: RunState, status: str, output: RunOutput | None = None) -> dict[str, Any]:
+    """The run-row columns for a run that ended or paused; `output` is the run's
+    output when the caller has it already (the `RunCompleted` event carries it)."""
     now = utcnow()
-    output = state.to_output(updated_at=utcnow_iso())
-    output.status = status  # type: ignore[assignment]
+    if output is None:
+        output = state.to_output(updated_at=utcnow_iso())
+        output.status = status  # type: ignore[assignment]
+    stored = output.model_dump(mode="json", exclude=_EVENT_FIELDS)
     values: dict[str, Any] = {
         "status": status,
         "state": state.model_dump(mode="json"),
-        "output": output.model_dump(mode="json"),
+        "output": stored,
         "content": output.content,
         "content_type": output.content_type,
-        "error": output.error.model_dump() if output.error else None,
-        "metrics": output.metrics.model_dump(mode="json"),
+        "error": stored["error"],
+        "metrics": stored["metrics"],
         "last_agent_id": state.last_agent_id,
         "model": state.model,
         "lease_owner": None,
@@ -68,9 +73,10 @@ async def record_end(
     state: RunState, recorder: RunRecorder, event: BaseEvent | RunCompleted
 ) -> None:
     status = END_STATUS[event.event]
+    output = event if isinstance(event, RunCompleted) else None
     await recorder.commit(
         event,
-        values=outcome_values(state, status),
+        values=outcome_values(state, status, output),
         release=release(state.session_id, state=state, keep_history=status == "completed"),
         wake_claimers=True,
     )

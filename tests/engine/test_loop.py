@@ -85,6 +85,17 @@ async def test_metrics_count_tokens_calls_and_time() -> None:
     assert metrics.calls[0].input_tokens == 3
 
 
+async def test_output_metrics_are_a_copy_of_the_state() -> None:
+    spec = agent()
+    result = await run(make_runner(spec), spec, "one two")
+    output = result.state.to_output()
+    result.state.metrics.calls[0].output_tokens += 100
+    result.state.metrics.output_tokens += 100
+    assert output.metrics.output_tokens == result.last.metrics.output_tokens == 2
+    assert output.metrics.calls[0].output_tokens == 2
+    assert output.metrics is not result.state.metrics
+
+
 async def test_message_list_input_answers_the_last_user_message() -> None:
     spec = agent()
     messages = [

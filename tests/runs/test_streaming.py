@@ -211,3 +211,21 @@ async def test_a_busy_stream_gets_no_ping(database_url: str, db_engine: object) 
             text = (await response.aread()).decode()
     assert "event: RunCompleted" in text
     assert ": ping" not in text
+
+
+async def test_stored_output_is_the_completed_event(http: httpx.AsyncClient) -> None:
+    """The run row keeps the output the RunCompleted event carried."""
+    await make_agent(http)
+    async with http.stream(
+        "POST", "/v1/agents/echo/runs", json={"input": "alpha beta", "stream": True}
+    ) as response:
+        messages = await collect(response)
+    completed = dict(messages[-1].data)
+    assert completed.pop("event") == "RunCompleted"
+    assert completed.pop("seq") == messages[-1].id
+    stored = (await http.get(f"/v1/runs/{completed['run_id']}")).json()
+    assert stored["updated_at"] >= completed.pop("updated_at")
+    stored.pop("updated_at")
+    assert stored == completed
+    assert completed["metrics"]["model_calls"] == 1
+    assert [m["role"] for m in completed["messages"]] == ["user", "assistant"]
