@@ -92,6 +92,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    gc_objects_per_run: int = Field(
+        default=500,
+        ge=0,
+        description=(
+            "Added to the youngest generation's threshold per run in flight, so that a"
+            " burst of live runs does not set off young collections that find nothing"
+            " to free; 0 keeps the threshold fixed."
+        ),
+    )
+
     @field_validator("gc_threshold", mode="before")
     @classmethod
     def _gc_threshold(cls, value: Any) -> Any:

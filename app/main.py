@@ -136,8 +136,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.models.preload()
         await notifier.start()
         await manager.start()
-        with tuned_gc(settings.gc_threshold):
-            yield
+        with tuned_gc(settings.gc_threshold, settings.gc_objects_per_run) as young:
+            manager.on_load = young.resize if young is not None else None
+            try:
+                yield
+            finally:
+                manager.on_load = None
     finally:
         await manager.shutdown()
         await notifier.stop()
