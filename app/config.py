@@ -96,9 +96,9 @@ class Settings(BaseSettings):
         default=500,
         ge=0,
         description=(
-            "Added to the youngest generation's threshold per run in flight, so that a"
-            " burst of live runs does not set off young collections that find nothing"
-            " to free; 0 keeps the threshold fixed."
+            "Added to the youngest generation's threshold per run in flight or being created, so"
+            " that a burst of live runs does not set off young collections that find"
+            " nothing to free; 0 keeps the threshold fixed."
         ),
     )
 

@@ -76,5 +76,12 @@ async def test_serving_sizes_the_young_generation_to_live_runs(
         assert gc.get_threshold() == (13_345, 7, 3)  # one run in flight
         await wait_status(http, run["run_id"], {"completed"})
         assert gc.get_threshold() == (12_345, 7, 3)
-        assert application.state.manager.on_load is not None
+        manager = application.state.manager
+        with manager.admitting(), manager.admitting():  # runs being created count too
+            assert gc.get_threshold() == (14_345, 7, 3)
+        assert gc.get_threshold() == (12_345, 7, 3)
+        missing = await http.post("/v1/agents/nobody/runs", json={"input": "x"})
+        assert missing.status_code == 404
+        assert gc.get_threshold() == (12_345, 7, 3)  # a failed creation leaves no load
+        assert manager.on_load is not None
     assert application.state.manager.on_load is None

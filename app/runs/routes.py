@@ -123,14 +123,15 @@ async def create_run(
     services = run_services(request)
     manager = services.manager
     # One transaction, given back to the pool before the answer is awaited.
-    async with services.engine.connect() as db:
-        started = await service.create(
-            db, manager, services.runner, services.agents, agent_id, body
-        )
-        await db.commit()
+    with manager.admitting():
+        async with services.engine.connect() as db:
+            started = await service.create(
+                db, manager, services.runner, services.agents, agent_id, body
+            )
+            await db.commit()
+        if started.launch:
+            manager.launch(started.run.id, run=started.run, state=started.state)
     run_id, session_id = started.run.id, started.run.session_id
-    if started.launch:
-        manager.launch(run_id, run=started.run, state=started.state)
     if started.interrupt is not None:
         await manager.cancel(started.interrupt)
     return await _answer(request, manager, run_id, session_id, body, 0)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,8 +75,10 @@ class RunManager:
         self._max_attempts = max_attempts
         self.flusher = Flusher(flush_interval)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        # Told the number of runs in flight whenever it changes (the collector's sizing).
+        # Told the number of runs in flight or being created whenever it changes
+        # (the collector's sizing).
         self.on_load: Callable[[int], None] | None = None
+        self._admitting = 0
         # How the runs this process executed ended, by status (for /metrics).
         self.ended: collections.Counter[str] = collections.Counter()
         self._cancelling: set[str] = set()
@@ -157,8 +159,22 @@ class RunManager:
         task = asyncio.create_task(self._execute(run_id, resumed, preloaded), name=f"run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda t: self._on_done(run_id, t))
+        self._load_changed()
+
+    @contextlib.contextmanager
+    def admitting(self) -> Iterator[None]:
+        """A run being created in this process: part of the load until the block ends."""
+        self._admitting += 1
+        self._load_changed()
+        try:
+            yield
+        finally:
+            self._admitting -= 1
+            self._load_changed()
+
+    def _load_changed(self) -> None:
         if self.on_load is not None:
-            self.on_load(len(self._tasks))
+            self.on_load(len(self._tasks) + self._admitting)
 
     async def cancel_run(self, run_id: str) -> None:
         """Request a run's cancel durably; interrupt it here or tell its worker."""
@@ -200,8 +216,7 @@ class RunManager:
 
     def _on_done(self, run_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.pop(run_id, None)
-        if self.on_load is not None:
-            self.on_load(len(self._tasks))
+        self._load_changed()
         if task.cancelled() and run_id in self._cancelling and not self._closing:
             # Cancelled before its first step ran: nobody recorded the cancel yet.
             self._spawn(self._cancel_unstarted(run_id))
