@@ -1,5 +1,6 @@
 """The SDKs' aiohttp clients as the providers build them: each absolute request
-URL parsed once, everything else joined as httpx2 joins it."""
+URL parsed once, everything else joined as httpx2 joins it; each set of request
+headers merged with the client's once."""
 
 from __future__ import annotations
 
@@ -37,3 +38,40 @@ async def test_relative_urls_are_joined_to_the_base_url(
         assert client._merge_url(httpx2.URL(URL)) == httpx2.URL(URL)
     finally:
         await client.aclose()
+
+
+SDK_HEADERS = [
+    ("Authorization", "Bearer k"),
+    ("Accept", "application/json"),
+    ("User-Agent", "SDK/1"),
+    ("X-Stainless-Retry-Count", "0"),
+]
+
+
+@pytest.mark.parametrize("client_class", [openai.HTTPClient, anthropic.HTTPClient])
+async def test_request_headers_are_merged_once_per_set(
+    client_class: type[httpx2.AsyncClient],
+) -> None:
+    client = client_class()
+    plain = httpx2.AsyncClient()
+    try:
+        expected = plain._merge_headers(list(SDK_HEADERS))
+        first = client._merge_headers(list(SDK_HEADERS))
+        assert first == expected
+        assert list(first.multi_items()) == list(expected.multi_items())  # type: ignore[union-attr]
+        first["X-Added"] = "1"  # each request gets its own copy
+        second = client._merge_headers(list(SDK_HEADERS))
+        assert second == expected and second is not first
+        assert len(client.__dict__["_merged_headers"]) == 1
+        retry = [*SDK_HEADERS[:3], ("X-Stainless-Retry-Count", "1")]
+        assert client._merge_headers(retry)["x-stainless-retry-count"] == "1"
+        assert client._merge_headers({"A": "b"}) == plain._merge_headers({"A": "b"})
+        client.headers["X-Client"] = "2"  # the client's own headers are part of the key
+        assert client._merge_headers(list(SDK_HEADERS))["x-client"] == "2"
+        request = client.build_request("POST", URL, headers=list(SDK_HEADERS), content=b"{}")
+        assert request.headers["authorization"] == "Bearer k"
+        assert request.headers["content-length"] == "2"
+        assert "content-length" not in client._merge_headers(list(SDK_HEADERS))
+    finally:
+        await client.aclose()
+        await plain.aclose()

@@ -34,6 +34,7 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
+    MergedHeaders,
     ParsedURLs,
     SDKErrors,
     SSEvent,
@@ -88,8 +89,9 @@ _ERROR_STATUS = {
 }
 
 
-class HTTPClient(ParsedURLs, anthropic.DefaultAioHttpClient):
-    """The SDK's aiohttp client, parsing each request URL once."""
+class HTTPClient(ParsedURLs, MergedHeaders, anthropic.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL and merging each set of
+    request headers once."""
 
 
 class AnthropicModel:

@@ -43,6 +43,7 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 # (the SDKs' default of 1,000 would queue runs behind each other at high concurrency).
 CONNECTION_LIMITS = httpx2.Limits(max_connections=8192, max_keepalive_connections=1024)
 _MAX_URLS = 64
+_MAX_HEADER_SETS = 64
 
 
 class ParsedURLs(httpx2.AsyncClient):
@@ -68,6 +69,34 @@ class ParsedURLs(httpx2.AsyncClient):
                 cache.clear()
             cache[url] = parsed
         return parsed
+
+
+class MergedHeaders(httpx2.AsyncClient):
+    """An httpx2 client that merges each set of request headers with its own once.
+
+    The SDKs send the same dozen headers with every request (auth, user agent,
+    their platform headers, the retry count) as a list of pairs, and httpx2 merges
+    them into a copy of the client's headers one at a time, scanning the copy for
+    each (about 24 us a request in pure Python). The merged headers are kept per
+    list and client headers; each request gets a copy of them (a request adds its
+    own `Host` and `Content-Length`). Mixed in like `ParsedURLs`.
+    """
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        if not isinstance(headers, list):
+            return super()._merge_headers(headers)
+        cache: dict[Any, httpx2.Headers] = self.__dict__.setdefault("_merged_headers", {})
+        key = (tuple(headers), tuple(self.headers.raw))
+        try:
+            merged = cache.get(key)
+        except TypeError:  # a value that cannot be a key
+            return super()._merge_headers(headers)
+        if merged is None:
+            merged = httpx2.Headers(super()._merge_headers(headers))
+            if len(cache) >= _MAX_HEADER_SETS:
+                cache.clear()
+            cache[key] = merged
+        return httpx2.Headers(merged)
 
 
 @dataclass(frozen=True, slots=True)

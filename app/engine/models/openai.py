@@ -35,6 +35,7 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
+    MergedHeaders,
     ParsedURLs,
     SDKErrors,
     SSEvent,
@@ -87,8 +88,9 @@ class _Client(openai.AsyncOpenAI):
         return entry[1]
 
 
-class HTTPClient(ParsedURLs, openai.DefaultAioHttpClient):
-    """The SDK's aiohttp client, parsing each request URL once."""
+class HTTPClient(ParsedURLs, MergedHeaders, openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL and merging each set of
+    request headers once."""
 
 
 class OpenAIChatModel:
