@@ -134,6 +134,21 @@ async def test_text_that_arrives_together_is_one_delta() -> None:
     ]
 
 
+async def test_a_tool_call_between_texts_of_one_read_keeps_their_order() -> None:
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    deltas = await chat(
+        [choice({"content": "a"}), choice({"content": "b", "tool_calls": [call]})],
+        [choice({"content": "c"}), choice({"content": "d"}, "tool_calls")],
+        "[DONE]",
+    )
+    assert deltas == [
+        ContentDelta("ab"),  # a chunk's text comes before its calls
+        ToolCallDelta(0, "c1", "f", "{}"),
+        ContentDelta("cd"),
+        FinishDelta("tool_calls"),
+    ]
+
+
 async def test_what_arrived_before_an_error_in_the_same_read_comes_first() -> None:
     received: list[ModelDelta] = []
     with pytest.raises(ModelProviderError, match="overloaded"):

@@ -194,8 +194,10 @@ class _SSEParser:
         blocks = chunk.split(b"\n\n")
         tail = blocks.pop()
         events: list[SSEvent] = []
+        large = len(chunk) > MAX_EVENT_BYTES  # else no block in it can be
         for block in blocks:
-            self._check_size(len(block))
+            if large:
+                self._check_size(len(block))
             if block.startswith(b"data: ") and b"\n" not in block:
                 events.append(SSEvent("message", block[6:]))
                 continue

@@ -40,7 +40,6 @@ from app.engine.models.http import (
     SDKErrors,
     SSEvent,
     drain,
-    merge_text,
     provider_errors,
     safe_name,
     sse_events,
@@ -212,7 +211,7 @@ async def parse_stream(
     batches: AsyncIterator[list[SSEvent]],
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`; the text of
-    the chunks that arrived together comes as one delta (`merge_text`).
+    the chunks that arrived together comes as one delta.
 
     Usage and the finish reason come last, once, whatever order the server
     sent them in. A stream that ends with neither `[DONE]` nor a finish reason
@@ -221,7 +220,6 @@ async def parse_stream(
     state = _ChunkReader()
     done = False
     async for batch in batches:
-        deltas: list[ModelDelta] = []
         try:
             for event in batch:
                 data = event.data
@@ -237,10 +235,10 @@ async def parse_stream(
                     )
                 if chunk.get("error") or event.event == "error":
                     raise stream_error(PROVIDER, chunk)
-                deltas.extend(state.feed(chunk))
+                state.feed(chunk)
         finally:
             # What came before a failure in the same read still reaches the caller.
-            for delta in merge_text(deltas):
+            for delta in state.take():
                 yield delta
         if done:
             break
@@ -268,19 +266,28 @@ def parse_completion(payload: Any) -> Iterator[ModelDelta]:
         "choices": [{"delta": first["message"], "finish_reason": first.get("finish_reason")}],
     }
     state = _ChunkReader()
-    yield from state.feed(chunk)
+    state.feed(chunk)
+    yield from state.take()
     yield from state.close()
 
 
 class _ChunkReader:
-    """Turns chunk payloads into deltas, remembering what only comes once."""
+    """Turns chunk payloads into deltas, remembering what only comes once.
+
+    `feed` collects the deltas of the chunks that arrived together, adjacent
+    text joined into one delta (they reach the client at the same moment
+    anyway); `take` hands them over.
+    """
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
         self.usage: UsageDelta | None = None
         self._named: dict[int, tuple[bool, bool]] = {}  # index -> (id sent, name sent)
+        self._deltas: list[ModelDelta] = []
+        self._kind: type[ContentDelta | ReasoningDelta] = ContentDelta
+        self._texts: list[str] = []  # text of `_kind` after the last of `_deltas`
 
-    def feed(self, chunk: dict[str, Any]) -> Iterator[ModelDelta]:
+    def feed(self, chunk: dict[str, Any]) -> None:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = UsageDelta(
@@ -293,15 +300,36 @@ class _ChunkReader:
             delta = choice.get("delta") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
-                yield ReasoningDelta(reasoning)
+                self._text(ReasoningDelta, reasoning)
             content = delta.get("content")
             if content:
-                yield ContentDelta(content)
-            for position, call in enumerate(delta.get("tool_calls") or ()):
-                yield self._tool_call(position, call)
+                self._text(ContentDelta, content)
+            calls = delta.get("tool_calls")
+            if calls:
+                self._flush()
+                for position, call in enumerate(calls):
+                    self._deltas.append(self._tool_call(position, call))
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = _FINISH_REASONS.get(reason, reason)
+
+    def take(self) -> list[ModelDelta]:
+        """The deltas fed since the last call."""
+        self._flush()
+        deltas, self._deltas = self._deltas, []
+        return deltas
+
+    def _text(self, kind: type[ContentDelta | ReasoningDelta], text: str) -> None:
+        if kind is not self._kind:
+            self._flush()
+            self._kind = kind
+        self._texts.append(text)
+
+    def _flush(self) -> None:
+        texts = self._texts
+        if texts:
+            self._deltas.append(self._kind(texts[0] if len(texts) == 1 else "".join(texts)))
+            self._texts = []
 
     def _tool_call(self, position: int, call: dict[str, Any]) -> ToolCallDelta:
         index = call.get("index")
