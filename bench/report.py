@@ -1,9 +1,17 @@
-"""The results table (markdown, every figure with its ratio to the floor) and
-the notes under it: errors, server log findings, sanity warnings."""
+"""The results table (markdown, every figure with its ratio to the floor), the
+targets set for the service with whether each holds, and the notes under them:
+errors, server log findings, sanity warnings.
+
+`python -m bench.report bench/results/latest.json` prints the report of a stored run.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.workloads import POINTS, TARGETS
@@ -25,6 +33,94 @@ METRICS: tuple[tuple[str, str, bool, bool], ...] = (
 SUMMED = {"errors", "runs", "ok"}
 DISTURBED = 0.3  # cores taken by other processes (or stolen) worth a note
 MAXED = {"peak_rss_mb", "core1_busy"}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One target set for the service: `metric` of `target` at `point` (None: at
+    every point measured) against `limit`. `ratio` is runs/s over the floor's
+    (at least `limit`); `errors` are counted over every pass, discarded ones too;
+    any other metric is a median that must stay at or under `limit`."""
+
+    target: str
+    point: str | None
+    metric: str
+    limit: float
+    label: str
+
+
+BARS: tuple[Bar, ...] = (
+    Bar("pg", "W1-c32", "ratio", 1.0, "W1 c32 runs/s >= 1.0x the floor"),
+    Bar("pg", "W2-c32", "ratio", 2.0, "W2 c32 runs/s >= 2.0x the floor"),
+    Bar("pg", "W3-c32", "ratio", 1.2, "W3 c32 runs/s >= 1.2x the floor"),
+    Bar("pg", "W4-c1024", "errors", 0, "1,024 slow streams: no errors"),
+    Bar("pg", "W4-c1024", "p99_ms", 4000, "1,024 slow streams: p99 <= 4 s"),
+    Bar("pg", "W4-c1024", "peak_rss_mb", 250, "1,024 slow streams: peak RSS <= 250 MB"),
+    Bar("sqlite", None, "errors", 0, "no errors on any workload"),
+    Bar("sqlite", "W1-c32", "ratio", 0.7, "W1 c32 runs/s >= 0.7x the floor"),
+)
+# The floor's p99 with 1,024 slow streams on the machine the absolute p99 bar was set on.
+REFERENCE_FLOOR_P99_MS = 21_100.0
+
+
+def _errors(entry: dict[str, Any]) -> int:
+    return sum(p["errors"] for p in entry["passes"] + entry.get("discarded", []))
+
+
+def measure_bar(bar: Bar, results: dict[str, dict[str, Any]]) -> tuple[str, bool] | None:
+    """The figure `bar` asks for, formatted, and whether it holds; None when this
+    run did not measure it."""
+    by_point = results.get(bar.target, {})
+    if bar.point is None:
+        entries = [e for e in by_point.values() if e]
+        if not entries:
+            return None
+        errors = sum(_errors(e) for e in entries)
+        return f"{errors:,}", errors <= bar.limit
+    entry = by_point.get(bar.point)
+    if not entry:
+        return None
+    if bar.metric == "errors":
+        errors = _errors(entry)
+        return f"{errors:,}", errors <= bar.limit
+    value = entry["median"].get("runs_per_s" if bar.metric == "ratio" else bar.metric)
+    if value is None:
+        return None
+    if bar.metric == "ratio":
+        floor = (results.get("floor", {}).get(bar.point) or {}).get("median", {})
+        if not floor.get("runs_per_s"):
+            return None
+        ratio = value / floor["runs_per_s"]
+        return f"{ratio:.2f}x", ratio >= bar.limit
+    if bar.metric.endswith("_ms"):
+        return f"{value / 1000:.2f} s", value <= bar.limit
+    unit = " MB" if bar.metric.endswith("_mb") else ""
+    return f"{fmt(value)}{unit}", value <= bar.limit
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The targets as a markdown table (those this run measured), and, when the
+    floor ran 1,024 streams, how fast this machine was next to the reference."""
+    labels = {t.key: t.label for t in TARGETS}
+    lines = ["| target | bar | measured | |", "|---|---|---:|---|"]
+    for bar in BARS:
+        found = measure_bar(bar, results)
+        if found is not None:
+            figure, holds = found
+            verdict = "holds" if holds else "**missed**"
+            lines.append(f"| {labels[bar.target]} | {bar.label} | {figure} | {verdict} |")
+    if len(lines) == 2:
+        return []
+    floor = (results.get("floor", {}).get("W4-c1024") or {}).get("median", {})
+    if floor.get("p99_ms"):
+        lines += [
+            "",
+            f"The p99 bar is absolute. The floor's own p99 with 1,024 streams was "
+            f"{floor['p99_ms'] / 1000:.1f} s in this run, against "
+            f"{REFERENCE_FLOOR_P99_MS / 1000:.1f} s on the machine the bar was set on "
+            f"({floor['p99_ms'] / REFERENCE_FLOOR_P99_MS:.2f}x as slow).",
+        ]
+    return lines
 
 
 def combine(passes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,7 +263,21 @@ def markdown(data: dict[str, Any]) -> str:
         table(data["results"]),
         "",
     ]
+    checked = targets(data["results"])
+    if checked:
+        head += ["## Targets", "", *checked, ""]
     found = notes(data)
     if found:
         head += ["## Notes", "", *[ln if ln.startswith("  - ") else f"- {ln}" for ln in found], ""]
     return "\n".join(head)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print the report of a stored benchmark run.")
+    parser.add_argument("results", type=Path, help="a latest.json that `python -m bench` wrote")
+    args = parser.parse_args()
+    print(markdown(json.loads(args.results.read_text())), end="")
+
+
+if __name__ == "__main__":
+    main()

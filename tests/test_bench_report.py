@@ -1,0 +1,81 @@
+"""The benchmark report says which of the service's targets a run meets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import BARS, measure_bar, targets
+
+
+def entry(*, errors: int = 0, discarded_errors: int | None = None, **median: float) -> Any:
+    passes = [{"errors": errors, "runs": 100}]
+    discarded = [] if discarded_errors is None else [{"errors": discarded_errors, "runs": 100}]
+    return {"passes": passes, "discarded": discarded, "median": median}
+
+
+def results(**overrides: Any) -> dict[str, dict[str, Any]]:
+    base: dict[str, dict[str, Any]] = {
+        "floor": {
+            "W1-c32": entry(runs_per_s=200.0),
+            "W2-c32": entry(runs_per_s=50.0),
+            "W3-c32": entry(runs_per_s=100.0),
+            "W4-c1024": entry(p99_ms=30_000.0),
+        },
+        "pg": {
+            "W1-c32": entry(runs_per_s=260.0),
+            "W2-c32": entry(runs_per_s=101.0),
+            "W3-c32": entry(runs_per_s=130.0),
+            "W4-c1024": entry(p99_ms=3_900.0, peak_rss_mb=240.0),
+        },
+        "sqlite": {"W1-c32": entry(runs_per_s=150.0), "W2-c32": entry(runs_per_s=60.0)},
+    }
+    for key, value in overrides.items():
+        target, point = key.split("__")
+        base[target][point.replace("_", "-")] = value
+    return base
+
+
+def verdicts(data: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    found = {bar.label + " " + bar.target: measure_bar(bar, data) for bar in BARS}
+    return {label: result[1] for label, result in found.items() if result is not None}
+
+
+def test_a_run_above_every_bar_meets_them_all() -> None:
+    assert all(verdicts(results()).values())
+    assert len(verdicts(results())) == len(BARS)
+
+
+def test_a_ratio_below_its_bar_is_missed() -> None:
+    missed = verdicts(results(pg__W2_c32=entry(runs_per_s=95.0)))  # 1.9x of the floor's 50
+    assert [label for label, holds in missed.items() if not holds] == [
+        "W2 c32 runs/s >= 2.0x the floor pg"
+    ]
+
+
+def test_the_absolute_p99_and_memory_bars() -> None:
+    slow = results(pg__W4_c1024=entry(p99_ms=4_100.0, peak_rss_mb=251.0))
+    bars = {bar.metric: measure_bar(bar, slow) for bar in BARS if bar.point == "W4-c1024"}
+    assert bars["p99_ms"] == ("4.10 s", False)
+    assert bars["peak_rss_mb"] == ("251 MB", False)
+    assert bars["errors"] == ("0", True)
+
+
+def test_errors_of_discarded_passes_count() -> None:
+    data = results(sqlite__W2_c32=entry(runs_per_s=60.0, discarded_errors=2))
+    sqlite_errors = next(b for b in BARS if b.target == "sqlite" and b.metric == "errors")
+    assert measure_bar(sqlite_errors, data) == ("2", False)
+
+
+def test_bars_a_run_did_not_measure_are_left_out() -> None:
+    data = results()
+    del data["pg"]["W4-c1024"]
+    lines = targets(data)
+    assert not any("1,024" in line for line in lines[2:] if line.startswith("|"))
+    assert any("W1 c32" in line for line in lines)
+
+
+def test_the_report_compares_the_floor_with_the_reference_machine() -> None:
+    lines = targets(results())
+    assert lines[-1].endswith("(1.42x as slow).")
+    assert "30.0 s in this run" in lines[-1]
+    assert targets({}) == []
