@@ -149,6 +149,19 @@ async def test_a_tool_call_between_texts_of_one_read_keeps_their_order() -> None
     ]
 
 
+async def test_messages_text_that_arrives_together_is_one_delta() -> None:
+    def delta(kind: str, **fields: str) -> tuple[str, dict[str, Any]]:
+        body = {"type": kind, **fields}
+        return "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": body}
+
+    deltas = await claude(
+        [delta("thinking_delta", thinking="r"), delta("thinking_delta", thinking="s")],
+        [delta("text_delta", text="a"), delta("text_delta", text="b")],
+        [delta("text_delta", text="c"), ("message_stop", {"type": "message_stop"})],
+    )
+    assert deltas[:3] == [ReasoningDelta("rs"), ContentDelta("ab"), ContentDelta("c")]
+
+
 async def test_what_arrived_before_an_error_in_the_same_read_comes_first() -> None:
     received: list[ModelDelta] = []
     with pytest.raises(ModelProviderError, match="overloaded"):

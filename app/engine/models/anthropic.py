@@ -36,10 +36,10 @@ from app.engine.models.http import (
     CONNECTION_LIMITS,
     MergedHeaders,
     ParsedURLs,
+    ReadDeltas,
     SDKErrors,
     SSEvent,
     drain,
-    merge_text,
     provider_errors,
     sse_events,
     stream_error,
@@ -189,15 +189,15 @@ async def parse_stream(
     batches: AsyncIterator[list[SSEvent]], output_name: str | None
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from Messages API stream events, up to `message_stop`; the text of the
-    events that arrived together comes as one delta (`merge_text`).
+    events that arrived together comes as one delta (`ReadDeltas`).
 
     Usage and the finish reason come last, once. A stream that ends before
     `message_stop` was cut off and raises.
     """
     reader = _EventReader(output_name)
+    read = ReadDeltas()
     stopped = False
     async for batch in batches:
-        deltas: list[ModelDelta] = []
         try:
             for event in batch:
                 if event.event == "ping" or not event.data:
@@ -215,10 +215,11 @@ async def parse_stream(
                 if kind == "message_stop":
                     stopped = True
                     break
-                deltas.extend(reader.feed(kind, payload))
+                for delta in reader.feed(kind, payload):
+                    read.add(delta)
         finally:
             # What came before a failure in the same read still reaches the caller.
-            for delta in merge_text(deltas):
+            for delta in read.take():
                 yield delta
         if stopped:
             break

@@ -256,19 +256,43 @@ class _SSEParser:
         return events
 
 
-def merge_text(deltas: list[ModelDelta]) -> list[ModelDelta]:
-    """Adjacent content deltas (and adjacent reasoning deltas) joined into one: deltas
-    that arrived in one read reach the client at the same moment anyway."""
-    if len(deltas) < 2:
-        return deltas
-    merged: list[ModelDelta] = []
-    for delta in deltas:
-        previous = merged[-1] if merged else None
-        if type(delta) is type(previous) and isinstance(delta, ContentDelta | ReasoningDelta):
-            merged[-1] = type(delta)(previous.text + delta.text)  # type: ignore[union-attr]
+class ReadDeltas:
+    """The deltas of one network read, adjacent text of one kind (content, or
+    reasoning) joined into one delta as it is added: deltas that arrived in one
+    read reach the client at the same moment anyway, and a delta per token would
+    cost an event per token downstream."""
+
+    __slots__ = ("_deltas", "_kind", "_texts")
+
+    def __init__(self) -> None:
+        self._deltas: list[ModelDelta] = []
+        self._kind: type[ContentDelta | ReasoningDelta] = ContentDelta
+        self._texts: list[str] = []  # text of `_kind` after the last of `_deltas`
+
+    def text(self, kind: type[ContentDelta | ReasoningDelta], text: str) -> None:
+        if kind is not self._kind:
+            self._flush()
+            self._kind = kind
+        self._texts.append(text)
+
+    def add(self, delta: ModelDelta) -> None:
+        if isinstance(delta, ContentDelta | ReasoningDelta):
+            self.text(type(delta), delta.text)
         else:
-            merged.append(delta)
-    return merged
+            self._flush()
+            self._deltas.append(delta)
+
+    def take(self) -> list[ModelDelta]:
+        """The deltas added since the last call."""
+        self._flush()
+        deltas, self._deltas = self._deltas, []
+        return deltas
+
+    def _flush(self) -> None:
+        texts = self._texts
+        if texts:
+            self._deltas.append(self._kind(texts[0] if len(texts) == 1 else "".join(texts)))
+            self._texts = []
 
 
 def error_detail(body: object) -> str | None:

@@ -37,6 +37,7 @@ from app.engine.models.http import (
     CONNECTION_LIMITS,
     MergedHeaders,
     ParsedURLs,
+    ReadDeltas,
     SDKErrors,
     SSEvent,
     drain,
@@ -274,18 +275,15 @@ def parse_completion(payload: Any) -> Iterator[ModelDelta]:
 class _ChunkReader:
     """Turns chunk payloads into deltas, remembering what only comes once.
 
-    `feed` collects the deltas of the chunks that arrived together, adjacent
-    text joined into one delta (they reach the client at the same moment
-    anyway); `take` hands them over.
+    `feed` collects the deltas of the chunks that arrived together (`ReadDeltas`:
+    adjacent text joined into one delta); `take` hands them over.
     """
 
     def __init__(self) -> None:
         self.finish_reason: str | None = None
         self.usage: UsageDelta | None = None
         self._named: dict[int, tuple[bool, bool]] = {}  # index -> (id sent, name sent)
-        self._deltas: list[ModelDelta] = []
-        self._kind: type[ContentDelta | ReasoningDelta] = ContentDelta
-        self._texts: list[str] = []  # text of `_kind` after the last of `_deltas`
+        self._read = ReadDeltas()
 
     def feed(self, chunk: dict[str, Any]) -> None:
         usage = chunk.get("usage")
@@ -300,36 +298,19 @@ class _ChunkReader:
             delta = choice.get("delta") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
-                self._text(ReasoningDelta, reasoning)
+                self._read.text(ReasoningDelta, reasoning)
             content = delta.get("content")
             if content:
-                self._text(ContentDelta, content)
-            calls = delta.get("tool_calls")
-            if calls:
-                self._flush()
-                for position, call in enumerate(calls):
-                    self._deltas.append(self._tool_call(position, call))
+                self._read.text(ContentDelta, content)
+            for position, call in enumerate(delta.get("tool_calls") or ()):
+                self._read.add(self._tool_call(position, call))
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = _FINISH_REASONS.get(reason, reason)
 
     def take(self) -> list[ModelDelta]:
         """The deltas fed since the last call."""
-        self._flush()
-        deltas, self._deltas = self._deltas, []
-        return deltas
-
-    def _text(self, kind: type[ContentDelta | ReasoningDelta], text: str) -> None:
-        if kind is not self._kind:
-            self._flush()
-            self._kind = kind
-        self._texts.append(text)
-
-    def _flush(self) -> None:
-        texts = self._texts
-        if texts:
-            self._deltas.append(self._kind(texts[0] if len(texts) == 1 else "".join(texts)))
-            self._texts = []
+        return self._read.take()
 
     def _tool_call(self, position: int, call: dict[str, Any]) -> ToolCallDelta:
         index = call.get("index")
