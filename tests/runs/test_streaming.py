@@ -10,9 +10,17 @@ import httpx
 
 from tests.conftest import make_settings
 from tests.runs.conftest import SLOW, LiveServer, make_agent, serving, wait_status
-from tests.sse_client import collapsed, collect, iter_sse, names
+from tests.sse_client import SSEMessage, collapsed, collect, iter_sse, names
 
 WORDS = "one two three four five six seven eight"
+
+
+async def stream_run(http: httpx.AsyncClient, body: dict[str, object]) -> list[SSEMessage]:
+    """Run the echo agent with `stream: true` and read its stream to the end."""
+    async with http.stream(
+        "POST", "/v1/agents/echo/runs", json={**body, "stream": True}
+    ) as response:
+        return await collect(response)
 
 
 async def test_stream_events_full_sequence(http: httpx.AsyncClient) -> None:
@@ -45,10 +53,7 @@ async def test_stream_events_full_sequence(http: httpx.AsyncClient) -> None:
 
 async def test_stream_without_events_sends_content_and_end(http: httpx.AsyncClient) -> None:
     await make_agent(http)
-    async with http.stream(
-        "POST", "/v1/agents/echo/runs", json={"input": "a b", "stream": True}
-    ) as response:
-        messages = await collect(response)
+    messages = await stream_run(http, {"input": "a b"})
     assert collapsed(messages) == ["RunContent", "RunCompleted"]
     ids = [m.id for m in messages]  # RunStarted (1) and RunContentCompleted are not sent
     assert ids[0] == 2 and ids == sorted(ids) and ids[-1] == ids[-2] + 2
@@ -59,10 +64,7 @@ async def test_deltas_apart_in_time_stay_apart(http: httpx.AsyncClient) -> None:
     """Merging only joins deltas that wait for the same write (<= 20 ms): a model
     that streams slowly is relayed delta by delta."""
     await make_agent(http, model_settings=SLOW)  # 50 ms between deltas
-    async with http.stream(
-        "POST", "/v1/agents/echo/runs", json={"input": "alpha beta gamma", "stream": True}
-    ) as response:
-        messages = await collect(response)
+    messages = await stream_run(http, {"input": "alpha beta gamma"})
     contents = [m.data["content"] for m in messages if m.event == "RunContent"]
     assert len(contents) >= 2
     assert "".join(contents) == "alpha beta gamma"
@@ -216,10 +218,7 @@ async def test_a_busy_stream_gets_no_ping(database_url: str, db_engine: object) 
 async def test_stored_output_is_the_completed_event(http: httpx.AsyncClient) -> None:
     """The run row keeps the output the RunCompleted event carried."""
     await make_agent(http)
-    async with http.stream(
-        "POST", "/v1/agents/echo/runs", json={"input": "alpha beta", "stream": True}
-    ) as response:
-        messages = await collect(response)
+    messages = await stream_run(http, {"input": "alpha beta"})
     completed = dict(messages[-1].data)
     assert completed.pop("event") == "RunCompleted"
     assert completed.pop("seq") == messages[-1].id
