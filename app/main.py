@@ -127,7 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.agents = stored_agents
     app.state.manager = manager
     app.state.run_services = RunServices(engine, manager, runner, stored_agents)
-    app.state.metrics = metrics.build_registry(manager, engine)
+    app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)

@@ -25,17 +25,20 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from app.engine.models.pacing import ReadPacer
 from app.worker.manager import RunManager
 
 router = APIRouter(tags=["health"])
 
 
 class ServiceCollector(Collector):
-    """Runs, live event channels and database connections, as they are now."""
+    """Runs, live event channels, model-stream pacing and database connections, as
+    they are now."""
 
-    def __init__(self, manager: RunManager, engine: AsyncEngine) -> None:
+    def __init__(self, manager: RunManager, engine: AsyncEngine, pacer: ReadPacer) -> None:
         self.manager = manager
         self.engine = engine
+        self.pacer = pacer
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         manager = self.manager
@@ -60,6 +63,17 @@ class ServiceCollector(Collector):
             "Runs whose events this process fans out live.",
             value=len(manager.bus),
         )
+        yield GaugeMetricFamily(
+            "agentd_model_read_pacing",
+            "1 while the event loop is saturated and model-stream reads wait"
+            " (MODEL_READ_COALESCE_SECONDS), else 0.",
+            value=int(self.pacer.engaged),
+        )
+        yield CounterMetricFamily(
+            "agentd_model_reads_held",
+            "Model-stream reads that waited for the tokens after them, under load.",
+            value=self.pacer.holds,
+        )
         pool = self.engine.sync_engine.pool
         if isinstance(pool, QueuePool):
             yield GaugeMetricFamily(
@@ -72,9 +86,9 @@ class ServiceCollector(Collector):
             )
 
 
-def build_registry(manager: RunManager, engine: AsyncEngine) -> CollectorRegistry:
+def build_registry(manager: RunManager, engine: AsyncEngine, pacer: ReadPacer) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(ServiceCollector(manager, engine))
+    registry.register(ServiceCollector(manager, engine, pacer))
     # The process, platform and GC collectors read global state: share prometheus_client's.
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)

@@ -55,5 +55,6 @@ def build_runtime(settings: Settings) -> Runtime:
         profiles=settings.model_providers,
         timeout=settings.model_timeout,
         max_retries=settings.model_max_retries,
+        read_coalesce=settings.model_read_coalesce_seconds,
     )
     return Runtime(models=models, tools=tools, guardrails=guardrails)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.config import DEFAULT_DATABASE_URL, Settings
+from app.runtime import build_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,17 @@ def test_gc_threshold_comes_comma_separated_or_off(
     assert Settings(_env_file=None).gc_threshold == expected
 
 
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("0.05", True), ("0", False)])
+def test_the_read_coalescing_reaches_the_models_pacer(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, enabled: bool
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("MODEL_READ_COALESCE_SECONDS", value)
+    pacer = build_runtime(Settings(_env_file=None)).models.pacer
+    assert pacer.max_hold == (0.2 if value is None else float(value))
+    assert pacer.enabled is enabled
+
+
 def test_gc_threshold_defaults_to_tuned() -> None:
     assert Settings(_env_file=None).gc_threshold == (50_000, 20, 10)
 
@@ -56,6 +68,8 @@ def test_gc_threshold_defaults_to_tuned() -> None:
         ("GC_THRESHOLD", "50000,x,10", "GC_THRESHOLD"),
         ("GC_THRESHOLD", "0,20,10", "GC_THRESHOLD"),
         ("GC_THRESHOLD", "50000,20", "GC_THRESHOLD"),
+        ("MODEL_READ_COALESCE_SECONDS", "-0.1", "MODEL_READ_COALESCE_SECONDS"),
+        ("MODEL_READ_COALESCE_SECONDS", "5", "MODEL_READ_COALESCE_SECONDS"),
     ],
 )
 def test_bad_setting_fails_start_up_with_one_line(name: str, value: str, mention: str) -> None:

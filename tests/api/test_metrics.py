@@ -46,3 +46,6 @@ async def test_metrics_count_runs_by_how_they_ended(client: httpx.AsyncClient) -
     assert after["agentd_event_channels"] == 0
     assert after["agentd_db_pool_size"] >= 1
     assert after["agentd_db_connections_in_use"] >= 0
+    # test:echo streams no HTTP body: no read was held, and the loop has room
+    assert after["agentd_model_read_pacing"] == 0
+    assert after["agentd_model_reads_held_total"] == 0

@@ -50,7 +50,8 @@ class Reply:
     fast); `error` with status 200 sends an error event mid-stream, after the
     text. `delay` seconds pass before each streamed event but the first.
     `raw` replaces the whole body, streamed or not, with these bytes (broken servers);
-    a `CUT` among streamed frames drops the connection there, mid-body.
+    a `CUT` among streamed frames drops the connection there, mid-body, and a
+    `Wait(seconds)` pauses the stream there.
     """
 
     text: str | list[str] = ""
@@ -63,7 +64,7 @@ class Reply:
     delay: float = 0.0
     piece_size: int = 8
     headers: dict[str, str] = field(default_factory=dict)
-    raw: list[bytes] | None = None
+    raw: list[bytes | Wait] | None = None
 
     @property
     def text_chunks(self) -> list[str]:
@@ -100,6 +101,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: tuple[str, int] | None = None  # the client's address: one per connection
     completed: bool = False  # the whole answer was sent
     aborted: bool = False  # the client went away mid-stream (and the server noticed)
 
@@ -204,6 +206,7 @@ class FakeModelServer:
             path=request.url.path,
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
+            peer=(request.client.host, request.client.port) if request.client else None,
         )
         self.requests.append(record)
         reply = self.replies.popleft() if self.replies else self.echo(body or {})
@@ -214,7 +217,8 @@ class FakeModelServer:
         if not (body or {}).get("stream"):
             record.completed = True
             if reply.raw is not None:
-                return Response(b"".join(reply.raw), 200, media_type="application/json")
+                whole = b"".join(frame for frame in reply.raw if isinstance(frame, bytes))
+                return Response(whole, 200, media_type="application/json")
             return _json(self.complete(reply, body or {}), 200, reply.headers)
         stream = _frames(reply.raw) if reply.raw is not None else self.stream(reply, body or {})
         frames = self._paced(reply, stream, record)
@@ -237,8 +241,18 @@ class FakeModelServer:
 CUT = b"<the connection drops here>"
 
 
-async def _frames(raw: list[bytes]) -> SSEFrames:
+@dataclass(frozen=True)
+class Wait:
+    """A pause among a reply's raw frames."""
+
+    seconds: float
+
+
+async def _frames(raw: list[bytes | Wait]) -> SSEFrames:
     for frame in raw:
+        if isinstance(frame, Wait):
+            await asyncio.sleep(frame.seconds)
+            continue
         if frame is CUT:
             # uvicorn closes the connection without the body's last chunk
             raise ConnectionAbortedError("the fake server dropped the connection")

@@ -186,7 +186,7 @@ def sse_response(chunks: list[bytes], content_type: str = "text/event-stream") -
 
 
 async def read_batches(response: httpx2.Response) -> list[list[tuple[str, bytes]]]:
-    return [[(e.event, e.data) for e in batch] async for batch in http.sse_events(response)]
+    return [[(e.event, e.data) for e in batch] async for batch in http.SSEStream(response)]
 
 
 async def test_sse_lines_split_anywhere_and_any_line_ending() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from app.worker.bus import EventBus, RunChannel
 from app.worker.notify import Notifier
 from app.worker.recorder import Flusher, RunRecorder
 from app.worker.writer import EventWriter
+from tests.waiting import wait_for
 from tests.worker.helpers import CountingBegin, store_runs
 
 
@@ -105,14 +105,6 @@ async def test_text_deltas_waiting_together_are_merged(
     ]
     assert [seq for seq, _ in rows] == [1, 2, 3, 4, 5, 6]
     assert [frame.seq for frame in channel.frames] == [1, 2, 3, 4, 5, 6]
-
-
-async def wait_for(predicate: Any) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("timed out")
 
 
 async def test_one_tick_writes_every_waiting_run_in_one_transaction(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 import anthropic
@@ -38,12 +38,12 @@ from app.engine.models.http import (
     ParsedURLs,
     ReadDeltas,
     SDKErrors,
+    SSEStream,
     SSEvent,
-    drain,
     provider_errors,
-    sse_events,
     stream_error,
 )
+from app.engine.models.pacing import ReadPacer
 
 PROVIDER = "anthropic"
 SDK_ERRORS = SDKErrors(
@@ -98,7 +98,8 @@ class AnthropicModel:
     """A ModelClient over `POST {base_url}/v1/messages` with `stream: true`.
 
     `api_key` None reads `ANTHROPIC_API_KEY`; `base_url` None reads
-    `ANTHROPIC_BASE_URL`, then the Anthropic API. One SDK client per instance.
+    `ANTHROPIC_BASE_URL`, then the Anthropic API. One SDK client per instance;
+    with a `pacer`, the stream's reads wait while the event loop is saturated.
     """
 
     def __init__(
@@ -108,8 +109,10 @@ class AnthropicModel:
         base_url: str | None = None,
         timeout: float = 60,
         max_retries: int = 2,
+        pacer: ReadPacer | None = None,
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
+        self._pacer = pacer
         self._client = anthropic.AsyncAnthropic(
             api_key=key,
             base_url=base_url,
@@ -124,10 +127,13 @@ class AnthropicModel:
         create = self._client.messages.with_streaming_response.create
         with provider_errors(PROVIDER, SDK_ERRORS, self._client.base_url.host):
             async with create(**kwargs) as response:
-                events = sse_events(response.http_response)
-                async for delta in parse_stream(events, output_name):
-                    yield delta
-                await drain(events)
+                events = SSEStream(response.http_response, self._pacer)
+                try:
+                    async for delta in parse_stream(events, output_name):
+                        yield delta
+                    await events.drain()
+                finally:
+                    events.finish()  # before the response is closed
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -186,7 +192,7 @@ def _thinking_enabled(thinking: object) -> bool:
 
 
 async def parse_stream(
-    batches: AsyncIterator[list[SSEvent]], output_name: str | None
+    batches: AsyncIterable[list[SSEvent]], output_name: str | None
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from Messages API stream events, up to `message_stop`; the text of the
     events that arrived together comes as one delta (`ReadDeltas`).

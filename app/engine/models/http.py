@@ -22,6 +22,7 @@ import httpx2
 import orjson
 
 from app.engine.models.base import ContentDelta, ModelDelta, ModelProviderError, ReasoningDelta
+from app.engine.models.pacing import PacedStream, ReadPacer
 
 # A single event may carry a whole answer when a server does not really stream.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -135,7 +136,7 @@ class SSEvent(NamedTuple):
     data: bytes  # bytes as received: orjson parses them without a decode
 
 
-async def sse_events(response: httpx2.Response) -> AsyncIterator[list[SSEvent]]:
+class SSEStream:
     """The server-sent events of a streaming response, a list per read from the network.
 
     Read off the raw body (bytes, no text decoding of the whole stream): under load
@@ -143,20 +144,80 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[list[SSEvent]]:
     end in LF, CRLF or CR; comments and `id`/`retry` fields are skipped; an event
     larger than MAX_EVENT_BYTES, or a body that is not `text/event-stream`, raises
     `httpx2.SSEError` (as `httpx2.EventSource` does).
+
+    With a `pacer`, a read off the SDKs' aiohttp transport may be held while the
+    event loop is saturated (`ReadPacer`). Iterate it once; `drain` reads what
+    follows the last event the caller wanted, and `finish` (called by both, and
+    by the caller before the response is closed) ends the pacing.
     """
-    content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "text/event-stream":
-        raise httpx2.SSEError(
-            f"Expected response with content type 'text/event-stream', got {content_type!r}."
-        )
-    parser = _SSEParser()
-    async for chunk in body_chunks(response):
-        batch = parser.feed(chunk)
-        if batch:
-            yield batch
-    batch = parser.close()
-    if batch:
-        yield batch
+
+    def __init__(self, response: httpx2.Response, pacer: ReadPacer | None = None) -> None:
+        self._response = response
+        self._pacer = pacer
+        self._paced: PacedStream | None = None
+        self._batches = self._read()
+
+    def __aiter__(self) -> AsyncIterator[list[SSEvent]]:
+        return self._batches
+
+    async def _read(self) -> AsyncIterator[list[SSEvent]]:
+        response = self._response
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type != "text/event-stream":
+            raise httpx2.SSEError(
+                f"Expected response with content type 'text/event-stream', got {content_type!r}."
+            )
+        parser = _SSEParser()
+        reader = aiohttp_response(response)
+        paced = self._paced = self._track(reader)
+        try:
+            async for chunk in body_chunks(response):
+                # Right after the read, while the connection is still this response's
+                # (aiohttp hands it back to the pool once the body is complete).
+                if paced is not None and reader is not None and reader.connection is not None:
+                    paced.hold()
+                batch = parser.feed(chunk)
+                if batch:
+                    yield batch
+            batch = parser.close()
+            if batch:
+                yield batch
+        finally:
+            self.finish()
+
+    def _track(self, reader: aiohttp.ClientResponse | None) -> PacedStream | None:
+        """The stream's pacing, when it has a pacer and reads off aiohttp."""
+        connection = reader.connection if reader is not None else None
+        transport = connection.transport if connection is not None else None
+        if self._pacer is None or not self._pacer.enabled or transport is None:
+            return None
+        return self._pacer.track(transport)
+
+    def finish(self) -> None:
+        """End the pacing: the transport reads as data arrives again."""
+        if self._paced is not None:
+            self._paced.close()
+
+    async def drain(self) -> None:
+        """Read what is left after the last event, briefly, so the connection can be reused.
+
+        HTTP/1.1 keeps a connection only when its body was read to the end; a server
+        that holds the stream open after its final event costs at most 0.1 s.
+        """
+        self.finish()
+        try:
+            with anyio.move_on_after(0.1):
+                async for _ in self._batches:
+                    pass
+        except TRANSPORT_ERRORS:
+            pass  # the answer is complete; a failing tail must not turn it into an error
+
+
+def aiohttp_response(response: httpx2.Response) -> aiohttp.ClientResponse | None:
+    """The aiohttp response under the SDKs' (their aiohttp transport), else None."""
+    wrapped = getattr(response.stream, "_stream", None)
+    reader = getattr(wrapped, "_aiohttp_response", None)
+    return reader if isinstance(reader, aiohttp.ClientResponse) else None
 
 
 def body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
@@ -169,9 +230,8 @@ def body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
     one closed (`aclose`), which releases the connection. Any other transport,
     or a transport that changed shape, reads through `aiter_raw`.
     """
-    wrapped = getattr(response.stream, "_stream", None)
-    reader = getattr(wrapped, "_aiohttp_response", None)
-    if isinstance(reader, aiohttp.ClientResponse):
+    reader = aiohttp_response(response)
+    if reader is not None:
         return reader.content.iter_any()
     return response.aiter_raw()
 
@@ -362,20 +422,6 @@ def transport_error(provider: str, exc: BaseException) -> ModelProviderError:
 def shorten(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
-
-
-async def drain(events: AsyncIterator[list[SSEvent]]) -> None:
-    """Read what is left after the last event, briefly, so the connection can be reused.
-
-    HTTP/1.1 keeps a connection only when its body was read to the end; a server
-    that holds the stream open after its final event costs at most 0.1 s.
-    """
-    try:
-        with anyio.move_on_after(0.1):
-            async for _ in events:
-                pass
-    except TRANSPORT_ERRORS:
-        pass  # the answer is complete; a failing tail must not turn it into an error
 
 
 def safe_name(name: str) -> str:

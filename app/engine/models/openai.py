@@ -15,7 +15,7 @@ one JSON body, as the OpenAI Agents SDK's `Runner.run` and Agno's non-streaming
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
@@ -39,13 +39,13 @@ from app.engine.models.http import (
     ParsedURLs,
     ReadDeltas,
     SDKErrors,
+    SSEStream,
     SSEvent,
-    drain,
     provider_errors,
     safe_name,
-    sse_events,
     stream_error,
 )
+from app.engine.models.pacing import ReadPacer
 
 PROVIDER = "openai"
 SDK_ERRORS = SDKErrors(
@@ -100,7 +100,8 @@ class OpenAIChatModel:
     (keyless local servers); `base_url` None reads `OPENAI_BASE_URL`, then
     the OpenAI API. One SDK client per instance, reused for every call, over the
     SDK's aiohttp transport (its choice for many concurrent streams: reading a
-    chunk costs far less than over the default transport).
+    chunk costs far less than over the default transport). With a `pacer`, the
+    stream's reads wait while the event loop is saturated (`ReadPacer`).
     """
 
     def __init__(
@@ -110,8 +111,10 @@ class OpenAIChatModel:
         api_key: str | None,
         timeout: float = 60,
         max_retries: int = 2,
+        pacer: ReadPacer | None = None,
     ) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
+        self._pacer = pacer
         self._client = _Client(
             api_key=key,
             base_url=base_url,
@@ -138,12 +141,13 @@ class OpenAIChatModel:
                 content=encode_body(request),
                 stream=True,
             )
+            events = SSEStream(response, self._pacer)
             try:
-                events = sse_events(response)
                 async for delta in parse_stream(events):
                     yield delta
-                await drain(events)
+                await events.drain()
             finally:
+                events.finish()
                 await response.aclose()
 
     async def aclose(self) -> None:
@@ -209,7 +213,7 @@ def wire_message(message: Message) -> Message:
 
 
 async def parse_stream(
-    batches: AsyncIterator[list[SSEvent]],
+    batches: AsyncIterable[list[SSEvent]],
 ) -> AsyncIterator[ModelDelta]:
     """Deltas from `chat.completion.chunk` events, up to `data: [DONE]`; the text of
     the chunks that arrived together comes as one delta.

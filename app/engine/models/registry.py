@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app.engine.models.base import ModelClient
+from app.engine.models.pacing import ReadPacer
 
 BUILTIN_PROVIDERS = frozenset({"openai", "anthropic", "test"})
 # Sent to profile endpoints without a configured key (local servers need none).
@@ -60,9 +61,12 @@ class ModelRegistry:
         profiles: Mapping[str, ProviderProfile | Mapping[str, Any]] | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,
+        read_coalesce: float = 0.0,
     ) -> None:
         self._timeout = timeout
         self._max_retries = max_retries
+        # Shared by every HTTP provider's streams (0: each read as it arrives).
+        self.pacer = ReadPacer(read_coalesce)
         self._factories: dict[str, Callable[[], ModelClient]] = {
             "openai": lambda: self._openai(openai_base_url, _reveal(openai_api_key)),
             "anthropic": lambda: self._anthropic(anthropic_base_url, _reveal(anthropic_api_key)),
@@ -113,13 +117,13 @@ class ModelRegistry:
         from app.engine.models.openai import OpenAIChatModel
 
         options = {"timeout": self._timeout, "max_retries": self._max_retries, **limits}
-        return OpenAIChatModel(base_url=base_url, api_key=api_key, **options)
+        return OpenAIChatModel(base_url=base_url, api_key=api_key, pacer=self.pacer, **options)
 
     def _anthropic(self, base_url: str | None, api_key: str | None, **limits: Any) -> ModelClient:
         from app.engine.models.anthropic import AnthropicModel
 
         options = {"timeout": self._timeout, "max_retries": self._max_retries, **limits}
-        return AnthropicModel(base_url=base_url, api_key=api_key, **options)
+        return AnthropicModel(base_url=base_url, api_key=api_key, pacer=self.pacer, **options)
 
     def _profile(self, profile: ProviderProfile) -> ModelClient:
         # An explicit key (never the built-in provider's environment variable) for
