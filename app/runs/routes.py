@@ -34,7 +34,9 @@ STREAM_DOC = {
     "description": (
         "The run as it happens: SSE with `id` = seq and `event` = the event name. "
         "Text deltas of the answer that arrive within one event write (at most 20 ms "
-        "apart) are stored and sent as one `RunContent`."
+        "apart) are stored and sent as one `RunContent`; while the server is saturated, "
+        "a model stream is read at most every `MODEL_READ_COALESCE_SECONDS` (0.2 s), so "
+        "the pieces may be that far apart."
     ),
     "content": {"text/event-stream": {}},
 }
