@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import Select
 from sqlalchemy.types import TypeDecorator
 
 from app import sqlite_driver
@@ -166,7 +167,7 @@ class DriverStatement:
     connection, the statement goes through `AsyncConnection.execute`.
     """
 
-    def __init__(self, statement: UpdateBase | TextClause) -> None:
+    def __init__(self, statement: UpdateBase | TextClause | Select[Any]) -> None:
         self.statement = statement
         self._compiled: tuple[Dialect, str, _Binds] | None = None
 

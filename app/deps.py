@@ -13,6 +13,7 @@ from app.agents.resolver import StoredAgents
 from app.agents.service import Catalog
 from app.config import Settings
 from app.engine.loop import Runner
+from app.runs.creation import RunCreations
 from app.worker.manager import RunManager
 
 
@@ -60,12 +61,14 @@ RunnerDep = Annotated[Runner, Depends(get_runner)]
 class RunServices:
     """What starting a run needs from the process, read off the app's state by the
     run route: it is called without FastAPI's dependency solving (`@direct`),
-    and opens its own connection (`engine.connect()`)."""
+    and opens its own connection (`engine.connect()`) unless the run is stored
+    with others (`creations`, on PostgreSQL)."""
 
     engine: AsyncEngine
     manager: RunManager
     runner: Runner
     agents: StoredAgents
+    creations: RunCreations | None = None
 
 
 def run_services(request: Request) -> RunServices:

@@ -28,6 +28,7 @@ from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
 from app.runs import service as runs_service
+from app.runs.creation import RunCreations
 from app.runs.routes import router as runs_router
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
@@ -126,7 +127,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runner = runner
     app.state.agents = stored_agents
     app.state.manager = manager
-    app.state.run_services = RunServices(engine, manager, runner, stored_agents)
+    # PostgreSQL stores the runs created at the same moment together.
+    creations = None if settings.is_sqlite else RunCreations(engine.connect)
+    app.state.run_services = RunServices(engine, manager, runner, stored_agents, creations)
     app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
     try:
         if settings.auto_migrate:

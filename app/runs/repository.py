@@ -208,7 +208,8 @@ class _HoldAndInsert:
         )
         # PostgreSQL: one statement. Both parts see the same snapshot, so at most
         # one returns the session: created, or taken while free. The run is
-        # inserted from that row; the statement returns whether it was created.
+        # inserted from that row. It always answers one row, (runs stored,
+        # sessions created), so a pipeline of them answers a row per run.
         created = (
             postgresql_insert(SESSIONS)
             .from_select(NEW_SESSION_COLUMNS, new_session)
@@ -218,12 +219,19 @@ class _HoldAndInsert:
         )
         taken = free.returning(SESSIONS.c.id).cte("taken")
         held = union_all(select(created.c.id), select(taken.c.id)).subquery("held")
-        self.postgresql = DriverStatement(
+        inserted = (
             insert(RUNS)
             .from_select(
                 NEW_RUN_COLUMNS, select(*_params(RUNS, NEW_RUN_COLUMNS, "r_")).select_from(held)
             )
-            .returning(select(func.count()).select_from(created).scalar_subquery())
+            .returning(RUNS.c.id)
+            .cte("inserted")
+        )
+        self.postgresql = DriverStatement(
+            select(
+                select(func.count()).select_from(inserted).scalar_subquery(),
+                select(func.count()).select_from(created).scalar_subquery(),
+            )
         )
         # SQLite has no data-modifying CTEs: up to three statements, in a
         # transaction that holds the write lock from its start.
@@ -237,6 +245,36 @@ class _HoldAndInsert:
 
 
 _HOLD_AND_INSERT = _HoldAndInsert()
+
+
+HOLD_AND_INSERT = _HOLD_AND_INSERT.postgresql
+
+
+def hold_and_insert_params(
+    session_values: dict[str, Any],
+    run_values: dict[str, Any],
+    *,
+    agent_version: int,
+    agent_updated_at: datetime,
+) -> dict[str, Any]:
+    """The parameters of `HOLD_AND_INSERT` (and of the SQLite statements)."""
+    run = dict(run_values)
+    run["metadata"] = run.pop("metadata_", {})
+    return {
+        "a_id": run["agent_id"],
+        "a_version": agent_version,
+        "a_updated_at": agent_updated_at,
+        **{f"s_{name}": session_values[name] for name in NEW_SESSION_COLUMNS},
+        **{f"r_{name}": run.get(name) for name in NEW_RUN_COLUMNS},
+    }
+
+
+def hold_and_insert_outcome(row: tuple[Any, ...] | None) -> bool | None:
+    """A row of `HOLD_AND_INSERT`: whether the session was created, or None
+    when nothing was stored."""
+    if row is None or not row[0]:
+        return None
+    return bool(row[1])
 
 
 async def hold_session_and_insert_run(
@@ -253,23 +291,17 @@ async def hold_session_and_insert_run(
     `agent_updated_at`). Returns whether the session was created, or None
     when nothing was stored (the session is busy, or the agent changed): the
     caller then takes the general path."""
-    statements = _HOLD_AND_INSERT
-    run = dict(run_values)
-    run["metadata"] = run.pop("metadata_", {})
-    params = {
-        "a_id": run["agent_id"],
-        "a_version": agent_version,
-        "a_updated_at": agent_updated_at,
-        **{f"s_{name}": session_values[name] for name in NEW_SESSION_COLUMNS},
-    }
+    params = hold_and_insert_params(
+        session_values, run_values, agent_version=agent_version, agent_updated_at=agent_updated_at
+    )
     if db.dialect.name == "postgresql":
-        params.update({f"r_{name}": run.get(name) for name in NEW_RUN_COLUMNS})
-        row = await statements.postgresql.first(db, params)
-        return None if row is None else bool(row[0])
+        return hold_and_insert_outcome(await HOLD_AND_INSERT.first(db, params))
+    statements = _HOLD_AND_INSERT
     created = bool((await db.execute(statements.sqlite_create, params)).rowcount)
     if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
         return None
-    await db.execute(statements.insert_run, {name: run.get(name) for name in NEW_RUN_COLUMNS})
+    run = {name: params[f"r_{name}"] for name in NEW_RUN_COLUMNS}
+    await db.execute(statements.insert_run, run)
     return created
 
 

@@ -124,13 +124,18 @@ async def create_run(
     start it in the background (`background`, 202 with a `Location`)."""
     services = run_services(request)
     manager = services.manager
-    # One transaction, given back to the pool before the answer is awaited.
-    with manager.admitting():
-        async with services.engine.connect() as db:
-            started = await service.create(
-                db, manager, services.runner, services.agents, agent_id, body
-            )
-            await db.commit()
+    # Stored before the answer is awaited (no connection held meanwhile).
+    with manager.admitting() as admission:
+        started = await service.create(
+            services.engine.connect,
+            manager,
+            services.runner,
+            services.agents,
+            agent_id,
+            body,
+            admission,
+            services.creations,
+        )
         if started.launch:
             manager.launch(started.run.id, run=started.run, state=started.state)
     run_id, session_id = started.run.id, started.run.session_id

@@ -3,7 +3,10 @@ side: the engine state a claimed run starts or resumes from)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -24,10 +27,11 @@ from app.errors import (
 )
 from app.ids import new_id
 from app.runs import repository
+from app.runs.creation import RunCreations
 from app.runs.repository import NewRun
 from app.runs.schemas import RunContinue, RunCreate
 from app.tables import Run
-from app.worker.manager import RunManager
+from app.worker.manager import Admission, RunManager
 
 
 def iso(value: Any) -> str:
@@ -159,23 +163,52 @@ def _new_session(run: NewRun, body: RunCreate) -> dict[str, Any]:
 
 
 async def create(
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    manager: RunManager,
+    runner: Runner,
+    agents: StoredAgents,
+    agent_id: str,
+    body: RunCreate,
+    admission: Admission,
+    creations: RunCreations | None = None,
+) -> Started:
+    """Store a new run: started here when its session is free and this worker has
+    room (`admission`), queued otherwise (or rejected, per `multitask_strategy`).
+    With `creations` (PostgreSQL), the common case is stored with the runs
+    created at the same moment; anything else takes a connection of its own."""
+    known = agents.last_read(agent_id) if not body.session_state else None
+    if known is not None and creations is not None and admission.start():
+        grouped = creations.hold_session_and_insert_run
+        started = await _create_in_free_session(grouped, manager, runner, known, body, admission)
+        if started is not None:
+            return started
+        known = None  # that statement found the session busy or the agent changed
+    async with connect() as db:
+        started = None
+        if known is not None:
+            alone = partial(repository.hold_session_and_insert_run, db)
+            started = await _create_in_free_session(
+                alone, manager, runner, known, body, admission, db
+            )
+        if started is None:
+            started = await _create_general(db, manager, runner, agents, agent_id, body, admission)
+        await db.commit()
+    return started
+
+
+async def _create_general(
     db: AsyncConnection,
     manager: RunManager,
     runner: Runner,
     agents: StoredAgents,
     agent_id: str,
     body: RunCreate,
+    admission: Admission,
 ) -> Started:
-    """Store a new run: started here when its session is free and this worker has
-    room, queued otherwise (or rejected, per `multitask_strategy`)."""
-    known = agents.last_read(agent_id)
-    if known is not None and not body.session_state:
-        started = await _create_in_free_session(db, manager, runner, known, body)
-        if started is not None:
-            return started
+    """Any run: the agent read, its session created, taken, merged into or busy."""
     current = await agents.current(db, agent_id)
     run, values, state = _new_run(runner, current.spec, body)
-    start_here = manager.has_capacity
+    start_here = admission.start()
     created = await repository.create_session(db, _new_session(run, body))
     acquired = created
     if not created:
@@ -193,26 +226,31 @@ async def create(
     return Started(run, launch=True, state=state if created else None)
 
 
+HoldAndInsert = Callable[..., Awaitable[bool | None]]
+
+
 async def _create_in_free_session(
-    db: AsyncConnection,
+    hold_and_insert: HoldAndInsert,
     manager: RunManager,
     runner: Runner,
     known: Current,
     body: RunCreate,
+    admission: Admission,
+    db: AsyncConnection | None = None,
 ) -> Started | None:
     """The common case in one statement where the database allows: a run of
     the agent version this process read last, in a new session or a free one.
     None (nothing stored) when the session is busy, that version is no longer
-    the agent's newest, or the input does not fit it (the newest decides)."""
+    the agent's newest, or the input does not fit it (the newest decides).
+    Without `db` (a grouped creation) the caller has taken a slot."""
     try:
         run, values, state = _new_run(runner, known.spec, body)
     except ValidationFailed:
         return None
-    start_here = manager.has_capacity
+    start_here = admission.start()
     if start_here:
         _start(run, values, manager)
-    created = await repository.hold_session_and_insert_run(
-        db,
+    created = await hold_and_insert(
         _new_session(run, body),
         values,
         agent_version=known.spec.version,
@@ -221,6 +259,7 @@ async def _create_in_free_session(
     if created is None:
         return None
     if not start_here:
+        assert db is not None
         await manager.notifier.control(db, "work", "queued")
         return Started(run, launch=False)
     # A new session has no history: the state built here is all there is.

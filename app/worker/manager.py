@@ -46,6 +46,24 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
 
 
+class Admission:
+    """A run being created (`RunManager.admitting`): `start()` decides whether it
+    starts in this process, taking a run slot for it if there is one."""
+
+    __slots__ = ("_manager", "started")
+
+    def __init__(self, manager: RunManager) -> None:
+        self._manager = manager
+        self.started = False
+
+    def start(self) -> bool:
+        """True (and a slot held until the admission ends) when this process has room."""
+        if not self.started and self._manager.has_capacity:
+            self._manager._starting += 1
+            self.started = True
+        return self.started
+
+
 class RunManager:
     def __init__(
         self,
@@ -79,6 +97,7 @@ class RunManager:
         # (the collector's sizing).
         self.on_load: Callable[[int], None] | None = None
         self._admitting = 0
+        self._starting = 0  # slots taken by runs being created to start here
         # How the runs this process executed ended, by status (for /metrics).
         self.ended: collections.Counter[str] = collections.Counter()
         self._cancelling: set[str] = set()
@@ -128,8 +147,14 @@ class RunManager:
         return len(self._tasks)
 
     @property
+    def room(self) -> int:
+        """Runs this process may still start: its capacity less the runs in flight
+        and those being created to start here."""
+        return self.max_concurrent_runs - self.in_flight - self._starting
+
+    @property
     def has_capacity(self) -> bool:
-        return not self._closing and self.in_flight < self.max_concurrent_runs
+        return not self._closing and self.room > 0
 
     def lease(self) -> dict[str, Any]:
         """The columns that make a run this worker's."""
@@ -162,13 +187,19 @@ class RunManager:
         self._load_changed()
 
     @contextlib.contextmanager
-    def admitting(self) -> Iterator[None]:
-        """A run being created in this process: part of the load until the block ends."""
+    def admitting(self) -> Iterator[Admission]:
+        """A run being created in this process: part of the load until the block ends.
+        Its `Admission.start()` holds one of the process's run slots for it until
+        then, so runs created at the same moment cannot all count on one free slot
+        (launch it inside the block)."""
+        admission = Admission(self)
         self._admitting += 1
         self._load_changed()
         try:
-            yield
+            yield admission
         finally:
+            if admission.started:
+                self._starting -= 1
             self._admitting -= 1
             self._load_changed()
 
@@ -346,34 +377,57 @@ class RunManager:
 
     # Claiming ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _slots(self) -> Iterator[Callable[[], bool]]:
+        """`take()` holds one run slot (False when there is no room), as for a run
+        being created, until the block ends: runs created or claimed meanwhile
+        cannot count on the same slots. Launch inside the block."""
+        held = 0
+
+        def take() -> bool:
+            nonlocal held
+            if not self.has_capacity:
+                return False
+            self._starting += 1
+            held += 1
+            return True
+
+        try:
+            yield take
+        finally:
+            self._starting -= held
+
     async def claim_queued(self) -> int:
         """Start queued runs while this worker has capacity; returns how many."""
-        room = self.max_concurrent_runs - self.in_flight
+        room = self.room
         if room <= 0 or self._closing:
             return 0
         notices = self._queued_notices
         claimed: list[str] = []
-        async with self.maker() as session, session.begin():
-            for run_id, session_id in await repository.claimable_queued(session, room):
-                if not await repository.acquire_session(session, session_id, run_id):
-                    continue
-                values = {"status": "running", "started_at": utcnow(), **self.lease()}
-                values["attempt"] = Run.attempt + 1
-                if await repository.transition(session, run_id, ("queued",), values):
-                    claimed.append(run_id)
-            if (
-                len(claimed) < room
-                and not await repository.any_queued(session)
-                and notices == self._queued_notices  # no run was queued meanwhile
-            ):
-                self._queued_maybe = False  # until the next run is queued
-        for run_id in claimed:
-            self.launch(run_id)
+        with self._slots() as take_slot:
+            async with self.maker() as session, session.begin():
+                for run_id, session_id in await repository.claimable_queued(session, room):
+                    if not take_slot():
+                        break  # runs created meanwhile took the room
+                    if not await repository.acquire_session(session, session_id, run_id):
+                        continue
+                    values = {"status": "running", "started_at": utcnow(), **self.lease()}
+                    values["attempt"] = Run.attempt + 1
+                    if await repository.transition(session, run_id, ("queued",), values):
+                        claimed.append(run_id)
+                if (
+                    len(claimed) < room
+                    and not await repository.any_queued(session)
+                    and notices == self._queued_notices  # no run was queued meanwhile
+                ):
+                    self._queued_maybe = False  # until the next run is queued
+            for run_id in claimed:
+                self.launch(run_id)
         return len(claimed)
 
     async def take_over_stale(self) -> int:
         """Resume running runs whose worker's lease ran out."""
-        room = self.max_concurrent_runs - self.in_flight
+        room = self.room
         if room <= 0 or self._closing:
             return 0
         async with self.maker() as session:
@@ -382,13 +436,16 @@ class RunManager:
         for run_id in stale:
             if run_id in self._tasks:
                 continue
-            async with self.maker() as session, session.begin():
-                until = repository.lease_until(self.lease_seconds)
-                won = await repository.take_over(session, run_id, self.owner, until)
-            if won:
-                log.info("run %s: resuming, its worker was lost", run_id)
-                self.launch(run_id, resumed=True)
-                taken += 1
+            with self._slots() as take_slot:
+                if not take_slot():
+                    break
+                async with self.maker() as session, session.begin():
+                    until = repository.lease_until(self.lease_seconds)
+                    won = await repository.take_over(session, run_id, self.owner, until)
+                if won:
+                    log.info("run %s: resuming, its worker was lost", run_id)
+                    self.launch(run_id, resumed=True)
+                    taken += 1
         return taken
 
     async def sweep(self) -> None:

@@ -1,0 +1,255 @@
+"""Runs created at the same moment are stored together on PostgreSQL (`RunCreations`):
+one round trip and one commit for the group, each run with its own outcome; a
+group that fails is stored run by run. SQLite stores each run on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ids import new_id
+from app.main import create_app
+from app.runs.creation import RunCreations
+from app.tables import Agent, Run, Session
+from tests.conftest import make_settings
+from tests.runs.conftest import make_agent, wait_status
+
+
+def creations_of(app: FastAPI) -> RunCreations | None:
+    creations: RunCreations | None = app.state.run_services.creations
+    return creations
+
+
+async def test_only_postgresql_groups_creations(app: FastAPI) -> None:
+    grouped = creations_of(app) is not None
+    assert grouped is (app.state.engine.dialect.name == "postgresql")
+
+
+async def test_concurrent_runs_are_stored_in_fewer_round_trips(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await make_agent(client)
+    await client.post("/v1/agents/echo/runs", json={"input": "known"})  # the agent read once
+    creations = creations_of(app)
+    before = creations.groups if creations is not None else 0
+    texts = [f"run {i}" for i in range(24)]
+    responses = await asyncio.gather(
+        *(client.post("/v1/agents/echo/runs", json={"input": text}) for text in texts)
+    )
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    assert [r.json()["content"] for r in responses] == texts
+    assert len({r.json()["session_id"] for r in responses}) == len(texts)
+    if creations is not None:
+        assert 1 <= creations.groups - before < len(texts)
+
+
+async def test_runs_created_together_start_only_as_many_as_there_is_room_for(
+    database_url: str, db_engine: AsyncEngine
+) -> None:
+    """Each run being created to start here holds a slot: eight at once with room
+    for two start two, and the rest wait queued."""
+    application = create_app(make_settings(database_url, max_concurrent_runs=2))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agentd.test") as http:
+            await make_agent(http, model_settings={"chunk_delay": 0.05})
+            manager = application.state.manager
+            most = 0
+
+            def count() -> None:  # after every step of the loop, in effect
+                nonlocal most
+                most = max(most, manager.in_flight)
+                sampler[0] = asyncio.get_running_loop().call_soon(count)
+
+            sampler = [asyncio.get_running_loop().call_soon(count)]
+            body = {"input": "a b c", "background": True}
+            try:
+                responses = await asyncio.gather(
+                    *(http.post("/v1/agents/echo/runs", json=body) for _ in range(8))
+                )
+                for response in responses:
+                    run_id = response.json()["run_id"]
+                    done = await wait_status(http, run_id, {"completed"}, within=20)
+                    assert done["content"] == "a b c"
+            finally:
+                sampler[0].cancel()
+            assert most == 2
+            assert "queued" in {r.json()["status"] for r in responses}
+            assert manager.room == 2
+
+
+# -- RunCreations on its own (PostgreSQL only: the tests below) ------------------
+
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+async def pg_creations(app: FastAPI, client: httpx.AsyncClient) -> tuple[RunCreations, Any]:
+    creations = creations_of(app)
+    assert creations is not None
+    await make_agent(client)
+    async with app.state.engine.connect() as conn:
+        agent = (await conn.execute(select(Agent.version, Agent.updated_at))).one()
+    return creations, agent
+
+
+def new_run(session_id: str, agent: Any, **run: Any) -> dict[str, Any]:
+    """What the run route hands `RunCreations`: the session's and the run's values."""
+    now = datetime.now(UTC)
+    run_id = new_id()
+    session = {
+        "id": session_id,
+        "user_id": None,
+        "agent_id": "echo",
+        "state": {},
+        "active_run_id": run_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    values = {
+        "id": run_id,
+        "agent_id": "echo",
+        "agent_version": agent.version,
+        "session_id": session_id,
+        "user_id": None,
+        "status": "queued",
+        "model": "test:echo",
+        "input": {"input": "hi", "images": []},
+        "request": {},
+        "metadata_": {},
+        "content_type": "str",
+        "last_seq": 0,
+        "cancel_requested": False,
+        "attempt": 0,
+        "created_at": now,
+        "updated_at": now,
+        **run,
+    }
+    return {
+        "session_values": session,
+        "run_values": values,
+        "agent_version": agent.version,
+        "agent_updated_at": agent.updated_at,
+    }
+
+
+async def create(creations: RunCreations, run: dict[str, Any]) -> bool | None:
+    return await creations.hold_session_and_insert_run(
+        run["session_values"],
+        run["run_values"],
+        agent_version=run["agent_version"],
+        agent_updated_at=run["agent_updated_at"],
+    )
+
+
+async def stored(engine: AsyncEngine) -> tuple[set[str], dict[str, str | None]]:
+    async with engine.connect() as conn:
+        runs = set((await conn.execute(select(Run.id))).scalars())
+        sessions = dict((await conn.execute(select(Session.id, Session.active_run_id))).all())
+    return runs, sessions
+
+
+@ON_POSTGRESQL
+async def test_a_group_answers_each_run_its_own_outcome(
+    app: FastAPI, pg_creations: tuple[RunCreations, Any]
+) -> None:
+    """Requested together, stored in one round trip: two new sessions, a second run
+    of one of them (the session is held by then: not stored), and a run of an
+    agent version that is not the newest (not stored)."""
+    creations, agent = pg_creations
+    first, second = new_run("s-a", agent), new_run("s-b", agent)
+    same_session = new_run("s-a", agent)
+    stale = new_run("s-c", agent)
+    stale["agent_updated_at"] = agent.updated_at - timedelta(seconds=1)
+    groups = creations.groups
+    outcomes = await asyncio.gather(
+        *(create(creations, r) for r in (first, second, same_session, stale))
+    )
+    assert outcomes == [True, True, None, None]
+    assert creations.groups == groups + 1
+    runs, sessions = await stored(app.state.engine)
+    assert runs == {first["run_values"]["id"], second["run_values"]["id"]}
+    assert sessions == {"s-a": first["run_values"]["id"], "s-b": second["run_values"]["id"]}
+
+
+@ON_POSTGRESQL
+async def test_a_free_session_is_taken_in_a_group(
+    app: FastAPI, pg_creations: tuple[RunCreations, Any]
+) -> None:
+    creations, agent = pg_creations
+    assert await create(creations, new_run("s-free", agent)) is True
+    async with app.state.engine.begin() as conn:  # its run ended: the session is free
+        await conn.execute(Session.__table__.update().values(active_run_id=None))
+    again = new_run("s-free", agent)
+    assert await create(creations, again) is False  # taken, not created
+    assert (await stored(app.state.engine))[1] == {"s-free": again["run_values"]["id"]}
+
+
+@ON_POSTGRESQL
+async def test_a_group_that_fails_is_stored_run_by_run(
+    app: FastAPI, pg_creations: tuple[RunCreations, Any]
+) -> None:
+    """A value the database refuses fails the pipeline as a whole: the others are
+    stored alone and only that run fails."""
+    creations, agent = pg_creations
+    good, also_good = new_run("s-1", agent), new_run("s-2", agent)
+    bad = new_run("s-3", agent, status="x" * 100)  # the column holds 16 characters
+    groups = creations.groups
+    results = await asyncio.gather(
+        *(create(creations, r) for r in (good, bad, also_good)), return_exceptions=True
+    )
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], Exception)
+    assert "value too long" in str(results[1])
+    assert creations.groups == groups  # no group succeeded
+    runs, sessions = await stored(app.state.engine)
+    assert runs == {good["run_values"]["id"], also_good["run_values"]["id"]}
+    assert set(sessions) == {"s-1", "s-2"}
+
+
+@ON_POSTGRESQL
+async def test_a_cancelled_request_does_not_cancel_the_group(
+    app: FastAPI, pg_creations: tuple[RunCreations, Any]
+) -> None:
+    creations, agent = pg_creations
+    leaving, staying = new_run("s-x", agent), new_run("s-y", agent)
+    left = asyncio.ensure_future(create(creations, leaving))
+    stays = asyncio.ensure_future(create(creations, staying))
+    await asyncio.sleep(0)
+    left.cancel()
+    assert await stays is True
+    with pytest.raises(asyncio.CancelledError):
+        await left
+    runs, _ = await stored(app.state.engine)
+    assert staying["run_values"]["id"] in runs  # the group went on without its waiter
+
+
+@ON_POSTGRESQL
+async def test_with_statement_listeners_each_statement_is_seen(
+    app: FastAPI, pg_creations: tuple[RunCreations, Any]
+) -> None:
+    """Tracing that hooks SQLAlchemy's cursor events sees every run's statement;
+    the group still commits once."""
+    creations, agent = pg_creations
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement.split()[0])
+
+    sync_engine = app.state.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    try:
+        runs = [new_run(f"s-{i}", agent) for i in range(3)]
+        outcomes = await asyncio.gather(*(create(creations, r) for r in runs))
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+    assert outcomes == [True, True, True]
+    assert seen.count("WITH") == 3
+    assert len((await stored(app.state.engine))[0]) == 3
