@@ -119,6 +119,19 @@ class _Drain:
         self.set = on_shutdown
 
 
+class _Unshared:
+    """An `async with` that holds nothing: the send lock of a response with one sender."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+_UNSHARED = _Unshared()
+
+
 class RunEventsResponse(EventSourceResponse):
     """sse-starlette's response, without a task group or a task per watcher.
 
@@ -174,6 +187,9 @@ class RunEventsResponse(EventSourceResponse):
         _ensure_watcher_started_on_this_loop()
         if AppStatus.should_exit:
             shutdown()
+        # Nothing else sends on this response (no ping task, no push sender): the
+        # library's send lock, an anyio lock with a checkpoint, guards nothing here.
+        self._send_lock = _UNSHARED  # type: ignore[assignment]  # the same `async with`
         disconnect = loop.create_task(self._listen_for_disconnect(receive))
         disconnect.add_done_callback(stop)
         try:

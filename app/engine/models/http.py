@@ -9,6 +9,7 @@ request headers (the API key lives only there).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -206,9 +207,11 @@ class SSEStream:
         """
         self.finish()
         try:
-            with anyio.move_on_after(0.1):
+            async with asyncio.timeout(0.1):
                 async for _ in self._batches:
                     pass
+        except TimeoutError:
+            pass  # the server held the stream open: the connection is not reused
         except TRANSPORT_ERRORS:
             pass  # the answer is complete; a failing tail must not turn it into an error
 
