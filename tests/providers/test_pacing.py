@@ -13,7 +13,7 @@ import pytest
 from app.engine.models.anthropic import AnthropicModel
 from app.engine.models.base import ContentDelta, ModelDelta
 from app.engine.models.openai import OpenAIChatModel
-from app.engine.models.pacing import ReadPacer
+from app.engine.models.pacing import PacedStream, ReadPacer
 from tests.fakes import FakeAnthropicServer, FakeOpenAIServer, Reply
 from tests.fakes.script import FakeModelServer, Wait, sse
 from tests.providers.helpers import API_KEY, ask
@@ -54,6 +54,16 @@ def busy_clock(busy: list[bool]) -> Callable[[], float]:
     return clock
 
 
+async def engaged(
+    transport: asyncio.Transport, max_hold: float, busy: list[bool] | None = None
+) -> tuple[ReadPacer, PacedStream]:
+    """A pacer on a loop counted as saturated (while `busy[0]`), once it says so."""
+    pacer = ReadPacer(max_hold, window=WINDOW, cpu_clock=busy_clock(busy or [True]))
+    paced = pacer.track(transport)
+    await wait_for(lambda: pacer.engaged)
+    return pacer, paced
+
+
 async def test_a_loop_with_room_holds_no_read(transport: asyncio.Transport) -> None:
     pacer = ReadPacer(0.5, window=WINDOW, cpu_clock=busy_clock([False]))
     paced = pacer.track(transport)
@@ -68,9 +78,7 @@ async def test_a_loop_with_room_holds_no_read(transport: asyncio.Transport) -> N
 async def test_a_saturated_loop_holds_a_read_for_at_most_max_hold(
     transport: asyncio.Transport,
 ) -> None:
-    pacer = ReadPacer(0.1, window=WINDOW, cpu_clock=busy_clock([True]))
-    paced = pacer.track(transport)
-    await wait_for(lambda: pacer.engaged)
+    pacer, paced = await engaged(transport, 0.1)
     loop = asyncio.get_running_loop()
     held_at = loop.time()
     paced.hold()
@@ -88,9 +96,7 @@ async def test_held_reads_resume_at_once_when_the_load_drops(
     transport: asyncio.Transport,
 ) -> None:
     busy = [True]
-    pacer = ReadPacer(30.0, window=WINDOW, cpu_clock=busy_clock(busy))
-    paced = pacer.track(transport)
-    await wait_for(lambda: pacer.engaged)
+    pacer, paced = await engaged(transport, 30.0, busy)
     paced.hold()
     assert not transport.is_reading()
     busy[0] = False
@@ -104,9 +110,7 @@ async def test_held_reads_resume_at_once_when_the_load_drops(
 async def test_close_resumes_a_held_read_and_stops_measuring(
     transport: asyncio.Transport,
 ) -> None:
-    pacer = ReadPacer(30.0, window=WINDOW, cpu_clock=busy_clock([True]))
-    paced = pacer.track(transport)
-    await wait_for(lambda: pacer.engaged)
+    pacer, paced = await engaged(transport, 30.0)
     paced.hold()
     paced.close()
     assert transport.is_reading()
@@ -119,9 +123,7 @@ async def test_close_resumes_a_held_read_and_stops_measuring(
 async def test_a_transport_paused_by_its_owner_is_left_alone(
     transport: asyncio.Transport,
 ) -> None:
-    pacer = ReadPacer(0.05, window=WINDOW, cpu_clock=busy_clock([True]))
-    paced = pacer.track(transport)
-    await wait_for(lambda: pacer.engaged)
+    pacer, paced = await engaged(transport, 0.05)
     transport.pause_reading()  # aiohttp's flow control: its buffer is full
     paced.hold()
     await asyncio.sleep(0.1)

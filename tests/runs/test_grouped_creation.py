@@ -5,7 +5,7 @@ group that fails is stored run by run. SQLite stores each run on its own."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ids import new_id
 from app.main import create_app
+from app.runs import service
 from app.runs.creation import RunCreations
-from app.tables import Agent, Run, Session
+from app.runs.schemas import RunCreate
+from app.tables import Run, Session
 from tests.conftest import make_settings
 from tests.runs.conftest import make_agent, wait_status
 
@@ -96,46 +97,20 @@ async def pg_creations(app: FastAPI, client: httpx.AsyncClient) -> tuple[RunCrea
     assert creations is not None
     await make_agent(client)
     async with app.state.engine.connect() as conn:
-        agent = (await conn.execute(select(Agent.version, Agent.updated_at))).one()
-    return creations, agent
+        agent = await app.state.agents.current(conn, "echo")
+    return creations, (app.state.runner, agent)
 
 
-def new_run(session_id: str, agent: Any, **run: Any) -> dict[str, Any]:
-    """What the run route hands `RunCreations`: the session's and the run's values."""
-    now = datetime.now(UTC)
-    run_id = new_id()
-    session = {
-        "id": session_id,
-        "user_id": None,
-        "agent_id": "echo",
-        "state": {},
-        "active_run_id": run_id,
-        "created_at": now,
-        "updated_at": now,
-    }
-    values = {
-        "id": run_id,
-        "agent_id": "echo",
-        "agent_version": agent.version,
-        "session_id": session_id,
-        "user_id": None,
-        "status": "queued",
-        "model": "test:echo",
-        "input": {"input": "hi", "images": []},
-        "request": {},
-        "metadata_": {},
-        "content_type": "str",
-        "last_seq": 0,
-        "cancel_requested": False,
-        "attempt": 0,
-        "created_at": now,
-        "updated_at": now,
-        **run,
-    }
+def new_run(session_id: str, known: Any, **run: Any) -> dict[str, Any]:
+    """What the run route hands `RunCreations` for a run of `known` in `session_id`
+    (built as the route builds it), with `run`'s column values changed."""
+    runner, agent = known
+    body = RunCreate(input="hi", session_id=session_id)
+    record, values, _ = service._new_run(runner, agent.spec, body)
     return {
-        "session_values": session,
-        "run_values": values,
-        "agent_version": agent.version,
+        "session_values": service._new_session(record, body),
+        "run_values": {**values, **run},
+        "agent_version": agent.spec.version,
         "agent_updated_at": agent.updated_at,
     }
 
@@ -163,11 +138,11 @@ async def test_a_group_answers_each_run_its_own_outcome(
     """Requested together, stored in one round trip: two new sessions, a second run
     of one of them (the session is held by then: not stored), and a run of an
     agent version that is not the newest (not stored)."""
-    creations, agent = pg_creations
-    first, second = new_run("s-a", agent), new_run("s-b", agent)
-    same_session = new_run("s-a", agent)
-    stale = new_run("s-c", agent)
-    stale["agent_updated_at"] = agent.updated_at - timedelta(seconds=1)
+    creations, known = pg_creations
+    first, second = new_run("s-a", known), new_run("s-b", known)
+    same_session = new_run("s-a", known)
+    stale = new_run("s-c", known)
+    stale["agent_updated_at"] -= timedelta(seconds=1)
     groups = creations.groups
     outcomes = await asyncio.gather(
         *(create(creations, r) for r in (first, second, same_session, stale))
@@ -183,11 +158,11 @@ async def test_a_group_answers_each_run_its_own_outcome(
 async def test_a_free_session_is_taken_in_a_group(
     app: FastAPI, pg_creations: tuple[RunCreations, Any]
 ) -> None:
-    creations, agent = pg_creations
-    assert await create(creations, new_run("s-free", agent)) is True
+    creations, known = pg_creations
+    assert await create(creations, new_run("s-free", known)) is True
     async with app.state.engine.begin() as conn:  # its run ended: the session is free
         await conn.execute(Session.__table__.update().values(active_run_id=None))
-    again = new_run("s-free", agent)
+    again = new_run("s-free", known)
     assert await create(creations, again) is False  # taken, not created
     assert (await stored(app.state.engine))[1] == {"s-free": again["run_values"]["id"]}
 
@@ -198,9 +173,9 @@ async def test_a_group_that_fails_is_stored_run_by_run(
 ) -> None:
     """A value the database refuses fails the pipeline as a whole: the others are
     stored alone and only that run fails."""
-    creations, agent = pg_creations
-    good, also_good = new_run("s-1", agent), new_run("s-2", agent)
-    bad = new_run("s-3", agent, status="x" * 100)  # the column holds 16 characters
+    creations, known = pg_creations
+    good, also_good = new_run("s-1", known), new_run("s-2", known)
+    bad = new_run("s-3", known, status="x" * 100)  # the column holds 16 characters
     groups = creations.groups
     results = await asyncio.gather(
         *(create(creations, r) for r in (good, bad, also_good)), return_exceptions=True
@@ -218,8 +193,8 @@ async def test_a_group_that_fails_is_stored_run_by_run(
 async def test_a_cancelled_request_does_not_cancel_the_group(
     app: FastAPI, pg_creations: tuple[RunCreations, Any]
 ) -> None:
-    creations, agent = pg_creations
-    leaving, staying = new_run("s-x", agent), new_run("s-y", agent)
+    creations, known = pg_creations
+    leaving, staying = new_run("s-x", known), new_run("s-y", known)
     left = asyncio.ensure_future(create(creations, leaving))
     stays = asyncio.ensure_future(create(creations, staying))
     await asyncio.sleep(0)
@@ -237,7 +212,7 @@ async def test_with_statement_listeners_each_statement_is_seen(
 ) -> None:
     """Tracing that hooks SQLAlchemy's cursor events sees every run's statement;
     the group still commits once."""
-    creations, agent = pg_creations
+    creations, known = pg_creations
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -246,7 +221,7 @@ async def test_with_statement_listeners_each_statement_is_seen(
     sync_engine = app.state.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", record)
     try:
-        runs = [new_run(f"s-{i}", agent) for i in range(3)]
+        runs = [new_run(f"s-{i}", known) for i in range(3)]
         outcomes = await asyncio.gather(*(create(creations, r) for r in runs))
     finally:
         event.remove(sync_engine, "before_cursor_execute", record)
