@@ -62,13 +62,13 @@ class RunServices:
     """What starting a run needs from the process, read off the app's state by the
     run route: it is called without FastAPI's dependency solving (`@direct`),
     and opens its own connection (`engine.connect()`) unless the run is stored
-    with others (`creations`, on PostgreSQL)."""
+    with others (`creations`)."""
 
     engine: AsyncEngine
     manager: RunManager
     runner: Runner
     agents: StoredAgents
-    creations: RunCreations | None = None
+    creations: RunCreations
 
 
 def run_services(request: Request) -> RunServices:

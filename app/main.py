@@ -127,8 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runner = runner
     app.state.agents = stored_agents
     app.state.manager = manager
-    # PostgreSQL stores the runs created at the same moment together.
-    creations = None if settings.is_sqlite else RunCreations(engine.connect)
+    creations = RunCreations(engine.connect)  # runs created at one moment: one transaction
     app.state.run_services = RunServices(engine, manager, runner, stored_agents, creations)
     app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
     try:

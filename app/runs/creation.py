@@ -1,24 +1,27 @@
-"""Group creation of runs on PostgreSQL: the runs that requests create at the
-same moment are stored by one round trip and one commit.
+"""Group creation of runs: the runs that requests create at the same moment are
+stored in one transaction, with one commit.
 
 The common creation (a run of the agent version this process read last, in a
-new session or a free one) is one statement per run
-(`repository.hold_session_and_insert_run`). Sent one request at a time, each
-pays a pooled connection, a round trip and a commit of its own, and the
-database a transaction each. Here a request hands its run to the process's
-`RunCreations` and waits: when no write is under way its run goes at once
-(nothing waits for company), otherwise with every run that arrived meanwhile,
-in one pipelined `fetchmany` on one connection. asyncpg sends the executions
-with a single Sync, so PostgreSQL runs them in one implicit transaction: each
-sees the ones before it (two runs of one session: the second finds the session
-held and is not stored), and they commit together or not at all.
+new session or a free one) is one statement per run on PostgreSQL, up to three
+on SQLite (`repository.hold_session_and_insert_run`). Sent one request at a
+time, each pays a pooled connection and a commit of its own, and the database
+a transaction each (on SQLite, the WAL frames of the same pages written again
+for every run). Here a request hands its run to the process's `RunCreations`
+and waits: when no write is under way its run goes at once (nothing waits for
+company), otherwise with every run that arrived meanwhile. On PostgreSQL the
+group is one pipelined `fetchmany` on one connection: asyncpg sends the
+executions with a single Sync, so PostgreSQL runs them in one implicit
+transaction; on SQLite (or where statement listeners must see every
+statement) the runs' statements follow each other in one transaction. Either
+way each run sees the ones before it (two runs of one session: the second
+finds the session held and is not stored), and they commit together or not at
+all.
 
-Every execution returns one row, so each run learns its own outcome: stored
-(in a session created or taken), or not stored (the session busy, the agent
-changed): that request then takes the general path, as it would have after its
-own statement. Should the group fail as a whole (a deadlock with another
-replica, a bad value), each run is stored again on its own, so one run's
-failure is only that run's.
+Every run learns its own outcome: stored (in a session created or taken), or
+not stored (the session busy, the agent changed): that request then takes the
+general path, as it would have after its own statement. Should the group fail
+as a whole (a deadlock with another replica, a bad value), each run is stored
+again on its own, so one run's failure is only that run's.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class _Pending:
 
 
 class RunCreations:
-    """Stores new runs holding their sessions, grouped per round trip (PostgreSQL)."""
+    """Stores new runs holding their sessions, grouped per transaction."""
 
     def __init__(self, connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
         self._connect = connect
@@ -107,16 +110,13 @@ class RunCreations:
     async def _store(self, group: list[_Pending]) -> list[bool | None]:
         async with self._connect() as conn:
             driver = await direct_driver(conn)
-            statement = repository.HOLD_AND_INSERT
             if driver is None or len(group) == 1:
-                # One statement each (`first` goes through SQLAlchemy when listeners
-                # must see every statement), one commit.
-                outcomes = [
-                    repository.hold_and_insert_outcome(await statement.first(conn, p.params))
-                    for p in group
-                ]
+                # One run after another (SQLite; or statements that listeners must
+                # see), in one transaction: one commit.
+                outcomes = [await repository.hold_and_insert(conn, p.params) for p in group]
                 await conn.commit()
             else:
+                statement = repository.HOLD_AND_INSERT
                 sql, first = statement.bind(conn.dialect, group[0].params)
                 args = [first, *(statement.bind(conn.dialect, p.params)[1] for p in group[1:])]
                 rows = await driver.fetchmany(sql, args)
@@ -128,9 +128,8 @@ class RunCreations:
         for pending in group:
             try:
                 async with self._connect() as conn:
-                    row = await repository.HOLD_AND_INSERT.first(conn, pending.params)
+                    outcome = await repository.hold_and_insert(conn, pending.params)
                     await conn.commit()
-                outcome = repository.hold_and_insert_outcome(row)
             except Exception as exc:
                 exc.__context__ = failure
                 _fail(pending, exc)

@@ -294,6 +294,11 @@ async def hold_session_and_insert_run(
     params = hold_and_insert_params(
         session_values, run_values, agent_version=agent_version, agent_updated_at=agent_updated_at
     )
+    return await hold_and_insert(db, params)
+
+
+async def hold_and_insert(db: AsyncConnection, params: dict[str, Any]) -> bool | None:
+    """`hold_session_and_insert_run` from its `hold_and_insert_params`."""
     if db.dialect.name == "postgresql":
         return hold_and_insert_outcome(await HOLD_AND_INSERT.first(db, params))
     statements = _HOLD_AND_INSERT

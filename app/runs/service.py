@@ -170,14 +170,14 @@ async def create(
     agent_id: str,
     body: RunCreate,
     admission: Admission,
-    creations: RunCreations | None = None,
+    creations: RunCreations,
 ) -> Started:
     """Store a new run: started here when its session is free and this worker has
     room (`admission`), queued otherwise (or rejected, per `multitask_strategy`).
-    With `creations` (PostgreSQL), the common case is stored with the runs
-    created at the same moment; anything else takes a connection of its own."""
+    The common case, with room here, is stored with the runs created at the
+    same moment (`creations`); anything else takes a connection of its own."""
     known = agents.last_read(agent_id) if not body.session_state else None
-    if known is not None and creations is not None and admission.start():
+    if known is not None and admission.start():
         grouped = creations.hold_session_and_insert_run
         started = await _create_in_free_session(grouped, manager, runner, known, body, admission)
         if started is not None:

@@ -10,14 +10,15 @@ apart, on one core, a stream took about 45 reads and 2.8 ms of CPU, where the
 same answer arriving in one read took 1.4 ms.
 
 So while the loop's thread has been busy for most of the last window (its own
-CPU time over the wall time, `engage`; or the window's timer ran a whole window
-late), the transport of a stream that has just been read is paused, for up to
-`max_hold`, and resumed by one timer shared by every held stream. The kernel
-buffers what arrives meanwhile, and the next read takes all of it. Once the
-loop has room again (below `release`), every held stream is resumed at once and
-reads go back to being handed over as they arrive. Under load a client sees the
-answer in pieces up to `max_hold` apart instead of a piece per token; a server
-with room adds no delay at all.
+CPU time, and on Linux the time it waited for a CPU, over the wall time,
+`engage`; or the window's timer ran a whole window late), the transport of a
+stream that has just been read is paused, for up to `max_hold`, and resumed by
+one timer shared by every held stream. The kernel buffers what arrives
+meanwhile, and the next read takes all of it. Once the loop has room again
+(below `release`), every held stream is resumed at once and reads go back to
+being handed over as they arrive. Under load a client sees the answer in
+pieces up to `max_hold` apart instead of a piece per token; a server with room
+adds no delay at all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,23 @@ from collections.abc import Callable
 from typing import Protocol
 
 WINDOW = 0.05  # seconds of loop time per load measurement
+SCHEDSTAT = "/proc/thread-self/schedstat"  # Linux: ns on a CPU, ns waiting for one, slices
+
+
+def demand_time() -> float:
+    """Seconds the calling thread has run or waited to run (Linux's schedstat),
+    else its CPU time: a loop sharing its core with other threads or processes
+    (SQLite's thread, the database server) is saturated below 100% CPU."""
+    try:
+        with open(SCHEDSTAT, "rb") as stats:
+            ran, waited = (int(field) for field in stats.read().split()[:2])
+    except (OSError, ValueError):
+        ran = 0
+    if not ran:  # not kept by this kernel: a running thread has run
+        return time.thread_time()
+    return (ran + waited) / 1e9
+
+
 ENGAGE = 0.9  # the loop thread's busy share at which reads start to wait
 RELEASE = 0.7  # ... and below which they stop
 
@@ -56,7 +74,7 @@ class ReadPacer:
         window: float = WINDOW,
         engage: float = ENGAGE,
         release: float = RELEASE,
-        cpu_clock: Callable[[], float] = time.thread_time,
+        cpu_clock: Callable[[], float] = demand_time,
     ) -> None:
         self.max_hold = max_hold
         self.window = window
