@@ -5,6 +5,10 @@ in fewer pieces, and its connection is reused afterwards, also after a cancel.""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +17,7 @@ import pytest
 from app.engine.models.anthropic import AnthropicModel
 from app.engine.models.base import ContentDelta, ModelDelta
 from app.engine.models.openai import OpenAIChatModel
-from app.engine.models.pacing import PacedStream, ReadPacer
+from app.engine.models.pacing import PacedStream, ReadPacer, demand_time
 from tests.fakes import FakeAnthropicServer, FakeOpenAIServer, Reply
 from tests.fakes.script import FakeModelServer, Wait, sse
 from tests.providers.helpers import API_KEY, ask
@@ -275,3 +279,31 @@ async def test_a_stream_cancelled_while_held_leaves_a_working_client(
     finally:
         await model.aclose()
     assert texts(after) == ["after"]
+
+
+def test_the_load_signal_counts_the_time_spent_waiting_for_a_cpu() -> None:
+    """A loop sharing its core is saturated below 100% CPU: the signal counts the
+    time the thread waited for the core too (Linux), not only its CPU time."""
+    previous = os.sched_getaffinity(0)
+    core = min(previous)
+    rival = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    try:
+        os.sched_setaffinity(0, {core})  # this thread only
+        time.sleep(0.05)
+        wall, cpu, demand = time.monotonic(), time.thread_time(), demand_time()
+        while time.monotonic() - wall < 0.4:
+            pass
+        wall, cpu, demand = (
+            time.monotonic() - wall,
+            time.thread_time() - cpu,
+            demand_time() - demand,
+        )
+    finally:
+        os.sched_setaffinity(0, previous)
+        rival.kill()
+        rival.wait()
+    assert cpu < 0.8 * wall  # the rival had a share of the core
+    assert demand >= 0.9 * wall  # running or waiting to run, all along
