@@ -41,7 +41,7 @@ from app.runs import repository
 
 log = logging.getLogger("agentd.runs")
 
-MAX_GROUP = 256  # runs per round trip at most
+MAX_GROUP = 256  # runs per group at most
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ class RunCreations:
         self._connect = connect
         self._pending: list[_Pending] = []
         self._writing: asyncio.Task[None] | None = None
-        self.groups = 0  # round trips made (for tests and metrics)
+        self.groups = 0  # groups stored together so far
 
     async def hold_session_and_insert_run(
         self,
