@@ -58,9 +58,8 @@ class Admission:
 
     def start(self) -> bool:
         """True (and a slot held until the admission ends) when this process has room."""
-        if not self.started and self._manager.has_capacity:
-            self._manager._starting += 1
-            self.started = True
+        if not self.started:
+            self.started = self._manager._take_slot()
         return self.started
 
 
@@ -155,6 +154,14 @@ class RunManager:
     @property
     def has_capacity(self) -> bool:
         return not self._closing and self.room > 0
+
+    def _take_slot(self) -> bool:
+        """Count one more run as about to start here (in `room`), if there is room;
+        whoever took it gives it back (`_starting -= 1`) once the run is launched."""
+        if not self.has_capacity:
+            return False
+        self._starting += 1
+        return True
 
     def lease(self) -> dict[str, Any]:
         """The columns that make a run this worker's."""
@@ -386,9 +393,8 @@ class RunManager:
 
         def take() -> bool:
             nonlocal held
-            if not self.has_capacity:
+            if not self._take_slot():
                 return False
-            self._starting += 1
             held += 1
             return True
 
