@@ -23,19 +23,18 @@ from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.deps import RunServices
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
-from app.runs import service as runs_service
-from app.runs.creation import RunCreations
+from app.notify import create_notifier
+from app.runs import records as run_records
 from app.runs.routes import router as runs_router
+from app.runs.service import RunService
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
-from app.worker.notify import create_notifier
 from app.worker.writer import EventWriter
 
 log = logging.getLogger("agentd")
@@ -106,7 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
 
     async def prepare(session: AsyncSession, run: Any) -> Any:
-        return await runs_service.prepare(runner, session, run)
+        return await run_records.prepare(runner, session, run)
 
     notifier = create_notifier(settings.database_url)
     notifier.on_control(stored_agents.on_control)
@@ -126,9 +125,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = maker
     app.state.runner = runner
     app.state.agents = stored_agents
+    app.state.notifier = notifier
     app.state.manager = manager
-    creations = RunCreations(engine.connect)  # runs created at one moment: one transaction
-    app.state.run_services = RunServices(engine, manager, runner, stored_agents, creations)
+    app.state.run_service = RunService(
+        engine=engine, maker=maker, manager=manager, runner=runner, agents=stored_agents
+    )
     app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
     try:
         if settings.auto_migrate:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import DriverStatement
-from app.runs.repository import SESSIONS
+from app.worker.store import SESSIONS
 
 INSERT_SESSION = insert(SESSIONS).returning(SESSIONS.c.id, SESSIONS.c.state)
 

@@ -12,7 +12,7 @@ from app.agents import repository
 from app.agents.service import spec_of
 from app.engine.spec import AgentSpec
 from app.errors import AgentNotFound
-from app.worker.notify import ANY_AGENT
+from app.notify import ANY_AGENT
 
 
 @dataclass(frozen=True, slots=True)

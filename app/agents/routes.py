@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository, service
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
-from app.deps import CatalogDep, ManagerDep, SessionDep
+from app.agents.service import Catalog
+from app.deps import NotifierDep, SessionDep
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
+from app.notify import Notifier
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from app.routing import StrictJSONRoute
-from app.worker.manager import RunManager
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrictJSONRoute)
+
+
+async def get_catalog(request: Request) -> Catalog:
+    """What definitions may name, built once from the settings."""
+    catalog: Catalog = request.app.state.runtime.catalog
+    return catalog
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 AgentIdPath = Path(pattern=AGENT_ID_PATTERN, description="The agent's id (slug).")
 
@@ -28,11 +40,11 @@ INVALID = problems({422: "Invalid definition or query (`validation_error`)."})
     responses={**problems({409: "The id is taken (`agent_exists`)."}), **INVALID},
 )
 async def create_agent(
-    body: AgentCreate, session: SessionDep, catalog: CatalogDep, manager: ManagerDep
+    body: AgentCreate, session: SessionDep, catalog: CatalogDep, notifier: NotifierDep
 ) -> AgentRead:
     """Create an agent definition (version 1)."""
     agent = await service.create(session, body, catalog)
-    await _forget_everywhere(session, manager, agent.id)
+    await _forget_everywhere(session, notifier, agent.id)
     return service.to_read(agent)
 
 
@@ -65,18 +77,18 @@ async def update_agent(
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_agent(
-    session: SessionDep, manager: ManagerDep, agent_id: str = AgentIdPath
+    session: SessionDep, notifier: NotifierDep, agent_id: str = AgentIdPath
 ) -> Response:
     """Delete an agent and its versions. Its past runs stay readable."""
     await service.delete(session, agent_id)
-    await _forget_everywhere(session, manager, agent_id)
+    await _forget_everywhere(session, notifier, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _forget_everywhere(session: AsyncSession, manager: RunManager, agent_id: str) -> None:
+async def _forget_everywhere(session: AsyncSession, notifier: Notifier, agent_id: str) -> None:
     """Every process drops what it cached of the agent's versions: versions start
     at 1 again after a delete. Other replicas hear it when the transaction commits;
     this one again after the commit, so no read racing the change re-caches the old."""
-    await manager.notifier.control(session, "agent", agent_id)
+    await notifier.control(session, "agent", agent_id)
     await session.commit()
-    manager.notifier.dispatch_local("agent", agent_id)
+    notifier.dispatch_local("agent", agent_id)

@@ -1,147 +1,145 @@
-"""Group creation of runs: the runs that requests create at the same moment are
-stored in one transaction, with one commit.
+"""Storing a new run: the one way a run comes into being, whatever protocol asked.
 
-The common creation (a run of the agent version this process read last, in a
-new session or a free one) is one statement per run on PostgreSQL, up to three
-on SQLite (`repository.hold_session_and_insert_run`). Sent one request at a
-time, each pays a pooled connection and a commit of its own, and the database
-a transaction each (on SQLite, the WAL frames of the same pages written again
-for every run). Here a request hands its run to the process's `RunCreations`
-and waits: when no write is under way its run goes at once (nothing waits for
-company), otherwise with every run that arrived meanwhile. On PostgreSQL the
-group is one pipelined `fetchmany` on one connection: asyncpg sends the
-executions with a single Sync, so PostgreSQL runs them in one implicit
-transaction; on SQLite (or where statement listeners must see every
-statement) the runs' statements follow each other in one transaction. Either
-way each run sees the ones before it (two runs of one session: the second
-finds the session held and is not stored), and they commit together or not at
-all.
+A run is stored holding its session, started here when this process has room
+(its status `running`, its lease ours) and queued otherwise. Two steps, the
+second only when the first cannot decide:
 
-Every run learns its own outcome: stored (in a session created or taken), or
-not stored (the session busy, the agent changed): that request then takes the
-general path, as it would have after its own statement. Should the group fail
-as a whole (a deadlock with another replica, a bad value), each run is stored
-again on its own, so one run's failure is only that run's.
+1. The common case, one statement per run: a run of the agent version this
+   process read last, in a new session or a free one, with room here. It is
+   stored with the runs created at the same moment (`RunCreations`: a group of
+   one when nothing else is being written). The statement stores nothing when
+   the session is busy or the agent changed meanwhile.
+2. Everything else, on a connection of its own: the agent read from the
+   database, the session created, taken, merged into (`session_state`) or busy;
+   a busy session rejects, queues or interrupts per `multitask_strategy`. A run
+   stored queued tells every replica there is work, in the same transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import direct_driver
+from app.agents.resolver import Current, StoredAgents
+from app.engine.loop import Runner
+from app.engine.state import RunState
+from app.errors import SessionBusy, ValidationFailed
 from app.runs import repository
-
-log = logging.getLogger("agentd.runs")
-
-MAX_GROUP = 256  # runs per group at most
-
-
-@dataclass(slots=True)
-class _Pending:
-    params: dict[str, Any]
-    done: asyncio.Future[bool | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+from app.runs.grouping import RunCreations
+from app.runs.records import new_run, new_session
+from app.runs.schemas import RunCreate
+from app.sessions import repository as sessions
+from app.worker import store
+from app.worker.capacity import Admission
+from app.worker.manager import RunManager
+from app.worker.store import NewRun
 
 
-class RunCreations:
-    """Stores new runs holding their sessions, grouped per transaction."""
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A stored run and what must follow once its transaction is committed."""
 
-    def __init__(self, connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
-        self._connect = connect
-        self._pending: list[_Pending] = []
-        self._writing: asyncio.Task[None] | None = None
-        self.groups = 0  # groups stored together so far
+    run: NewRun
+    launch: bool  # started here: the caller launches it
+    interrupt: str | None = None  # the run this one interrupts, to cancel
+    # The engine state to start from, when the request could build all of it
+    # (a new session has no history): the worker then skips reloading.
+    state: RunState | None = None
 
-    async def hold_session_and_insert_run(
-        self,
-        session_values: dict[str, Any],
-        run_values: dict[str, Any],
-        *,
-        agent_version: int,
-        agent_updated_at: datetime,
-    ) -> bool | None:
-        """What `repository.hold_session_and_insert_run` answers, for this run,
-        stored with the runs created at the same moment."""
-        pending = _Pending(
-            repository.hold_and_insert_params(
-                session_values,
-                run_values,
-                agent_version=agent_version,
-                agent_updated_at=agent_updated_at,
-            )
-        )
-        self._pending.append(pending)
-        if self._writing is None:
-            self._writing = asyncio.get_running_loop().create_task(self._write())
-        # A request cancelled meanwhile cancels its own wait, not the group's write.
-        return await pending.done
 
-    async def _write(self) -> None:
-        group: list[_Pending] = []
+@dataclass(frozen=True, slots=True)
+class Creator:
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+    manager: RunManager
+    runner: Runner
+    agents: StoredAgents
+    creations: RunCreations
+
+    async def create(self, agent_id: str, body: RunCreate, admission: Admission) -> Started:
+        """Store a new run (see the module's docstring); raises AgentNotFound,
+        ValidationFailed or SessionBusy, having stored nothing."""
+        known = self.agents.last_read(agent_id) if not body.session_state else None
+        if known is not None and admission.start():
+            started = await self._create_in_free_session(known, body)
+            if started is not None:
+                return started
+        async with self.connect() as db:
+            started = await self._create_general(db, agent_id, body, admission)
+            await db.commit()
+        return started
+
+    async def _create_in_free_session(self, known: Current, body: RunCreate) -> Started | None:
+        """Step 1: None (nothing stored) when the session is busy, that agent
+        version is no longer the newest, or the input does not fit it (the newest
+        decides). The caller holds a slot: the run starts here."""
         try:
-            while self._pending:
-                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                try:
-                    outcomes = await self._store(group)
-                except Exception as exc:
-                    log.debug("grouped run creation failed; storing each alone", exc_info=True)
-                    await self._store_each(group, exc)
-                else:
-                    for pending, outcome in zip(group, outcomes, strict=True):
-                        _settle(pending, outcome)
-                group = []
-        except BaseException as exc:  # cancelled (shutdown): nobody is left waiting
-            for pending in [*group, *self._pending]:
-                _fail(pending, exc)
-            self._pending = []
-            raise
-        finally:
-            self._writing = None
+            run, values, state = new_run(self.runner, known.spec, body)
+        except ValidationFailed:
+            return None
+        self._start_here(run, values)
+        created = await self.creations.hold_session_and_insert_run(
+            new_session(run, body),
+            values,
+            agent_version=known.spec.version,
+            agent_updated_at=known.updated_at,
+        )
+        if created is None:
+            return None
+        # A new session has no history: the state built here is all there is.
+        return Started(run, launch=True, state=state if created else None)
 
-    async def _store(self, group: list[_Pending]) -> list[bool | None]:
-        async with self._connect() as conn:
-            driver = await direct_driver(conn)
-            if driver is None or len(group) == 1:
-                # One run after another (SQLite; or statements that listeners must
-                # see), in one transaction: one commit.
-                outcomes = [await repository.hold_and_insert(conn, p.params) for p in group]
-                await conn.commit()
-            else:
-                statement = repository.HOLD_AND_INSERT
-                sql, first = statement.bind(conn.dialect, group[0].params)
-                args = [first, *(statement.bind(conn.dialect, p.params)[1] for p in group[1:])]
-                rows = await driver.fetchmany(sql, args)
-                outcomes = [repository.hold_and_insert_outcome(tuple(row)) for row in rows]
-        self.groups += 1
-        return outcomes
+    async def _create_general(
+        self, db: AsyncConnection, agent_id: str, body: RunCreate, admission: Admission
+    ) -> Started:
+        """Step 2: any run; the agent read, its session created, taken, merged into
+        or busy."""
+        current = await self.agents.current(db, agent_id)
+        run, values, state = new_run(self.runner, current.spec, body)
+        start_here = admission.start()
+        created = await sessions.create_session(db, new_session(run, body))
+        acquired = created
+        if not created:
+            if body.session_state:
+                await sessions.merge_session_state(db, run.session_id, body.session_state)
+            acquired = await store.acquire_session(db, run.session_id, run.id)
+        if not acquired:
+            return await self._session_taken(db, run, values, body)
+        if start_here:
+            self._start_here(run, values)
+        await repository.insert_run(db, values)
+        if not start_here:  # the session is its; a worker with room starts it
+            await self.manager.notifier.control(db, "work", "queued")
+            return Started(run, launch=False)
+        return Started(run, launch=True, state=state if created else None)
 
-    async def _store_each(self, group: list[_Pending], failure: Exception) -> None:
-        for pending in group:
-            try:
-                async with self._connect() as conn:
-                    outcome = await repository.hold_and_insert(conn, pending.params)
-                    await conn.commit()
-            except Exception as exc:
-                exc.__context__ = failure
-                _fail(pending, exc)
-            else:
-                _settle(pending, outcome)
+    async def _session_taken(
+        self, db: AsyncConnection, run: NewRun, values: dict[str, Any], body: RunCreate
+    ) -> Started:
+        """The session has an active run: reject, queue, or interrupt it."""
+        active = await sessions.active_run_of(db, run.session_id)
+        if body.multitask_strategy == "reject":
+            raise SessionBusy(
+                f"Session {run.session_id!r} has an active run ({active}).",
+                extra={"active_run_id": active},
+            )
+        await repository.insert_run(db, values)
+        notifier = self.manager.notifier
+        # The session's run may end on another replica: it must hear that one waits.
+        await notifier.control(db, "work", "queued")
+        if body.multitask_strategy == "interrupt" and active is not None:
+            await store.update_owned(
+                db, active, None, {"cancel_requested": True}, store.ACTIVE_STATUSES
+            )
+            await notifier.control(db, "cancel", active)
+            return Started(run, launch=False, interrupt=active)
+        return Started(run, launch=False)
 
-
-def _settle(pending: _Pending, outcome: bool | None) -> None:
-    if not pending.done.done():
-        pending.done.set_result(outcome)
-
-
-def _fail(pending: _Pending, exc: BaseException) -> None:
-    if not pending.done.done():
-        pending.done.set_exception(exc)
+    def _start_here(self, run: NewRun, values: dict[str, Any]) -> None:
+        """Mark a run about to be stored as started by this worker."""
+        values.update(
+            status="running", started_at=run.created_at, attempt=1, **self.manager.lease()
+        )

@@ -1,10 +1,9 @@
-"""HTTP routes of runs: create (blocking, streaming, background), continue,
-cancel, read, list, and the resumable event stream."""
+"""The native HTTP routes of runs, an adapter over the run service: create
+(blocking, streaming, background), continue, cancel, read, list, and the
+resumable event stream."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Annotated, Any
 
 import orjson
@@ -12,19 +11,16 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
-from app.deps import ManagerDep, RunnerDep, SessionDep, run_services
 from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from app.routing import StrictJSONRoute, direct
-from app.runs import repository, service
+from app.runs.deps import RunServiceDep, run_service
+from app.runs.records import output_of
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
-from app.runs.sse import MAX_SEQ, event_stream, follow, parse_last_event_id
-from app.worker.bus import Frame
-from app.worker.manager import RunManager
-from app.worker.outcomes import cancel_without_worker
-from app.worker.writer import LeaseLost
+from app.runs.service import RunService
+from app.runs.sse import MAX_SEQ, event_stream, parse_last_event_id
 
 router = APIRouter(tags=["runs"], route_class=StrictJSONRoute)
 
@@ -44,59 +40,38 @@ STREAM_DOC = {
 
 async def _answer(
     request: Request,
-    manager: RunManager,
+    runs: RunService,
     run_id: str,
     session_id: str,
     options: StreamOptions,
     after: int,
 ) -> StarletteResponse:
     """Blocking JSON, an SSE stream, or 202 for a background run."""
-    maker = request.app.state.sessionmaker
     if options.background:
-        async with maker() as session:
-            run = await service.get(session, run_id)
+        run = await runs.get(run_id)
         body = RunAccepted(run_id=run_id, status=run.status, session_id=session_id)
         return JSONResponse(
             body.model_dump(),
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/v1/runs/{run_id}"},
         )
+    cancel_if_abandoned = options.on_disconnect == "cancel"
     if options.stream:
 
         def on_disconnect() -> None:
-            if options.on_disconnect == "cancel":
-                manager.request_cancel(run_id)
+            if cancel_if_abandoned:
+                runs.request_cancel(run_id)
 
         return event_stream(
+            runs,
             run_id,
             after,
-            manager=manager,
-            maker=maker,
             ping=request.app.state.settings.sse_ping_seconds,
             content_only=not options.stream_events,
             on_disconnect=on_disconnect,
         )
-    frames = follow(run_id, after, manager=manager, maker=maker)
-    last: Frame | None = None
-    try:
-        async for batch in frames:
-            last = batch[-1]
-    except asyncio.CancelledError:
-        if options.on_disconnect == "cancel":
-            manager.request_cancel(run_id)
-        raise
-    if last is not None and last.event == "RunCompleted":
-        # The event carries the whole RunOutput as stored: no need to read it back.
-        output = orjson.loads(last.data)
-        output.pop("event", None)
-        output.pop("seq", None)
-        return Response(orjson.dumps(output), media_type="application/json")
-    async with maker() as session:
-        run = await service.get(session, run_id)
-    return Response(
-        orjson.dumps(service.output_of(run).model_dump(mode="json")),
-        media_type="application/json",
-    )
+    output = await runs.wait(run_id, after, cancel_if_abandoned=cancel_if_abandoned)
+    return Response(orjson.dumps(output), media_type="application/json")
 
 
 @router.post(
@@ -122,26 +97,9 @@ async def create_run(
 ) -> StarletteResponse:
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
     start it in the background (`background`, 202 with a `Location`)."""
-    services = run_services(request)
-    manager = services.manager
-    # Stored before the answer is awaited (no connection held meanwhile).
-    with manager.admitting() as admission:
-        started = await service.create(
-            services.engine.connect,
-            manager,
-            services.runner,
-            services.agents,
-            agent_id,
-            body,
-            admission,
-            services.creations,
-        )
-        if started.launch:
-            manager.launch(started.run.id, run=started.run, state=started.state)
-    run_id, session_id = started.run.id, started.run.session_id
-    if started.interrupt is not None:
-        await manager.cancel(started.interrupt)
-    return await _answer(request, manager, run_id, session_id, body, 0)
+    runs = run_service(request)
+    started = await runs.create(agent_id, body)
+    return await _answer(request, runs, started.run.id, started.run.session_id, body, 0)
 
 
 @router.post(
@@ -163,19 +121,11 @@ async def create_run(
     },
 )
 async def continue_run(
-    request: Request,
-    body: RunContinue,
-    session: SessionDep,
-    manager: ManagerDep,
-    runner: RunnerDep,
-    run_id: RunIdPath,
+    request: Request, body: RunContinue, runs: RunServiceDep, run_id: RunIdPath
 ) -> StarletteResponse:
     """Answer a paused run's requirements and resume it, from the stored state."""
-    run = await service.continue_(session, manager, runner, run_id, body)
-    after, session_id = run.last_seq, run.session_id
-    await session.commit()
-    manager.launch(run_id)
-    return await _answer(request, manager, run_id, session_id, body, after)
+    run = await runs.continue_(run_id, body)
+    return await _answer(request, runs, run_id, run.session_id, body, run.last_seq)
 
 
 @router.post(
@@ -188,45 +138,20 @@ async def continue_run(
         }
     ),
 )
-async def cancel_run(
-    request: Request, session: SessionDep, manager: ManagerDep, run_id: RunIdPath
-) -> RunAccepted:
+async def cancel_run(runs: RunServiceDep, run_id: RunIdPath) -> RunAccepted:
     """Cancel a queued, running or paused run (idempotent once cancelled)."""
-    run = await service.get(session, run_id)
-    service.check_cancellable(run)
-    await session.commit()
-    maker = request.app.state.sessionmaker
-    if run.status in ("queued", "paused"):
-        # LeaseLost: it moved on meanwhile (started, continued, ended); read it again.
-        with contextlib.suppress(LeaseLost):
-            await cancel_without_worker(
-                manager.writer,
-                manager.bus,
-                manager.notifier,
-                run,
-                owner=None,
-                statuses=(run.status,),
-            )
-    async with maker() as fresh:
-        run = await service.get(fresh, run_id)
-    service.check_cancellable(run)
-    if run.status == "running":
-        await manager.cancel_run(run_id)
-        async with maker() as fresh:
-            run = await service.get(fresh, run_id)
-        # It ended on its own before the cancel reached it: nothing was cancelled.
-        service.check_cancellable(run)
+    run = await runs.cancel(run_id)
     return RunAccepted(run_id=run.id, status=run.status, session_id=run.session_id)
 
 
 @router.get("/v1/runs/{run_id}", responses=problems({404: "No such run (`run_not_found`)."}))
-async def get_run(session: SessionDep, run_id: RunIdPath) -> RunOutput:
-    return service.output_of(await service.get(session, run_id))
+async def get_run(runs: RunServiceDep, run_id: RunIdPath) -> RunOutput:
+    return await runs.output(run_id)
 
 
 @router.get("/v1/runs", responses=problems({422: "Invalid filter or cursor."}))
 async def list_runs(
-    session: SessionDep,
+    runs: RunServiceDep,
     agent_id: str | None = None,
     session_id: str | None = None,
     user_id: str | None = None,
@@ -236,8 +161,7 @@ async def list_runs(
 ) -> Page[RunOutput]:
     """Runs, newest first, filtered by agent, session, user and status."""
     before = decode_cursor(cursor, str)[0] if cursor else None
-    rows = await repository.list_page(
-        session,
+    rows = await runs.list_runs(
         limit=limit + 1,
         before=before,
         agent_id=agent_id,
@@ -247,7 +171,7 @@ async def list_runs(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    data = [service.output_of(row) for row in rows]
+    data = [output_of(row) for row in rows]
     for item in data:
         item.messages = []  # the list stays light: GET /v1/runs/{id} has them
     return Page(data=data, next_cursor=encode_cursor([rows[-1].id]) if more else None)
@@ -260,8 +184,7 @@ async def list_runs(
 )
 async def run_events(
     request: Request,
-    session: SessionDep,
-    manager: ManagerDep,
+    runs: RunServiceDep,
     run_id: RunIdPath,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_SEQ, description="Replay after this seq.")
@@ -270,14 +193,6 @@ async def run_events(
 ) -> Any:
     """Every stored event after `Last-Event-ID` / `?after=`, then the live tail,
     until the run is paused or ends."""
-    await service.get(session, run_id)
-    await session.commit()
+    await runs.get(run_id)
     start = parse_last_event_id(last_event_id, after)
-    maker = request.app.state.sessionmaker
-    return event_stream(
-        run_id,
-        start,
-        manager=manager,
-        maker=maker,
-        ping=request.app.state.settings.sse_ping_seconds,
-    )
+    return event_stream(runs, run_id, start, ping=request.app.state.settings.sse_ping_seconds)

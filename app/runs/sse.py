@@ -1,12 +1,7 @@
-"""Following a run's events: replay by seq from the database, then the live tail.
-
-`follow` serves frames from this process's live channel when the run's worker
-is here, and from the run_events table otherwise (a finished run, a run on
-another worker, a run still queued), polling while the run is active. It ends
-after a terminal event, or after a `RunPaused` that is the run's newest event.
-`event_stream` sends them as SSE, with a `: ping` comment when nothing was sent
-for `ping` seconds (the waits inside `follow` are bounded, so an idle stream
-wakes up to send it: no timer or task per stream for it).
+"""A run's events as Server-Sent Events: `event_stream` sends what the run
+service's `follow` yields (replay by seq, then the live tail), with a `: ping`
+comment when nothing was sent for `ping` seconds (`follow`'s waits are bounded,
+so an idle stream wakes up to send it: no timer or task per stream for it).
 """
 
 from __future__ import annotations
@@ -17,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import (
     AppStatus,
@@ -27,73 +21,14 @@ from sse_starlette.sse import (
 )
 from starlette.types import Message, Receive, Scope, Send
 
-from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
-from app.engine.output import TERMINAL_STATUSES
-from app.runs import repository
-from app.worker.bus import Frame
-from app.worker.manager import RunManager
+from app.engine.events import CONTENT_EVENTS
+from app.runs.service import RunService
 
 RETRY_MS = 2000
 PING = b": ping\n\n"
 SEND_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
 MAX_SEQ = 2**31 - 1  # the largest seq the column holds (INTEGER on PostgreSQL)
-
-
-async def follow(
-    run_id: str,
-    after: int,
-    *,
-    manager: RunManager,
-    maker: async_sessionmaker[AsyncSession],
-    stopping: Callable[[], bool] = lambda: False,
-    idle: float | None = None,
-) -> AsyncIterator[list[Frame]]:
-    """Batches of consecutive frames after `after`, as they become available; with
-    `idle`, an empty batch after each `idle` seconds without frames."""
-    bus, notifier = manager.bus, manager.notifier
-    poll_interval = notifier.poll_interval if idle is None else min(notifier.poll_interval, idle)
-    cursor = after
-    paused_at: int | None = None  # a RunPaused seen last: the end, unless more follows
-    quiet_since = time.monotonic()
-    while not (manager.closing or stopping()):
-        if idle is not None and time.monotonic() - quiet_since >= idle:
-            yield []
-            quiet_since = time.monotonic()
-        channel = bus.get(run_id)
-        if channel is not None and channel.covers(cursor):
-            frames = channel.since(cursor)
-            if not frames:
-                if paused_at is not None:
-                    return
-                if channel.closed:
-                    continue  # the worker left: the database has the rest
-                await channel.wait(cursor, poll_interval)
-                continue
-        else:
-            async with maker() as session:
-                rows = await repository.read_events(session, run_id, cursor)
-                status = None if rows else await repository.status_of(session, run_id)
-            frames = [Frame(seq, kind, data.encode()) for seq, kind, data in rows]
-            if not frames:
-                if status is None:
-                    return  # the run was deleted
-                if paused_at is not None or (
-                    status[0] in TERMINAL_STATUSES and status[1] <= cursor
-                ):
-                    return
-                if status[0] == "paused" and status[1] <= cursor:
-                    return
-                await notifier.wait_run(run_id, poll_interval)
-                continue
-        for index, frame in enumerate(frames):
-            if frame.event in TERMINAL_EVENTS:
-                yield frames[: index + 1]
-                return
-        yield frames
-        quiet_since = time.monotonic()
-        cursor = frames[-1].seq
-        paused_at = cursor if frames[-1].event == "RunPaused" else None
 
 
 def parse_last_event_id(header: str | None, after: int | None) -> int:
@@ -224,11 +159,10 @@ class RunEventsResponse(EventSourceResponse):
 
 
 def event_stream(
+    runs: RunService,
     run_id: str,
     after: int,
     *,
-    manager: RunManager,
-    maker: async_sessionmaker[AsyncSession],
     ping: float,
     content_only: bool = False,
     on_disconnect: Callable[[], None] | None = None,
@@ -242,9 +176,7 @@ def event_stream(
     within SHUTDOWN_GRACE: the stream closes cleanly and the client re-attaches
     elsewhere with Last-Event-ID."""
     shutdown = anyio.Event()
-    batches = follow(
-        run_id, after, manager=manager, maker=maker, stopping=shutdown.is_set, idle=ping
-    )
+    batches = runs.follow(run_id, after, stopping=shutdown.is_set, idle=ping)
 
     async def body() -> AsyncIterator[bytes]:
         finished = False

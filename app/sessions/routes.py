@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
-from sqlalchemy import select
 
 from app.db import utcnow
 from app.deps import SessionDep
@@ -20,9 +19,9 @@ from app.pagination import (
     invalid_cursor,
 )
 from app.routing import StrictJSONRoute
-from app.runs import repository
+from app.sessions import repository
 from app.sessions.schemas import SessionMessages, SessionRead, SessionUpdate
-from app.tables import Run, Session, SessionMessage
+from app.tables import Session
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=StrictJSONRoute)
 
@@ -44,16 +43,14 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 
 async def _read(session: SessionDep, stored: Session) -> SessionRead:
-    run_ids = await session.scalars(
-        select(Run.id).where(Run.session_id == stored.id).order_by(Run.id)
-    )
+    run_ids = await repository.run_ids(session, stored.id)
     return SessionRead(
         session_id=stored.id,
         user_id=stored.user_id,
         agent_id=stored.agent_id,
         session_state=stored.state,
         active_run_id=stored.active_run_id,
-        run_ids=list(run_ids),
+        run_ids=run_ids,
         created_at=stored.created_at,
         updated_at=stored.updated_at,
     )
@@ -86,18 +83,10 @@ async def list_sessions(
     cursor: CursorQuery = None,
 ) -> Page[SessionRead]:
     """Sessions, newest first."""
-    statement = select(Session).order_by(Session.created_at.desc(), Session.id.desc())
-    if user_id is not None:
-        statement = statement.where(Session.user_id == user_id)
-    if agent_id is not None:
-        statement = statement.where(Session.agent_id == agent_id)
-    if cursor:
-        created_at, last_id = _decode_session_cursor(cursor)
-        statement = statement.where(
-            (Session.created_at < created_at)
-            | ((Session.created_at == created_at) & (Session.id < last_id))
-        )
-    rows = list(await session.scalars(statement.limit(limit + 1)))
+    before = _decode_session_cursor(cursor) if cursor else None
+    rows = await repository.list_page(
+        session, limit=limit + 1, before=before, user_id=user_id, agent_id=agent_id
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     data = [await _read(session, row) for row in rows]
@@ -115,12 +104,8 @@ async def get_session(session: SessionDep, session_id: SessionIdPath) -> Session
 async def get_messages(session: SessionDep, session_id: SessionIdPath) -> SessionMessages:
     """The history of completed runs as an input list, ready to send as `input`."""
     await _get(session, session_id)
-    rows = await session.scalars(
-        select(SessionMessage.message)
-        .where(SessionMessage.session_id == session_id)
-        .order_by(SessionMessage.id)
-    )
-    return SessionMessages(session_id=session_id, messages=list(rows))
+    messages = await repository.messages(session, session_id)
+    return SessionMessages(session_id=session_id, messages=messages)
 
 
 @router.patch("/{session_id}", responses={**NOT_FOUND, **problems({422: "Invalid body."})})
@@ -143,11 +128,7 @@ async def update_session(
 async def delete_session(session: SessionDep, session_id: SessionIdPath) -> Response:
     """Delete a session with its runs, events and history. Cancel its active run first."""
     stored = await _get(session, session_id)
-    active = await session.scalar(
-        select(Run.id).where(
-            Run.session_id == session_id, Run.status.in_(repository.ACTIVE_STATUSES)
-        )
-    )
+    active = await repository.active_run_in(session, session_id)
     if active is not None or stored.active_run_id is not None:
         raise SessionBusy(
             f"Session {session_id!r} has an active run.",

@@ -12,10 +12,10 @@ from app.db import utcnow
 from app.engine.events import BaseEvent, RunCancelled, RunCompleted, RunErrorEvent, utcnow_iso
 from app.engine.output import RunError, RunOutput
 from app.engine.state import RunState
-from app.runs import repository
+from app.notify import Notifier
 from app.tables import Run
+from app.worker import store
 from app.worker.bus import EventBus
-from app.worker.notify import Notifier
 from app.worker.recorder import RunRecorder
 from app.worker.writer import EventWriter, Release
 
@@ -199,7 +199,7 @@ async def cancel_without_worker(
 async def hand_back(maker: async_sessionmaker[AsyncSession], run_id: str, owner: str) -> None:
     """Shutting down: leave the run running with an expired lease for the next worker."""
     async with maker() as session, session.begin():
-        await repository.update_owned(
+        await store.update_owned(
             session, run_id, owner, {"lease_owner": None, "lease_expires_at": utcnow()}
         )
     log.info("run %s handed back", run_id)

@@ -27,8 +27,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.db import utcnow
 from app.engine.events import STREAM_END_EVENTS as END_EVENTS
 from app.engine.events import BaseEvent, RunCompleted, RunContent
+from app.notify import Notifier
 from app.worker.bus import Frame, RunChannel
-from app.worker.notify import Notifier
 from app.worker.writer import Batch, EventWriter, LeaseLost, Release
 
 log = logging.getLogger("agentd.worker")

@@ -52,7 +52,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import DriverStatement, direct_driver, utcnow
-from app.runs.repository import EVENTS, MESSAGES, RUNS, SESSIONS
+from app.worker.store import EVENTS, MESSAGES, RUNS, SESSIONS
 
 log = logging.getLogger("agentd.worker")
 

@@ -18,7 +18,8 @@ for module in pkgutil.walk_packages(app.engine.__path__, "app.engine."):
     names.append(module.name)
 banned = sorted(
     name for name in sys.modules
-    if name.split(".")[0] in {"fastapi", "starlette", "sqlalchemy"}
+    if name.split(".")[0]
+    in {"fastapi", "starlette", "sqlalchemy", "asyncpg", "aiosqlite", "sse_starlette", "uvicorn"}
 )
 print(json.dumps({"modules": names, "banned": banned}))
 """

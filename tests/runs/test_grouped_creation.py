@@ -15,8 +15,8 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
-from app.runs import service
-from app.runs.creation import RunCreations
+from app.runs import records
+from app.runs.grouping import RunCreations
 from app.runs.schemas import RunCreate
 from app.tables import Run, Session
 from tests.conftest import make_settings
@@ -24,7 +24,7 @@ from tests.runs.conftest import make_agent, wait_status
 
 
 def creations_of(app: FastAPI) -> RunCreations:
-    creations: RunCreations = app.state.run_services.creations
+    creations: RunCreations = app.state.run_service.creations
     return creations
 
 
@@ -97,9 +97,9 @@ def new_run(session_id: str, known: Any, **run: Any) -> dict[str, Any]:
     (built as the route builds it), with `run`'s column values changed."""
     runner, agent = known
     body = RunCreate(input="hi", session_id=session_id)
-    record, values, _ = service._new_run(runner, agent.spec, body)
+    record, values, _ = records.new_run(runner, agent.spec, body)
     return {
-        "session_values": service._new_session(record, body),
+        "session_values": records.new_session(record, body),
         "run_values": {**values, **run},
         "agent_version": agent.spec.version,
         "agent_updated_at": agent.updated_at,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.db import utcnow
 from app.runs import repository
+from app.sessions import repository as sessions
 
 
 class CountingBegin:
@@ -44,7 +45,7 @@ async def store_runs(
     now = utcnow()
     async with maker() as session, session.begin():
         for run_id, session_id in runs.items():
-            created = await repository.create_session(
+            created = await sessions.create_session(
                 session, {"id": session_id, "state": {}, "created_at": now, "updated_at": now}
             )
             assert created

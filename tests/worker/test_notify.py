@@ -9,7 +9,7 @@ import asyncpg
 
 from app.agents.resolver import StoredAgents
 from app.engine.spec import AgentSpec
-from app.worker.notify import ANY_AGENT, Notifier, PostgresNotifier
+from app.notify import ANY_AGENT, Notifier, PostgresNotifier
 from tests.conftest import POSTGRES_SERVER
 
 

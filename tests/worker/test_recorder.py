@@ -11,9 +11,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.engine.events import RunContent, RunIntermediateContent
+from app.notify import Notifier
 from app.tables import RunEvent
 from app.worker.bus import EventBus, RunChannel
-from app.worker.notify import Notifier
 from app.worker.recorder import Flusher, RunRecorder
 from app.worker.writer import EventWriter
 from tests.waiting import wait_for

@@ -13,9 +13,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.runs import repository
+from app.sessions import repository as sessions
 from app.tables import Run, RunEvent
 from app.tables import Session as SessionRow
+from app.worker import store
 from app.worker.writer import Batch, EventWriter, LeaseLost, Release
 from tests.worker.helpers import CountingBegin, store_runs
 
@@ -66,7 +67,7 @@ async def test_concurrent_batches_share_one_transaction(
     await writer.write(batch(ids[0], range(4, 5), status="completed"))
     assert begin.transactions == 2
     async with db_sessionmaker() as session:
-        assert await repository.status_of(session, ids[0]) == ("completed", 4)
+        assert await store.status_of(session, ids[0]) == ("completed", 4)
 
 
 async def test_a_groups_events_are_one_insert(
@@ -186,9 +187,9 @@ async def test_sessions_are_released_in_the_groups_transaction(
     ids = await make_runs(db_sessionmaker, 3)
     async with db_sessionmaker() as session, session.begin():
         for run_id in ids:
-            assert await repository.acquire_session(session, f"s-{run_id}", run_id)
+            assert await store.acquire_session(session, f"s-{run_id}", run_id)
         # s-r2 is held by another run by now: releasing it as r2 must not free it
-        assert await repository.acquire_session(session, "s-r2", "r2")
+        assert await store.acquire_session(session, "s-r2", "r2")
         await session.execute(
             update(SessionRow).where(SessionRow.id == "s-r2").values(active_run_id="other")
         )
@@ -215,5 +216,5 @@ async def test_sessions_are_released_in_the_groups_transaction(
             ("s-r1", None, {}),
             ("s-r2", "other", {"n": 3}),
         ]
-        assert await repository.history(session, "s-r0", 5) == [{"role": "user", "content": "hi"}]
-        assert await repository.history(session, "s-r1", 5) == []
+        assert await sessions.history(session, "s-r0", 5) == [{"role": "user", "content": "hi"}]
+        assert await sessions.history(session, "s-r1", 5) == []

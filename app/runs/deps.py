@@ -1,0 +1,20 @@
+"""The run service as a request dependency, for the native routes and every
+protocol adapter."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.runs.service import RunService
+
+
+def run_service(request: Request) -> RunService:
+    """The process's run service (also for `@direct` routes, which FastAPI's
+    dependency solving does not reach)."""
+    service: RunService = request.app.state.run_service
+    return service
+
+
+RunServiceDep = Annotated[RunService, Depends(run_service)]
