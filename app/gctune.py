@@ -1,24 +1,21 @@
 """Garbage-collector tuning for a long-running server.
 
 CPython's cyclic collector runs a full (oldest-generation) pass whenever enough
-objects have survived younger passes. A server holding a thousand live runs
-keeps hundreds of thousands of objects alive, so each full pass walks all of
-them: measured at about 0.2 s per pass under 1,024 concurrent streams, a fifth
-of the server's CPU. Reference counting frees almost everything agentd
-allocates; the collector only has to find cycles, and it can do that far less
-often. At start-up the objects that live as long as the process (modules,
-schemas, compiled queries) are frozen out of collection and the thresholds
-raised; shutdown puts both back.
+objects have survived younger passes. A server holding many live runs keeps a
+great many objects alive, and each full pass walks all of them, so at Python's
+default thresholds full passes take a large share of a busy server's CPU.
+Reference counting frees almost everything agentd allocates; the collector only
+has to find cycles, and it can do that far less often. At start-up the objects
+that live as long as the process (modules, schemas, compiled queries) are
+frozen out of collection and the thresholds raised; shutdown puts both back.
 
 The youngest generation is also sized to the runs alive. A young pass walks
 every object made since the last one; each run in flight holds a few hundred
 (its request's and its stream's coroutines, the SDK's response, its state), so
-at a fixed threshold a burst of runs sets off a young pass every hundred runs or
-so, each walking objects that are alive, not garbage: seven or eight passes and
-0.24 to 0.54 s of CPU for 1,024 runs starting at once, none of which found
-anything to free. `objects_per_run` widens the threshold by that much per run
-in flight or being created, so the young passes keep pace with garbage rather
-than with load: no young pass during such a burst.
+at a fixed threshold a burst of runs sets off young pass after young pass, each
+walking objects that are alive, not garbage, and finding nothing to free.
+`objects_per_run` widens the threshold by that much per run in flight or being
+created, so the young passes keep pace with garbage rather than with load.
 """
 
 from __future__ import annotations

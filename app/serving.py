@@ -2,10 +2,9 @@
 
 libuv, under uvloop, accepts one connection per turn of the event loop (libuv
 PR #3696: level-triggered polling brings the next one on the next turn). A
-busy server's turn takes tens of milliseconds, so a burst of new connections
-waits in the kernel's accept queue: with 1,024 clients connecting at once,
-about 600 waited up to 5 s to be accepted while the first 400 were served,
-and the server spent that time on a few streams at a time instead of on all
+busy server's turn is long, so a burst of new connections waits in the
+kernel's accept queue, for seconds when many clients connect at once, while
+the server spends that time on the few streams it accepted instead of on all
 of them. asyncio's own loop accepts up to `backlog` connections each time the
 listening socket is ready; `Loop` does the same on uvloop, and hands each
 connection to uvloop's transport (`connect_accepted_socket`) as libuv would.

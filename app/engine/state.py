@@ -124,7 +124,7 @@ class RunState(BaseModel):
             tools=list(self.tools),
             requirements=list(self.pending),
             # a copy: the state's metrics go on changing (a dump and a validation,
-            # in pydantic's core, cost a third of a deep copy)
+            # both in pydantic's core, are cheaper than a deep copy)
             metrics=self.metrics.model_dump(),
             model=self.model,
             error=self.error,

@@ -77,7 +77,7 @@ class ModelRegistry:
                 raise ValueError(f"invalid model provider profile name {name!r}")
             self._factories[name] = partial(self._profile, ProviderProfile.model_validate(value))
         self._clients: dict[str, ModelClient] = {}
-        # The anthropic SDK costs ~40 MB: loaded at start-up only when configured.
+        # The anthropic SDK is a large import: loaded at start-up only when configured.
         self._anthropic_configured = bool(
             anthropic_api_key
             or anthropic_base_url
@@ -100,7 +100,7 @@ class ModelRegistry:
         return client
 
     async def preload(self) -> None:
-        """Import the HTTP providers' SDKs in a worker thread (about 4 s of imports).
+        """Import the HTTP providers' SDKs in a worker thread (they are slow to import).
 
         Await once at start-up: otherwise the first call to a provider imports
         its SDK on the event loop and stalls every other request. The anthropic
