@@ -119,6 +119,10 @@ class RunNotActive(Conflict):
     code, title = "run_not_active", "The run is not active"
 
 
+class RunExists(Conflict):
+    code, title = "run_exists", "A run with this id exists"
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 

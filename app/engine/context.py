@@ -8,7 +8,7 @@ every event with run_id, session_id and the active agent_id.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -56,10 +56,12 @@ async def resolve_tools(
     spec: AgentSpec,
     registry: ToolRegistry,
     get_agent: Callable[[str], Awaitable[AgentSpec]],
+    client_tools: Sequence[ClientTool] = (),
 ) -> dict[str, ToolSlot]:
-    """The agent's tools and handoffs by the name the model sees; raises RunFailure(user_error)."""
+    """The agent's tools and handoffs by the name the model sees, then the run's own
+    client tools (`client_tools`); raises RunFailure(user_error)."""
     slots: dict[str, ToolSlot] = {}
-    for entry in spec.tools:
+    for entry in [*spec.tools, *client_tools]:
         if isinstance(entry, ClientTool):
             definition = ToolDefinition(entry.name, entry.description, entry.parameters)
             slots[entry.name] = ToolSlot("client", definition)
@@ -123,6 +125,8 @@ def user_input_schema(schema: dict[str, Any], fields: list[str]) -> dict[str, An
 
 def system_message(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
     parts = [spec.instructions_text] if spec.instructions_text else []
+    if state.overrides.instructions:
+        parts.append(state.overrides.instructions)
     if spec.add_session_state_to_context:
         body = orjson.dumps(state.session_state, option=orjson.OPT_SORT_KEYS).decode()
         parts.append(f"<session_state>\n{body}\n</session_state>")

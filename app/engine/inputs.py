@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from jsonschema import validators
 from referencing.exceptions import Unresolvable
 
+from app.engine.context import HANDOFF_PREFIX
 from app.engine.errors import InputError
 from app.engine.models.base import Message
 from app.engine.output import Requirement
-from app.engine.spec import AgentSpec, split_model
+from app.engine.spec import AgentSpec, ClientTool, split_model
 from app.engine.state import RunState
 from app.engine.structured import schema_errors
 
@@ -63,6 +65,20 @@ def override_problems(
         problems.append("run_config.max_turns: must be at least 1")
     if output_schema is not None:
         problems += [f"output_schema: {problem}" for problem in schema_errors(output_schema)]
+    return problems
+
+
+def client_tool_problems(spec: AgentSpec, client_tools: Sequence[ClientTool]) -> list[str]:
+    """A run's client tools may not take a name the agent's own tools or handoffs use,
+    nor repeat one."""
+    taken = {HANDOFF_PREFIX + target for target in spec.handoffs}
+    for entry in spec.tools:
+        taken.add(entry if isinstance(entry, str) else entry.name)
+    problems: list[str] = []
+    for index, tool in enumerate(client_tools):
+        if tool.name in taken:
+            problems.append(f"tools[{index}]: the name {tool.name!r} is taken")
+        taken.add(tool.name)
     return problems
 
 

@@ -46,13 +46,14 @@ from app.engine.guardrails import GuardrailRegistry, run_guardrails
 from app.engine.inputs import (
     RunInput,
     check_decisions,
+    client_tool_problems,
     input_messages,
     input_text,
     override_problems,
 )
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
-from app.engine.spec import AgentSpec
+from app.engine.spec import AgentSpec, ClientTool
 from app.engine.state import RunOverrides, RunState
 from app.engine.steps import (
     STEP_TYPES,
@@ -137,8 +138,11 @@ class Runner:
         model_settings: dict[str, Any] | None = None,
         max_turns: int | None = None,
         output_schema: dict[str, Any] | None = None,
+        instructions: str | None = None,
+        client_tools: Sequence[ClientTool] = (),
     ) -> RunState:
-        """A fresh run of `spec`; raises InputError listing every problem with the input."""
+        """A fresh run of `spec`; raises InputError listing every problem with the input.
+        `instructions` and `client_tools` are the caller's additions for this run."""
         errors: list[str] = []
         messages: list[Message] = []
         try:
@@ -147,6 +151,7 @@ class Runner:
             errors += exc.errors
         providers = self.models.providers()
         errors += override_problems(spec, providers, model, max_turns, output_schema)
+        errors += client_tool_problems(spec, client_tools)
         if errors:
             raise InputError(errors)
         return RunState(
@@ -163,7 +168,11 @@ class Runner:
             history_length=len(history),
             max_turns=max_turns or spec.max_turns,
             overrides=RunOverrides(
-                model=model, model_settings=model_settings, output_schema=output_schema
+                model=model,
+                model_settings=model_settings,
+                output_schema=output_schema,
+                instructions=instructions,
+                client_tools=list(client_tools),
             ),
             session_state=copy.deepcopy(session_state or {}),
             model=model or spec.model_name,
@@ -196,7 +205,7 @@ class Runner:
             if opening is not None:
                 yield opening
             spec = await self._agent(state.active_agent_id, state.active_agent_version)
-            scope = RunScope(state, spec, await self._slots(spec), depth)
+            scope = RunScope(state, spec, await self._slots(spec, state), depth)
             phase: Phase | None = self._opening(scope, fresh)
             while phase is not None:
                 step: NextStep | None = None
@@ -280,7 +289,7 @@ class Runner:
         state, source = scope.state, scope.spec
         target = scope.slots[step.call["function"]["name"]].target
         assert target is not None
-        slots = await self._slots(target)
+        slots = await self._slots(target, state)
         for call in [step.call, *step.ignored]:
             yield start_call(scope, call)
         completed = [
@@ -374,8 +383,13 @@ class Runner:
         except KeyError:
             raise RunFailure("user_error", f"agent {agent_id!r} not found") from None
 
-    async def _slots(self, spec: AgentSpec) -> dict[str, ToolSlot]:
-        return await resolve_tools(spec, self.tools, lambda agent_id: self._agent(agent_id, None))
+    async def _slots(self, spec: AgentSpec, state: RunState) -> dict[str, ToolSlot]:
+        return await resolve_tools(
+            spec,
+            self.tools,
+            lambda agent_id: self._agent(agent_id, None),
+            state.overrides.client_tools,
+        )
 
 
 def _opening_event(state: RunState) -> RunStarted | RunContinued | None:

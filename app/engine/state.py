@@ -24,6 +24,7 @@ from app.engine.output import (
     RunStatus,
     ToolExecution,
 )
+from app.engine.spec import ClientTool
 
 OutputT = TypeVar("OutputT", bound=RunOutput)
 
@@ -34,6 +35,10 @@ class RunOverrides(BaseModel):
     model: str | None = None
     model_settings: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
+    # Added by the caller for this run: instructions after the agent's own, and
+    # tools the client executes (their calls pause the run, as client tools do).
+    instructions: str | None = None
+    client_tools: list[ClientTool] = Field(default_factory=list)
 
 
 class RunState(BaseModel):

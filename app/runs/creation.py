@@ -22,16 +22,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.agents.resolver import Current, StoredAgents
 from app.engine.loop import Runner
 from app.engine.state import RunState
-from app.errors import SessionBusy, ValidationFailed
+from app.errors import RunExists, SessionBusy, ValidationFailed
 from app.runs import repository
 from app.runs.grouping import RunCreations
 from app.runs.records import new_run, new_session
-from app.runs.schemas import RunCreate
+from app.runs.schemas import RunCreate, RunExtras
 from app.sessions import repository as sessions
 from app.worker import store
 from app.worker.capacity import Admission
@@ -59,25 +60,36 @@ class Creator:
     agents: StoredAgents
     creations: RunCreations
 
-    async def create(self, agent_id: str, body: RunCreate, admission: Admission) -> Started:
+    async def create(
+        self, agent_id: str, body: RunCreate, admission: Admission, extras: RunExtras
+    ) -> Started:
         """Store a new run (see the module's docstring); raises AgentNotFound,
-        ValidationFailed or SessionBusy, having stored nothing."""
-        known = self.agents.last_read(agent_id) if not body.session_state else None
+        ValidationFailed, SessionBusy or RunExists, having stored nothing."""
+        known = None
+        if not body.session_state and extras.run_id is None:
+            known = self.agents.last_read(agent_id)
         if known is not None and admission.start():
-            started = await self._create_in_free_session(known, body)
+            started = await self._create_in_free_session(known, body, extras)
             if started is not None:
                 return started
         async with self.connect() as db:
-            started = await self._create_general(db, agent_id, body, admission)
-            await db.commit()
+            try:
+                started = await self._create_general(db, agent_id, body, admission, extras)
+                await db.commit()
+            except IntegrityError:
+                if extras.run_id is None:
+                    raise
+                raise _run_exists(extras.run_id) from None  # created meanwhile by another
         return started
 
-    async def _create_in_free_session(self, known: Current, body: RunCreate) -> Started | None:
+    async def _create_in_free_session(
+        self, known: Current, body: RunCreate, extras: RunExtras
+    ) -> Started | None:
         """Step 1: None (nothing stored) when the session is busy, that agent
         version is no longer the newest, or the input does not fit it (the newest
         decides). The caller holds a slot: the run starts here."""
         try:
-            run, values, state = new_run(self.runner, known.spec, body)
+            run, values, state = new_run(self.runner, known.spec, body, extras)
         except ValidationFailed:
             return None
         self._start_here(run, values)
@@ -93,12 +105,19 @@ class Creator:
         return Started(run, launch=True, state=state if created else None)
 
     async def _create_general(
-        self, db: AsyncConnection, agent_id: str, body: RunCreate, admission: Admission
+        self,
+        db: AsyncConnection,
+        agent_id: str,
+        body: RunCreate,
+        admission: Admission,
+        extras: RunExtras,
     ) -> Started:
         """Step 2: any run; the agent read, its session created, taken, merged into
         or busy."""
         current = await self.agents.current(db, agent_id)
-        run, values, state = new_run(self.runner, current.spec, body)
+        run, values, state = new_run(self.runner, current.spec, body, extras)
+        if extras.run_id is not None and await repository.run_exists(db, extras.run_id):
+            raise _run_exists(extras.run_id)
         start_here = admission.start()
         created = await sessions.create_session(db, new_session(run, body))
         acquired = created
@@ -143,3 +162,7 @@ class Creator:
         values.update(
             status="running", started_at=run.created_at, attempt=1, **self.manager.lease()
         )
+
+
+def _run_exists(run_id: str) -> RunExists:
+    return RunExists(f"A run with id {run_id!r} exists.", extra={"run_id": run_id})

@@ -13,14 +13,16 @@ from app.db import utcnow
 from app.engine.errors import InputError
 from app.engine.loop import Runner
 from app.engine.output import RunOutput
-from app.engine.spec import AgentSpec, ModelRef
+from app.engine.spec import AgentSpec, ClientTool, ModelRef
 from app.engine.state import RunState
 from app.errors import ValidationFailed
 from app.ids import new_id
-from app.runs.schemas import RunCreate
+from app.runs.schemas import RunCreate, RunExtras
 from app.sessions import repository as sessions
 from app.tables import Run
 from app.worker.store import NewRun
+
+NO_EXTRAS = RunExtras()
 
 
 def iso(value: Any) -> str:
@@ -32,7 +34,7 @@ def input_failed(exc: InputError, where: str = "body") -> ValidationFailed:
     return ValidationFailed("The run input is invalid.", errors=errors)
 
 
-def _overrides(body: RunCreate) -> dict[str, Any]:
+def _overrides(body: RunCreate, extras: RunExtras) -> dict[str, Any]:
     config = body.run_config
     model = config.model
     settings = dict(config.model_settings or {})
@@ -44,6 +46,8 @@ def _overrides(body: RunCreate) -> dict[str, Any]:
         "model_settings": settings or None,
         "max_turns": config.max_turns,
         "output_schema": body.output_schema,
+        "instructions": extras.instructions,
+        "client_tools": [tool.model_dump(mode="json") for tool in extras.client_tools],
     }
 
 
@@ -79,6 +83,8 @@ def new_state(
         model_settings=overrides.get("model_settings"),
         max_turns=overrides.get("max_turns"),
         output_schema=overrides.get("output_schema"),
+        instructions=overrides.get("instructions"),
+        client_tools=[ClientTool.model_validate(t) for t in overrides.get("client_tools", [])],
     )
     fresh.metadata = dict(run.metadata_)
     fresh.streaming = run.request.get("streaming", True)
@@ -86,14 +92,14 @@ def new_state(
 
 
 def new_run(
-    runner: Runner, spec: AgentSpec, body: RunCreate
+    runner: Runner, spec: AgentSpec, body: RunCreate, extras: RunExtras = NO_EXTRAS
 ) -> tuple[NewRun, dict[str, Any], RunState]:
     """A new run of `spec` as a record to store (its column values), and the
     engine state it starts from when its session is new (raises
     ValidationFailed for bad input)."""
     now = utcnow()
     values: dict[str, Any] = {
-        "id": new_id(),
+        "id": extras.run_id or new_id(),
         "agent_id": spec.id,
         "agent_version": spec.version,
         "session_id": body.session_id or new_id(),
@@ -102,7 +108,8 @@ def new_run(
         "model": spec.model_name,
         "input": _input_payload(body),
         "request": {
-            "overrides": _overrides(body),
+            "overrides": _overrides(body, extras),
+            "session_history": extras.session_history,
             "multitask_strategy": body.multitask_strategy,
             "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
             "streaming": body.watched,
@@ -174,6 +181,6 @@ async def prepare(runner: Runner, session: AsyncSession, run: Run) -> RunState:
         raise InputError([f"agent {run.agent_id!r} no longer exists"]) from None
     stored = await sessions.get_session(session, run.session_id)
     history: list[dict[str, Any]] = []
-    if spec.history.enabled:
+    if spec.history.enabled and run.request.get("session_history", True):
         history = await sessions.history(session, run.session_id, spec.history.num_runs)
     return new_state(runner, spec, run, history=history, state=dict(stored.state) if stored else {})

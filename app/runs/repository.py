@@ -46,6 +46,11 @@ async def list_page(
 AGENTS = cast(Table, Agent.__table__)
 
 
+async def run_exists(db: Db, run_id: str) -> bool:
+    found = await db.execute(select(RUNS.c.id).where(RUNS.c.id == run_id))
+    return found.first() is not None
+
+
 _INSERT_RUN = insert(RUNS)
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.engine.output import RunOutput, RunStatus
-from app.engine.spec import JsonObject, ModelRef
+from app.engine.spec import ClientTool, JsonObject, ModelRef
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt"]
 
@@ -105,6 +106,27 @@ class RunCreate(StreamOptions):
     )
     run_config: RunConfig = Field(default_factory=RunConfig)
     metadata: JsonObject = Field(default_factory=dict)
+
+
+class RunExtras(BaseModel):
+    """What a protocol adapter adds to a run beyond the native request body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)] | None = Field(
+        default=None, description="The client's id for the run (409 `run_exists` if taken)."
+    )
+    instructions: str | None = Field(
+        default=None, description="Added to the system message after the agent's instructions."
+    )
+    client_tools: list[ClientTool] = Field(
+        default_factory=list, description="Tools the client executes, for this run only."
+    )
+    session_history: bool = Field(
+        default=True,
+        description="False: the input carries the whole conversation; the session's stored "
+        "history is not added again.",
+    )
 
 
 class ToolDecision(BaseModel):

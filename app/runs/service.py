@@ -30,8 +30,8 @@ from app.errors import RunNotActive, RunNotFound, RunNotPaused, SessionBusy
 from app.runs import repository
 from app.runs.creation import Creator, Started
 from app.runs.grouping import RunCreations
-from app.runs.records import input_failed, output_of
-from app.runs.schemas import RunContinue, RunCreate
+from app.runs.records import NO_EXTRAS, input_failed, output_of
+from app.runs.schemas import RunContinue, RunCreate, RunExtras
 from app.tables import Run
 from app.worker import outcomes, store
 from app.worker.bus import Frame
@@ -59,14 +59,17 @@ class RunService:
 
     # Starting ------------------------------------------------------------------
 
-    async def create(self, agent_id: str, body: RunCreate) -> Started:
+    async def create(
+        self, agent_id: str, body: RunCreate, extras: RunExtras = NO_EXTRAS
+    ) -> Started:
         """Store a new run and start it (here when there is room, else on whichever
         replica claims it first); the run it interrupts is cancelled first. Raises
-        AgentNotFound, ValidationFailed or SessionBusy, having stored nothing."""
+        AgentNotFound, ValidationFailed, SessionBusy or RunExists, having stored
+        nothing. `extras` is what a protocol adapter adds (see `RunExtras`)."""
         manager = self.manager
         # Stored before anything is awaited on it: no connection held meanwhile.
         with manager.admitting() as admission:
-            started = await self._creator.create(agent_id, body, admission)
+            started = await self._creator.create(agent_id, body, admission, extras)
             if started.launch:
                 manager.launch(started.run.id, run=started.run, state=started.state)
         if started.interrupt is not None:
