@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import Select
 from sqlalchemy.types import TypeDecorator
 
 from app import sqlite_driver
+from app.engine import jsontext
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -95,7 +96,7 @@ def _sqlite_begin(connection: Any) -> None:
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return jsontext.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> AsyncEngine:
@@ -103,7 +104,7 @@ def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> A
     through orjson: run state and output are written often)."""
     json_options: dict[str, Any] = {
         "json_serializer": _json_dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": jsontext.loads,
     }
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]

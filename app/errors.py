@@ -143,6 +143,15 @@ class Overloaded(AppError):
     status, code, title = 503, "overloaded", "Too busy: try again shortly"
 
 
+class ShuttingDown(AppError):
+    """A blocking request whose replica stops before its run ended: the run is
+    handed to another replica, and the client re-attaches (the problem carries
+    `run_id`) or retries."""
+
+    status, code, title = 503, "shutting_down", "This replica is shutting down: retry"
+    headers = {"Retry-After": "1"}
+
+
 class DatabaseUnavailable(AppError):
     status, code, title = 503, "database_unavailable", "The database cannot be reached"
 

@@ -7,6 +7,7 @@ every event with run_id, session_id and the active agent_id.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from app.engine import jsontext
 from app.engine.errors import RunFailure
 from app.engine.events import BaseEvent
 from app.engine.models.base import ModelRequest, ToolDefinition
@@ -25,6 +27,18 @@ from app.engine.tools import AnyTool, ToolRegistry
 E = TypeVar("E", bound=BaseEvent)
 
 HANDOFF_PREFIX = "transfer_to_"
+MAX_TOOL_NAME = 64  # what OpenAI's and Anthropic's APIs accept
+
+
+def handoff_tool_name(agent_id: str) -> str:
+    """The name of the tool that hands over to `agent_id`: `transfer_to_<id>`, or,
+    past the providers' 64 characters, the id's start and a hash of all of it."""
+    name = HANDOFF_PREFIX + agent_id
+    if len(name) <= MAX_TOOL_NAME:
+        return name
+    digest = hashlib.sha256(agent_id.encode()).hexdigest()[:8]
+    keep = MAX_TOOL_NAME - len(HANDOFF_PREFIX) - len(digest) - 1
+    return f"{HANDOFF_PREFIX}{agent_id[:keep]}_{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +104,7 @@ async def resolve_tools(
             target = await get_agent(target_id)
         except KeyError:
             raise RunFailure("user_error", f"handoff target {target_id!r} not found") from None
-        name = HANDOFF_PREFIX + target.id
+        name = handoff_tool_name(target.id)
         description = (
             target.handoff_description
             or target.description
@@ -128,7 +142,7 @@ def system_message(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
     if state.overrides.instructions:
         parts.append(state.overrides.instructions)
     if spec.add_session_state_to_context:
-        body = orjson.dumps(state.session_state, option=orjson.OPT_SORT_KEYS).decode()
+        body = jsontext.dumps(state.session_state, option=orjson.OPT_SORT_KEYS).decode()
         parts.append(f"<session_state>\n{body}\n</session_state>")
     return {"role": "system", "content": "\n\n".join(parts)} if parts else None
 

@@ -15,7 +15,7 @@ import orjson
 from jsonschema import validators
 from referencing.exceptions import Unresolvable
 
-from app.engine.context import HANDOFF_PREFIX
+from app.engine.context import handoff_tool_name
 from app.engine.errors import InputError
 from app.engine.models.base import Message
 from app.engine.output import Requirement
@@ -71,7 +71,7 @@ def override_problems(
 def client_tool_problems(spec: AgentSpec, client_tools: Sequence[ClientTool]) -> list[str]:
     """A run's client tools may not take a name the agent's own tools or handoffs use,
     nor repeat one."""
-    taken = {HANDOFF_PREFIX + target for target in spec.handoffs}
+    taken = {handoff_tool_name(target) for target in spec.handoffs}
     for entry in spec.tools:
         taken.add(entry if isinstance(entry, str) else entry.name)
     problems: list[str] = []

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
-from app.engine.output import RunOutput, RunStatus
+from app.engine import jsontext
+from app.engine.output import TERMINAL_STATUSES, RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
@@ -71,7 +71,7 @@ async def _answer(
             on_disconnect=on_disconnect,
         )
     output = await runs.wait(run_id, after, cancel_if_abandoned=cancel_if_abandoned)
-    return Response(orjson.dumps(output), media_type="application/json")
+    return Response(jsontext.dumps(output), media_type="application/json")
 
 
 @router.post(
@@ -180,7 +180,11 @@ async def list_runs(
 @router.get(
     "/v1/runs/{run_id}/events",
     response_class=Response,
-    responses={200: STREAM_DOC, **problems({404: "No such run (`run_not_found`)."})},
+    responses={
+        200: STREAM_DOC,
+        204: {"description": "The run has ended and nothing is after `Last-Event-ID`."},
+        **problems({404: "No such run (`run_not_found`)."}),
+    },
 )
 async def run_events(
     request: Request,
@@ -192,7 +196,10 @@ async def run_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Any:
     """Every stored event after `Last-Event-ID` / `?after=`, then the live tail,
-    until the run is paused or ends."""
-    await runs.get(run_id)
+    until the run is paused or ends. 204 when the run has ended and nothing is
+    after that point (a browser's EventSource then stops reconnecting)."""
+    run = await runs.get(run_id)
     start = parse_last_event_id(last_event_id, after)
+    if run.status in TERMINAL_STATUSES and start >= run.last_seq:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     return event_stream(runs, run_id, start, ping=request.app.state.settings.sse_ping_seconds)

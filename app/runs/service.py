@@ -17,21 +17,22 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.agents.resolver import StoredAgents
 from app.db import utcnow
+from app.engine import jsontext
 from app.engine.errors import InputError
 from app.engine.loop import Runner
 from app.engine.output import RunOutput
 from app.engine.state import RunState
-from app.errors import RunNotActive, RunNotFound, RunNotPaused, SessionBusy
+from app.errors import RunNotActive, RunNotFound, RunNotPaused, SessionBusy, ShuttingDown
 from app.runs import repository
 from app.runs.creation import Creator, Started
 from app.runs.grouping import RunCreations
 from app.runs.records import NO_EXTRAS, input_failed, output_of
 from app.runs.schemas import RunContinue, RunCreate, RunExtras
+from app.sessions import repository as sessions
 from app.tables import Run
 from app.worker import outcomes, store
 from app.worker.bus import Frame
@@ -94,8 +95,16 @@ class RunService:
             except InputError as exc:
                 raise input_failed(exc, "tools") from None
             resumed.streaming = body.watched
+            # The session is not held while a run is paused: start from its state now.
+            stored = await sessions.get_session(session, run.session_id)
+            if stored is not None:
+                resumed.session_state = dict(stored.state)
             if not await store.acquire_session(session, run.session_id, run.id):
-                raise SessionBusy(f"Session {run.session_id!r} has an active run.")
+                active = await sessions.active_run_of(session, run.session_id)
+                raise SessionBusy(
+                    f"Session {run.session_id!r} has an active run ({active}).",
+                    extra={"active_run_id": active},
+                )
             moved = await store.transition(
                 session,
                 run_id,
@@ -103,8 +112,9 @@ class RunService:
                 {
                     "status": "running",
                     "state": resumed.model_dump(mode="json"),
+                    # `attempt` counts the run's starts by a worker: a continue is
+                    # not one (worker losses are what MAX_RUN_ATTEMPTS bounds).
                     **self.manager.lease(),
-                    "attempt": Run.attempt + 1,
                     "updated_at": utcnow(),
                 },
             )
@@ -206,11 +216,19 @@ class RunService:
             raise
         if last is not None and last.event == "RunCompleted":
             # The event carries the whole RunOutput as stored: no need to read it back.
-            output: dict[str, Any] = orjson.loads(last.data)
+            output: dict[str, Any] = jsontext.loads(last.data)
             output.pop("event", None)
             output.pop("seq", None)
             return output
-        return (await self.output(run_id)).model_dump(mode="json")
+        run = await self.output(run_id)
+        if run.status in ("queued", "running") and self.manager.closing:
+            # This process stops before the run ended: another replica takes it over.
+            raise ShuttingDown(
+                f"Run {run_id!r} continues on another replica: follow "
+                f"/v1/runs/{run_id}/events, or read /v1/runs/{run_id} later.",
+                extra={"run_id": run_id},
+            )
+        return run.model_dump(mode="json")
 
     @staticmethod
     async def _get(session: AsyncSession, run_id: str) -> Run:

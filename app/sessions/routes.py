@@ -108,12 +108,33 @@ async def get_messages(session: SessionDep, session_id: SessionIdPath) -> Sessio
     return SessionMessages(session_id=session_id, messages=messages)
 
 
-@router.patch("/{session_id}", responses={**NOT_FOUND, **problems({422: "Invalid body."})})
+@router.patch(
+    "/{session_id}",
+    responses={
+        **NOT_FOUND,
+        **problems(
+            {
+                409: "A queued or running run would overwrite the state when it ends "
+                "(`session_busy`, with `active_run_id`).",
+                422: "Invalid body.",
+            }
+        ),
+    },
+)
 async def update_session(
     body: SessionUpdate, session: SessionDep, session_id: SessionIdPath
 ) -> SessionRead:
-    """Merge `session_state` into the stored state (null removes a key)."""
+    """Merge `session_state` into the stored state (null removes a key). Refused
+    while a queued or running run of the session is active (its end stores the
+    state it worked on); a paused run picks up the new state when continued."""
     stored = await _get(session, session_id)
+    active = await repository.active_run_in(session, session_id)
+    if active is not None:
+        raise SessionBusy(
+            f"Session {session_id!r} has an active run ({active}): its end stores the "
+            "session state; change it after the run.",
+            extra={"active_run_id": active},
+        )
     stored.state = merge_patch(stored.state, body.session_state)
     stored.updated_at = utcnow()
     await session.flush()

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from app.engine import jsontext
 from app.engine.models.base import Message, OutputSchema
 from app.engine.models.http import safe_name
 
@@ -116,7 +117,7 @@ def tool_result(message: Message) -> Block:
     if isinstance(content, list):
         content = content_blocks(content)
     elif not isinstance(content, str):
-        content = "" if content is None else orjson.dumps(content).decode()
+        content = "" if content is None else jsontext.dumps(content).decode()
     return {"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}
 
 

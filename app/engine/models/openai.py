@@ -22,6 +22,7 @@ import httpx2
 import openai
 import orjson
 
+from app.engine import jsontext
 from app.engine.models.base import (
     ContentDelta,
     FinishDelta,
@@ -208,7 +209,7 @@ def wire_message(message: Message) -> Message:
         return message
     wire = {key: value for key, value in message.items() if key not in _LOCAL_MESSAGE_KEYS}
     if needs_text:
-        wire["content"] = "" if content is None else orjson.dumps(content).decode()
+        wire["content"] = "" if content is None else jsontext.dumps(content).decode()
     return wire
 
 
