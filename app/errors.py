@@ -123,6 +123,10 @@ class RunExists(Conflict):
     code, title = "run_exists", "A run with this id exists"
 
 
+class IdempotencyKeyReused(AppError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key used for another request"
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 

@@ -1,4 +1,5 @@
-"""ORM tables: agents and their versions, sessions, runs, run events, session messages.
+"""ORM tables: agents and their versions, sessions, runs, run events, session messages,
+cancels of runs not created yet, idempotency keys.
 
 Runs and events are written often and read by seq; runs are listed by session,
 agent, user and status, newest first, and claimed by status and lease.
@@ -58,7 +59,7 @@ class Session(Base):
     agent_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Set with a compare-and-set UPDATE: at most one active run per session.
-    active_run_id: Mapped[str | None] = mapped_column(String(40))
+    active_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -74,7 +75,7 @@ class Run(Base):
 
     __tablename__ = "runs"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_version: Mapped[int] = mapped_column(Integer)
     last_agent_id: Mapped[str | None] = mapped_column(String(64))
@@ -121,7 +122,7 @@ class RunEvent(Base):
     __tablename__ = "run_events"
 
     run_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+        String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(48))
@@ -138,7 +139,7 @@ class SessionMessage(Base):
     session_id: Mapped[str] = mapped_column(
         String(128), ForeignKey("sessions.id", ondelete="CASCADE")
     )
-    run_id: Mapped[str] = mapped_column(String(40), ForeignKey("runs.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     message: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -147,3 +148,26 @@ class SessionMessage(Base):
         Index("ix_session_messages_session_id_id", "session_id", "id"),
         Index("ix_session_messages_run_id", "run_id"),
     )
+
+
+class RunCancel(Base):
+    """A cancel for a client-chosen run id that did not exist yet: a run created
+    with that id while it is recent ends cancelled at once."""
+
+    __tablename__ = "run_cancels"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A create or continue sent with `Idempotency-Key`: a retry with the same key
+    and request is answered from the run it started, and starts nothing."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # the request's digest
+    run_id: Mapped[str] = mapped_column(String(64))
+    after_seq: Mapped[int] = mapped_column(Integer, default=0)  # where its answer starts
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -14,7 +14,10 @@ from app.db import create_engine
 from app.tables import Base
 from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database
 
-TABLES = {"agents", "agent_versions", "sessions", "runs", "run_events", "session_messages"}
+TABLES = {
+    *("agents", "agent_versions", "sessions", "runs", "run_events", "session_messages"),
+    *("run_cancels", "idempotency_keys"),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -22,7 +22,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.agents.resolver import Current, StoredAgents
@@ -53,6 +52,14 @@ class Started:
 
 
 @dataclass(frozen=True, slots=True)
+class Fingerprinted:
+    """A create the client may send again: its digest, and its idempotency key."""
+
+    fingerprint: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Creator:
     connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
     manager: RunManager
@@ -61,25 +68,27 @@ class Creator:
     creations: RunCreations
 
     async def create(
-        self, agent_id: str, body: RunCreate, admission: Admission, extras: RunExtras
+        self,
+        agent_id: str,
+        body: RunCreate,
+        admission: Admission,
+        extras: RunExtras,
+        request: Fingerprinted | None = None,
     ) -> Started:
         """Store a new run (see the module's docstring); raises AgentNotFound,
-        ValidationFailed, SessionBusy or RunExists, having stored nothing."""
+        ValidationFailed or SessionBusy, having stored nothing; with `request`
+        (a client-chosen run id or an idempotency key), RunExists or
+        IntegrityError when that id or key was taken meanwhile."""
         known = None
-        if not body.session_state and extras.run_id is None:
+        if not body.session_state and request is None:
             known = self.agents.last_read(agent_id)
         if known is not None and admission.start():
             started = await self._create_in_free_session(known, body, extras)
             if started is not None:
                 return started
         async with self.connect() as db:
-            try:
-                started = await self._create_general(db, agent_id, body, admission, extras)
-                await db.commit()
-            except IntegrityError:
-                if extras.run_id is None:
-                    raise
-                raise _run_exists(extras.run_id) from None  # created meanwhile by another
+            started = await self._create_general(db, agent_id, body, admission, extras, request)
+            await db.commit()
         return started
 
     async def _create_in_free_session(
@@ -111,13 +120,14 @@ class Creator:
         body: RunCreate,
         admission: Admission,
         extras: RunExtras,
+        request: Fingerprinted | None,
     ) -> Started:
         """Step 2: any run; the agent read, its session created, taken, merged into
         or busy."""
         current = await self.agents.current(db, agent_id)
         run, values, state = new_run(self.runner, current.spec, body, extras)
-        if extras.run_id is not None and await repository.run_exists(db, extras.run_id):
-            raise _run_exists(extras.run_id)
+        if request is not None:
+            await self._claim_request(db, run, values, extras, request)
         start_here = admission.start()
         created = await sessions.create_session(db, new_session(run, body))
         acquired = created
@@ -157,12 +167,32 @@ class Creator:
             return Started(run, launch=False, interrupt=active)
         return Started(run, launch=False)
 
+    async def _claim_request(
+        self,
+        db: AsyncConnection,
+        run: NewRun,
+        values: dict[str, Any],
+        extras: RunExtras,
+        request: Fingerprinted,
+    ) -> None:
+        """A run with a client-chosen id or an idempotency key: the id must be free
+        (a cancel that came first is applied), the key is stored with the run."""
+        values["request"]["fingerprint"] = request.fingerprint
+        if extras.run_id is not None:
+            await repository.lock_run_id(db, extras.run_id)
+            if await repository.run_exists(db, extras.run_id):
+                raise RunExists(
+                    f"A run with id {extras.run_id!r} exists.", extra={"run_id": extras.run_id}
+                )
+            if await repository.take_cancel(db, extras.run_id):
+                values["cancel_requested"] = run.cancel_requested = True
+        if request.idempotency_key is not None:
+            await repository.store_idempotency_key(
+                db, request.idempotency_key, request.fingerprint, run.id, 0
+            )
+
     def _start_here(self, run: NewRun, values: dict[str, Any]) -> None:
         """Mark a run about to be stored as started by this worker."""
         values.update(
             status="running", started_at=run.created_at, attempt=1, **self.manager.lease()
         )
-
-
-def _run_exists(run_id: str) -> RunExists:
-    return RunExists(f"A run with id {run_id!r} exists.", extra={"run_id": run_id})

@@ -1,20 +1,21 @@
-"""Database access that only the runs domain needs: listing runs, and storing a
-new run together with the session it holds. Never commits. (What the worker
+"""Database access that only the runs domain needs: listing runs, storing a new
+run together with the session it holds, cancels that came before their run, and
+idempotency keys. Never commits. (What the worker
 reads and writes while it executes a run is in `app.worker.store`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, union_all, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db import DriverStatement
-from app.tables import Agent, Run
+from app.db import DriverStatement, utcnow
+from app.tables import Agent, IdempotencyKey, Run, RunCancel
 from app.worker.store import RUNS, SESSIONS, Db
 
 
@@ -44,6 +45,8 @@ async def list_page(
 
 
 AGENTS = cast(Table, Agent.__table__)
+CANCELS = cast(Table, RunCancel.__table__)
+KEYS = cast(Table, IdempotencyKey.__table__)
 
 
 async def run_exists(db: Db, run_id: str) -> bool:
@@ -216,3 +219,80 @@ async def hold_and_insert(db: AsyncConnection, params: dict[str, Any]) -> bool |
     run = {name: params[f"r_{name}"] for name in NEW_RUN_COLUMNS}
     await db.execute(statements.insert_run, run)
     return created
+
+
+# Cancels of runs not created yet, and idempotency keys -----------------------
+
+CANCEL_KEPT = timedelta(minutes=10)
+IDEMPOTENCY_KEPT = timedelta(hours=24)
+
+
+def _keep_cancel(dialect_insert: Any) -> Any:
+    statement = dialect_insert(CANCELS)
+    return statement.on_conflict_do_update(
+        index_elements=["run_id"], set_={"created_at": statement.excluded.created_at}
+    )
+
+
+_KEEP_CANCEL = {
+    "postgresql": _keep_cancel(postgresql_insert),
+    "sqlite": _keep_cancel(sqlite_insert),
+}
+
+
+async def keep_cancel(db: Db, run_id: str) -> None:
+    """Remember a cancel for `run_id`, which no run has yet (see `take_cancel`)."""
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
+    await db.execute(_KEEP_CANCEL[bind.dialect.name], {"run_id": run_id, "created_at": utcnow()})
+
+
+async def take_cancel(db: Db, run_id: str) -> bool:
+    """Whether a cancel for `run_id` arrived within CANCEL_KEPT (it is used up)."""
+    table = CANCELS
+    found = (await db.execute(select(table.c.created_at).where(table.c.run_id == run_id))).first()
+    if found is None:
+        return False
+    await db.execute(delete(table).where(table.c.run_id == run_id))
+    return bool(found[0] > utcnow() - CANCEL_KEPT)
+
+
+async def find_idempotency_key(db: Db, key: str) -> IdempotencyKey | None:
+    """The request stored under `key` within IDEMPOTENCY_KEPT (an older one is dropped)."""
+    table = KEYS
+    row = (await db.execute(select(table).where(table.c.key == key))).first()
+    if row is None:
+        return None
+    if row.created_at <= utcnow() - IDEMPOTENCY_KEPT:
+        await db.execute(delete(table).where(table.c.key == key))
+        return None
+    return IdempotencyKey(
+        key=row.key,
+        fingerprint=row.fingerprint,
+        run_id=row.run_id,
+        after_seq=row.after_seq,
+        created_at=row.created_at,
+    )
+
+
+async def store_idempotency_key(
+    db: Db, key: str, fingerprint: str, run_id: str, after_seq: int
+) -> None:
+    """Raises IntegrityError when another request stored the key first."""
+    await db.execute(
+        insert(KEYS).values(
+            key=key,
+            fingerprint=fingerprint,
+            run_id=run_id,
+            after_seq=after_seq,
+            created_at=utcnow(),
+        )
+    )
+
+
+async def lock_run_id(db: Db, run_id: str) -> None:
+    """Serialize, until the transaction ends, what concerns a client-chosen run id
+    that may not exist yet (its creation, a cancel that comes first). SQLite's
+    write transactions are serial already."""
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
+    if bind.dialect.name == "postgresql":
+        await db.execute(select(func.pg_advisory_xact_lock(func.hashtext(run_id))))

@@ -13,7 +13,7 @@ from starlette.responses import Response as StarletteResponse
 from app.engine import jsontext
 from app.engine.output import TERMINAL_STATUSES, RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
-from app.errors import problems
+from app.errors import ValidationFailed, problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from app.routing import StrictJSONRoute, direct
 from app.runs.deps import RunServiceDep, run_service
@@ -24,7 +24,38 @@ from app.runs.sse import MAX_SEQ, event_stream, parse_last_event_id
 
 router = APIRouter(tags=["runs"], route_class=StrictJSONRoute)
 
-RunIdPath = Annotated[str, Path(max_length=40, description="The run's id.")]
+RunIdPath = Annotated[str, Path(max_length=64, description="The run's id.")]
+
+MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_DOC = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A retry with the same key and body within 24 hours gets the original answer and"
+        " starts nothing; the same key with another body is 422 `idempotency_key_reused`."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+}
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The `Idempotency-Key` header's value (422 when empty or too long)."""
+    if header is None:
+        return None
+    if not 0 < len(header) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(
+            "The Idempotency-Key header is invalid.",
+            errors=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+                    "type": "string_length",
+                }
+            ],
+        )
+    return header
+
 
 STREAM_DOC = {
     "description": (
@@ -83,11 +114,18 @@ async def _answer(
         **problems(
             {
                 404: "No such agent (`agent_not_found`).",
-                409: "The session has an active run (`session_busy`).",
-                422: "Invalid body or input (`validation_error`).",
+                409: (
+                    "The session has an active run (`session_busy`), or the `run_id` is"
+                    " taken by another request (`run_exists`)."
+                ),
+                422: (
+                    "Invalid body or input (`validation_error`), or the Idempotency-Key"
+                    " was used for another request (`idempotency_key_reused`)."
+                ),
             }
         ),
     },
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC]},
 )
 @direct
 async def create_run(
@@ -98,7 +136,8 @@ async def create_run(
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
     start it in the background (`background`, 202 with a `Location`)."""
     runs = run_service(request)
-    started = await runs.create(agent_id, body)
+    key = idempotency_key(request.headers.get("idempotency-key"))
+    started = await runs.create(agent_id, body, idempotency_key=key)
     return await _answer(request, runs, started.run.id, started.run.session_id, body, 0)
 
 
@@ -115,16 +154,22 @@ async def create_run(
                     "Not paused (`run_not_paused`, with the run's `run_status`) "
                     "or session busy (`session_busy`)."
                 ),
-                422: "Decisions missing, repeated or of the wrong kind (`validation_error`).",
+                422: (
+                    "Decisions missing, repeated or of the wrong kind (`validation_error`),"
+                    " or the Idempotency-Key was used for another request"
+                    " (`idempotency_key_reused`)."
+                ),
             }
         ),
     },
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC]},
 )
 async def continue_run(
     request: Request, body: RunContinue, runs: RunServiceDep, run_id: RunIdPath
 ) -> StarletteResponse:
     """Answer a paused run's requirements and resume it, from the stored state."""
-    run = await runs.continue_(run_id, body)
+    key = idempotency_key(request.headers.get("idempotency-key"))
+    run = await runs.continue_(run_id, body, idempotency_key=key)
     return await _answer(request, runs, run_id, run.session_id, body, run.last_seq)
 
 

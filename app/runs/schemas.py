@@ -87,6 +87,15 @@ class RunCreate(StreamOptions):
         description="A string, a list of messages {role, content}, or an object "
         "(validated against the agent's input schema)."
     )
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)] | None = Field(
+        default=None,
+        description=(
+            "The client's id for the run. Sending the same create again answers that run"
+            " (its stream from the start) and starts nothing; another body with the same id"
+            " is 409 `run_exists`. A cancel for an id that does not exist yet is kept for ten"
+            " minutes: a run created with it then ends cancelled at once."
+        ),
+    )
     session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = None
     user_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     output_schema: JsonObject | None = None

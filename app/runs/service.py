@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.agents.resolver import StoredAgents
@@ -26,19 +29,29 @@ from app.engine.errors import InputError
 from app.engine.loop import Runner
 from app.engine.output import RunOutput
 from app.engine.state import RunState
-from app.errors import RunNotActive, RunNotFound, RunNotPaused, SessionBusy, ShuttingDown
-from app.runs import repository
-from app.runs.creation import Creator, Started
+from app.errors import (
+    RunExists,
+    RunNotActive,
+    RunNotFound,
+    RunNotPaused,
+    SessionBusy,
+    ShuttingDown,
+)
+from app.runs import idempotency, repository
+from app.runs.creation import Creator, Fingerprinted, Started
 from app.runs.grouping import RunCreations
 from app.runs.records import NO_EXTRAS, input_failed, output_of
-from app.runs.schemas import RunContinue, RunCreate, RunExtras
+from app.runs.schemas import RUN_ID_PATTERN, RunContinue, RunCreate, RunExtras
 from app.sessions import repository as sessions
 from app.tables import Run
 from app.worker import outcomes, store
 from app.worker.bus import Frame
 from app.worker.following import follow
 from app.worker.manager import RunManager
+from app.worker.store import NewRun
 from app.worker.writer import LeaseLost
+
+RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
 class RunService:
@@ -61,27 +74,83 @@ class RunService:
     # Starting ------------------------------------------------------------------
 
     async def create(
-        self, agent_id: str, body: RunCreate, extras: RunExtras = NO_EXTRAS
+        self,
+        agent_id: str,
+        body: RunCreate,
+        extras: RunExtras = NO_EXTRAS,
+        *,
+        idempotency_key: str | None = None,
     ) -> Started:
         """Store a new run and start it (here when there is room, else on whichever
         replica claims it first); the run it interrupts is cancelled first. Raises
         AgentNotFound, ValidationFailed, SessionBusy or RunExists, having stored
-        nothing. `extras` is what a protocol adapter adds (see `RunExtras`)."""
+        nothing. `extras` is what a protocol adapter adds (see `RunExtras`). A
+        create sent again (the same `run_id`, or `idempotency_key`) answers the run
+        it started (`Started.replayed`) and starts nothing."""
+        if body.run_id is not None:
+            extras = extras.model_copy(update={"run_id": body.run_id})
+        request: Fingerprinted | None = None
+        if extras.run_id is not None or idempotency_key is not None:
+            digest = idempotency.fingerprint("create", agent_id, body, extras)
+            request = Fingerprinted(digest, idempotency_key)
+            replay = await self._replayed_create(extras.run_id, request)
+            if replay is not None:
+                return replay
         manager = self.manager
-        # Stored before anything is awaited on it: no connection held meanwhile.
-        with manager.admitting() as admission:
-            started = await self._creator.create(agent_id, body, admission, extras)
-            if started.launch:
-                manager.launch(started.run.id, run=started.run, state=started.state)
+        try:
+            # Stored before anything is awaited on it: no connection held meanwhile.
+            with manager.admitting() as admission:
+                started = await self._creator.create(agent_id, body, admission, extras, request)
+                if started.launch:
+                    manager.launch(started.run.id, run=started.run, state=started.state)
+        except IntegrityError:
+            if request is None:
+                raise
+            # The same request, on another replica, stored it first.
+            replay = await self._replayed_create(extras.run_id, request)
+            if replay is None:
+                raise RunExists("The run's id or idempotency key was just taken.") from None
+            return replay
         if started.interrupt is not None:
             await manager.cancel(started.interrupt)
         return started
 
-    async def continue_(self, run_id: str, body: RunContinue) -> Run:
-        """Answer a paused run's requirements and resume it from its stored state;
-        returns the run as it was paused (its `last_seq` is where the answer's
-        events begin). Raises RunNotFound, RunNotPaused, ValidationFailed or
-        SessionBusy."""
+    async def _replayed_create(self, run_id: str | None, request: Fingerprinted) -> Started | None:
+        async with self.maker() as session, session.begin():
+            replay = await idempotency.find_create(
+                session, run_id, request.idempotency_key, request.fingerprint
+            )
+        return None if replay is None else Started(NewRun.of_run(replay.run), launch=False)
+
+    async def continue_(
+        self, run_id: str, body: RunContinue, *, idempotency_key: str | None = None
+    ) -> Continued:
+        """Answer a paused run's requirements and resume it from its stored state.
+        Raises RunNotFound, RunNotPaused, ValidationFailed or SessionBusy. The same
+        continue sent again with its `idempotency_key` answers that continuation."""
+        digest = ""
+        if idempotency_key is not None:
+            digest = idempotency.fingerprint("continue", run_id, body)
+            async with self.maker() as session, session.begin():
+                replay = await idempotency.find_continue(session, idempotency_key, digest)
+            if replay is not None:
+                return Continued(replay.run.id, replay.run.session_id, replay.after)
+        try:
+            continued = await self._continue(run_id, body, idempotency_key, digest)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            async with self.maker() as session, session.begin():
+                replay = await idempotency.find_continue(session, idempotency_key, digest)
+            if replay is None:
+                raise RunNotPaused(f"Run {run_id!r} is no longer paused.") from None
+            return Continued(replay.run.id, replay.run.session_id, replay.after)
+        self.manager.launch(run_id)
+        return continued
+
+    async def _continue(
+        self, run_id: str, body: RunContinue, idempotency_key: str | None, digest: str
+    ) -> Continued:
         async with self.maker() as session, session.begin():
             run = await self._get(session, run_id)
             if run.status != "paused" or run.state is None:
@@ -120,8 +189,11 @@ class RunService:
             )
             if not moved:  # a concurrent continue or cancel got there first
                 raise RunNotPaused(f"Run {run_id!r} is no longer paused.")
-        self.manager.launch(run_id)
-        return run
+            if idempotency_key is not None:
+                await repository.store_idempotency_key(
+                    session, idempotency_key, digest, run_id, run.last_seq
+                )
+        return Continued(run.id, run.session_id, run.last_seq)
 
     # Cancelling ----------------------------------------------------------------
 
@@ -130,7 +202,7 @@ class RunService:
         run as it is then. Idempotent once cancelled; raises RunNotFound, or
         RunNotActive for a run that completed or failed (also when it did so
         before the cancel reached it)."""
-        run = await self.get(run_id)
+        run = await self._get_or_keep_cancel(run_id)
         _check_cancellable(run)
         if run.status in ("queued", "paused"):
             # LeaseLost: it moved on meanwhile (started, continued, ended); read it again.
@@ -151,6 +223,26 @@ class RunService:
             run = await self.get(run_id)
             # It ended on its own before the cancel reached it: nothing was cancelled.
             _check_cancellable(run)
+        return run
+
+    async def _get_or_keep_cancel(self, run_id: str) -> Run:
+        """The run; or, when no run has that id yet but a client may choose it, the
+        cancel is kept for a run created with it soon (and RunNotFound raised)."""
+        try:
+            return await self.get(run_id)
+        except RunNotFound:
+            if RUN_ID.fullmatch(run_id) is None:
+                raise
+        async with self.maker() as session, session.begin():
+            await repository.lock_run_id(session, run_id)
+            run = await store.get(session, run_id)
+            if run is None:
+                await repository.keep_cancel(session, run_id)
+        if run is None:
+            raise RunNotFound(
+                f"No run {run_id!r}; a run created with this id in the next ten minutes "
+                "ends cancelled."
+            )
         return run
 
     def request_cancel(self, run_id: str) -> None:
@@ -236,6 +328,15 @@ class RunService:
         if run is None:
             raise RunNotFound(f"No run {run_id!r}.")
         return run
+
+
+@dataclass(frozen=True, slots=True)
+class Continued:
+    """A continued run: its answer's events are those after `last_seq`."""
+
+    id: str
+    session_id: str
+    last_seq: int
 
 
 def _check_cancellable(run: Run) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,12 @@ from app.worker.capacity import Capacity
 from app.worker.executor import RunExecutor
 
 log = logging.getLogger("agentd.worker")
+
+# Orphaned runs taken over per sweep: the runs of a dead replica spread over the
+# live ones (each takes a few, then lets the others sweep) instead of moving
+# together to the first that noticed, to die together at its next crash.
+TAKEOVER_BATCH = 4
+TAKEOVER_PAUSE = (0.05, 0.3)  # seconds between batches, drawn at random
 
 
 class Claims:
@@ -51,6 +58,7 @@ class Claims:
         # queued at all, unless a notice came meanwhile (`_queued_notices` moved on).
         self._queued_maybe = True
         self._queued_notices = 0
+        self._more_orphans = False  # the last takeover filled its batch
 
     def on_control(self, kind: str, payload: str) -> None:
         """`work` (a run queued, a session freed) and `orphans` (a replica handed
@@ -98,12 +106,15 @@ class Claims:
         return len(claimed)
 
     async def take_over_stale(self) -> int:
-        """Resume running runs whose worker's lease ran out."""
+        """Resume running runs whose worker's lease ran out, a batch at a time."""
         room = self.capacity.room
+        self._more_orphans = False
         if room <= 0 or self.capacity.closing:
             return 0
+        batch = min(room, TAKEOVER_BATCH)
         async with self.maker() as session:
-            stale = await store.stale_runs(session, utcnow(), limit=room)
+            stale = await store.stale_runs(session, utcnow(), limit=batch)
+        self._more_orphans = len(stale) == batch
         taken = 0
         for run_id in stale:
             if self.executor.executes(run_id):
@@ -138,6 +149,10 @@ class Claims:
             except Exception:
                 log.warning("sweep failed", exc_info=True)
             woken = False
+            if self._more_orphans:  # another batch, once the others had a chance
+                await asyncio.sleep(random.uniform(*TAKEOVER_PAUSE))
+                self._orphans = True
+                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._sweep_interval):
                     await self._work.wait()

@@ -206,6 +206,22 @@ class NewRun:
     cancel_requested: bool = False
 
     @classmethod
+    def of_run(cls, run: Run) -> NewRun:
+        """The record of a stored run."""
+        return cls(
+            id=run.id,
+            agent_id=run.agent_id,
+            session_id=run.session_id,
+            user_id=run.user_id,
+            input=run.input,
+            request=run.request,
+            metadata_=run.metadata_,
+            created_at=run.created_at,
+            last_seq=run.last_seq,
+            cancel_requested=run.cancel_requested,
+        )
+
+    @classmethod
     def of(cls, values: dict[str, Any]) -> NewRun:
         """The record of a run's column values (the keys of `NEW_RUN_COLUMNS`,
         with `metadata_`)."""

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# A cold start imports the SDKs: seconds on a loaded machine.
+READY_WITHIN = 60.0
 
 
 class Replica:
@@ -49,7 +54,8 @@ class Replica:
             cwd=ROOT, env=self.env, stdout=log, stderr=log,
         )  # fmt: skip
         async with httpx.AsyncClient(base_url=self.url) as client:
-            for _ in range(300):
+            deadline = time.monotonic() + READY_WITHIN
+            while time.monotonic() < deadline:
                 if self.process.returncode is not None:
                     raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
                 with contextlib.suppress(httpx.TransportError):

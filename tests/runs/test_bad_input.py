@@ -147,7 +147,8 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
         422,
         "validation_error",
     ),
-    ("cancel unknown", "POST", "/v1/runs/nope/cancel", None, 404, "run_not_found"),
+    # (An id a client could still choose keeps the cancel for it: test_retries.py.)
+    ("cancel unknown", "POST", "/v1/runs/_nope/cancel", None, 404, "run_not_found"),
     ("runs bad status", "GET", "/v1/runs?status=sleeping", None, 422, "validation_error"),
     ("runs bad cursor", "GET", "/v1/runs?cursor=zzz", None, 422, "validation_error"),
     ("sessions bad cursor", "GET", "/v1/sessions?cursor=WyJ4Il0", None, 422, "validation_error"),
