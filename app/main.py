@@ -102,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
+        remote=runtime.mcp,
     )
 
     async def prepare(session: AsyncSession, run: Any) -> Any:
