@@ -130,6 +130,9 @@ async def mcp_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, An
             if name not in names:
                 message = f"MCP server {use.server!r} has no tool {name!r}"
                 errors.append(_problem(loc, message, "unknown_tool"))
+            elif name not in wanted:
+                message = f"requires_confirmation names {name!r}, which is not in tools"
+                errors.append(_problem(loc, message))
         for name in wanted:
             if (use.server, name) in seen:
                 message = f"tool {name!r} of MCP server {use.server!r} is listed twice"
