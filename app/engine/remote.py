@@ -76,9 +76,10 @@ class RemoteTools(Protocol):
         """The names of the configured servers."""
         ...
 
-    async def tools(self, server: str) -> list[RemoteTool]:
+    async def tools(self, server: str, *, last_known: bool = False) -> list[RemoteTool]:
         """The server's tools; KeyError for an unknown server, RemoteToolsUnavailable
-        when they cannot be had."""
+        when they cannot be had. With `last_known`, a server that cannot be reached
+        now answers the tools it last listed, if it ever did."""
         ...
 
 
@@ -136,7 +137,9 @@ async def _server_tools(
     if remote is None or server not in remote.servers():
         raise RunFailure("user_error", f"unknown MCP server {server!r}")
     try:
-        tools = await remote.tools(server)
+        # A server down since it was last listed: the model still sees its tools, and
+        # each call it makes fails as a tool error it reads; the run goes on.
+        tools = await remote.tools(server, last_known=True)
     except RemoteToolsUnavailable as exc:
         raise RunFailure("tool_error", str(exc)) from None
     if names is None:

@@ -62,14 +62,27 @@ class ServerConnection:
         self._ended = True
         self._opening = asyncio.Lock()
         self._tools: list[Tool] | None = None
+        self._last_tools: list[Tool] | None = None
         self._tools_changes = 0
 
     # Using the server ------------------------------------------------------------
 
-    async def tools(self) -> list[Tool]:
-        """The server's tools (cached until they change); RemoteToolsUnavailable."""
+    async def tools(self, *, last_known: bool = False) -> list[Tool]:
+        """The server's tools (cached until they change); RemoteToolsUnavailable. With
+        `last_known`, a server that cannot be reached now answers the list it last gave
+        (a call then fails as a tool error the model reads)."""
         if self._tools is not None and not self._ended:
             return self._tools
+        try:
+            tools = await self._fetch_tools()
+        except RemoteToolsUnavailable:
+            if last_known and self._last_tools is not None:
+                return self._last_tools
+            raise
+        self._last_tools = tools
+        return tools
+
+    async def _fetch_tools(self) -> list[Tool]:
         changes = self._tools_changes
         try:
             async with asyncio.timeout(self.config.connect_timeout):

@@ -27,11 +27,11 @@ class McpPool:
     def servers(self) -> list[str]:
         return sorted(self._connections)
 
-    async def tools(self, server: str) -> list[RemoteTool]:
+    async def tools(self, server: str, *, last_known: bool = False) -> list[RemoteTool]:
         """The server's tools; KeyError for an unknown server, RemoteToolsUnavailable."""
         connection = self._connections[server]
-        timeout = connection.config.timeout
-        return [McpTool.of(server, tool, self, timeout) for tool in await connection.tools()]
+        listed = await connection.tools(last_known=last_known)
+        return [McpTool.of(server, tool, self, connection.config.timeout) for tool in listed]
 
     async def call(
         self, server: str, tool: str, arguments: dict[str, Any], meta: dict[str, Any]

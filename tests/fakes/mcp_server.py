@@ -2,8 +2,7 @@
 
 `python -m tests.fakes.mcp_server stdio` serves it over stdio;
 `python -m tests.fakes.mcp_server http PORT` over Streamable HTTP on
-127.0.0.1:PORT at /mcp. `MCP_FAKE_TOOLS` (comma-separated) keeps only the
-tools it names. `garbage-http PORT` and `garbage-stdio` are servers that
+127.0.0.1:PORT at /mcp. `garbage-http PORT` and `garbage-stdio` are servers that
 answer anything but MCP. Its tools:
 
 - `add(a, b)`: structured content `{"result": a + b}`.
@@ -14,7 +13,8 @@ answer anything but MCP. Its tools:
   `agentd/idempotency_key`): every call appends `call <key>` to `$MCP_FAKE_LOG`,
   the first one with a key also `effect <key>`, before sleeping `seconds`
   (default `$MCP_FAKE_RECORD_SECONDS`, so a test can stop agentd mid-call).
-- `slow(seconds)`: sleeps, then answers (timeouts).
+- `slow(seconds)`: sleeps, then answers.
+- `hang()`: never answers (timeouts).
 - `die()`: the process exits mid-call.
 - `grow(name)`: registers a tool `name` and announces the changed tool list.
 """
@@ -90,6 +90,13 @@ async def slow(seconds: float) -> str:
 
 
 @server.tool()
+async def hang() -> str:
+    """Never answers."""
+    await asyncio.sleep(3600)
+    return "woke up"
+
+
+@server.tool()
 def die() -> str:
     """Exit the process mid-call."""
     os._exit(3)
@@ -107,12 +114,34 @@ async def grow(name: str, ctx: Context) -> str:
     return f"added {name}"
 
 
+async def garbage_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every HTTP request with a web page."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/html")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"<html>not MCP</html>"})
+
+
+def garbage_stdio() -> None:
+    """Answers every line it reads with a line that is not JSON-RPC."""
+    for _ in sys.stdin:
+        sys.stdout.write("garbage, not JSON\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
-    transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
-    if transport == "stdio":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "stdio":
         server.run("stdio")
+    elif mode == "http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    elif mode == "garbage-http":
+        import uvicorn
+
+        uvicorn.run(garbage_app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
     else:
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), stateless_http=False)
+        garbage_stdio()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.conftest import make_settings
+from app.main import create_app
+from tests.conftest import make_settings, served
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "tests.fakes.mcp_server"
@@ -33,12 +35,10 @@ def free_port() -> int:
 class HttpFake:
     """`python -m tests.fakes.mcp_server http PORT` (or `garbage-http`), as a process."""
 
-    def __init__(self, log: Path, tools: str = "") -> None:
+    def __init__(self, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "MCP_FAKE_LOG": str(log)}
-        if tools:
-            self.env["MCP_FAKE_TOOLS"] = tools
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, mode: str = "http") -> None:
@@ -64,10 +64,8 @@ class HttpFake:
         await self.start(mode)
 
 
-def stdio_server(log: Path, tools: str = "", **extra: Any) -> dict[str, Any]:
+def stdio_server(log: Path, **extra: Any) -> dict[str, Any]:
     env = {"PYTHONPATH": str(ROOT), "MCP_FAKE_LOG": str(log)}
-    if tools:
-        env["MCP_FAKE_TOOLS"] = tools
     return {"command": sys.executable, "args": ["-m", FAKE, "stdio"], "env": env, **extra}
 
 
@@ -114,6 +112,15 @@ async def run(client: httpx.AsyncClient, agent_id: str, text: str = "go") -> dic
     assert response.status_code == 200, response.text
     output: dict[str, Any] = response.json()
     return output
+
+
+@asynccontextmanager
+async def served_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """agentd with `settings`, and a client of it."""
+    async with served(create_app(settings)) as application:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agentd.test") as http:
+            yield http
 
 
 def children(command_part: str) -> list[int]:
