@@ -49,7 +49,7 @@ class Replica:
             cwd=ROOT, env=self.env, stdout=log, stderr=log,
         )  # fmt: skip
         async with httpx.AsyncClient(base_url=self.url) as client:
-            for _ in range(300):
+            for _ in range(1200):  # a loaded machine takes a while to import and start
                 if self.process.returncode is not None:
                     raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
                 with contextlib.suppress(httpx.TransportError):
