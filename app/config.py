@@ -6,15 +6,17 @@ start-up with one clear line (see `load_settings`).
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from app.engine.models.registry import ProviderProfile
+from app.engine.spec import MCP_SERVER_NAME_PATTERN
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/agentd.db"
 
@@ -23,6 +25,34 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class McpServerBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout: float = Field(default=60.0, gt=0, description="Seconds one tool call may take.")
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to open the session and list the tools."
+    )
+
+
+class McpHttpServer(McpServerBase):
+    """An MCP server reached over Streamable HTTP."""
+
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class McpStdioServer(McpServerBase):
+    """An MCP server started as a subprocess, spoken to over its stdin and stdout."""
+
+    command: str = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+McpServerConfig = McpHttpServer | McpStdioServer
 
 
 class Settings(BaseSettings):
@@ -65,6 +95,18 @@ class Settings(BaseSettings):
             " 0 reads every stream as its data arrives."
         ),
     )
+
+    # MCP servers whose tools agents may use:
+    # {"calc": {"url": "http://127.0.0.1:9000/mcp", "headers": {}}, "fs": {"command": "..."}}
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _mcp_server_names(cls, value: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name in value:
+            if not re.fullmatch(MCP_SERVER_NAME_PATTERN, name):
+                raise ValueError(f"invalid MCP server name {name!r} (letters, digits, _ and -)")
+        return value
 
     # Database pool (PostgreSQL)
     db_pool_size: int = Field(default=30, ge=1)

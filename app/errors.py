@@ -139,6 +139,13 @@ class ValidationFailed(AppError):
     status, code, title = 422, "validation_error", "Invalid request"
 
 
+class McpServerUnreachable(ValidationFailed):
+    """A definition names an MCP server whose tools could not be listed: checked again
+    once the server answers (`server` names it; `errors` has one entry per server)."""
+
+    code, title = "mcp_server_unreachable", "An MCP server the definition names is unreachable"
+
+
 class ServiceUnavailable(AppError):
     status, code, title = 503, "not_ready", "Service not ready"
 

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import Route
 
 from app import health, metrics, migrate, playground
 from app.agents import repository as agents_repository
@@ -26,6 +27,7 @@ from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
+from app.mcp.server import McpEndpoint
 from app.notify import create_notifier
 from app.runs import records as run_records
 from app.runs.routes import router as runs_router
@@ -102,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
+        remote=runtime.mcp,
     )
 
     async def prepare(session: AsyncSession, run: Any) -> Any:
@@ -139,12 +142,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.models.preload()
         await notifier.start()
         await manager.start()
-        with tuned_gc(settings.gc_threshold, settings.gc_objects_per_run) as young:
-            manager.on_load = young.resize if young is not None else None
-            try:
-                yield
-            finally:
-                manager.on_load = None
+        mcp_endpoint: McpEndpoint = app.state.mcp_endpoint
+        async with mcp_endpoint.running():
+            with tuned_gc(settings.gc_threshold, settings.gc_objects_per_run) as young:
+                manager.on_load = young.resize if young is not None else None
+                try:
+                    yield
+                finally:
+                    manager.on_load = None
     finally:
         await manager.shutdown()
         await notifier.stop()
@@ -176,6 +181,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
+    mcp_endpoint = McpEndpoint(
+        lambda: (app.state.run_service, app.state.sessionmaker), app.state.authorize
+    )
+    app.state.mcp_endpoint = mcp_endpoint
+    # One route at exactly /mcp (a mount would redirect /mcp to /mcp/).
+    app.router.routes.append(
+        Route("/mcp", mcp_endpoint.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,5 +1,6 @@
 """What the service builds once from its settings: model, tool and guardrail
-registries, and the catalog agent definitions are checked against."""
+registries, the MCP servers' pool, and the catalog agent definitions are
+checked against."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.engine.guardrails import GuardrailRegistry, default_guardrails
 from app.engine.models.registry import ModelRegistry
 from app.engine.models.test import TEST_MODELS
 from app.engine.tools import ToolRegistry, default_registry
+from app.mcp.pool import McpPool
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Runtime:
     models: ModelRegistry
     tools: ToolRegistry
     guardrails: GuardrailRegistry
+    mcp: McpPool
 
     @property
     def catalog(self) -> Catalog:
@@ -27,10 +30,12 @@ class Runtime:
             tools=frozenset(tool.name for tool in self.tools.list()),
             guardrails=frozenset(g.name for g in self.guardrails.list()),
             test_models=frozenset(TEST_MODELS),
+            remote=self.mcp,
         )
 
     async def aclose(self) -> None:
         await self.models.aclose()
+        await self.mcp.aclose()
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -57,4 +62,5 @@ def build_runtime(settings: Settings) -> Runtime:
         max_retries=settings.model_max_retries,
         read_coalesce=settings.model_read_coalesce_seconds,
     )
-    return Runtime(models=models, tools=tools, guardrails=guardrails)
+    mcp = McpPool(settings.mcp_servers)
+    return Runtime(models=models, tools=tools, guardrails=guardrails, mcp=mcp)

@@ -10,9 +10,11 @@ reachable the PostgreSQL tests fail, they never skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +114,36 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+@asynccontextmanager
+async def served(application: FastAPI) -> AsyncIterator[FastAPI]:
+    """The app's lifespan entered and left by one task, as a server does (a fixture's
+    setup and teardown may run in different tasks; task groups started in the
+    lifespan must be left by the task that entered them)."""
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def lifespan() -> None:
+        try:
+            async with application.router.lifespan_context(application):
+                started.set_result(None)
+                await stop.wait()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(lifespan())
+    await started
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
 async def app(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with served(create_app(settings)) as application:
         yield application
 
 

@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
         "tables",
     },
     {"worker"},
-    {"agents", "runs", "sessions", "tools_routes"},
+    {"agents", "mcp", "runs", "sessions", "tools_routes"},
     {"health", "main", "metrics", "playground", "runtime"},
 ]
 

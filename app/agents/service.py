@@ -13,21 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import repository
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from app.db import utcnow
-from app.engine.spec import AgentFields, AgentSpec, ClientTool, ToolUse, split_model
+from app.engine.remote import RemoteTools, RemoteToolsUnavailable
+from app.engine.spec import (
+    AgentFields,
+    AgentSpec,
+    ClientTool,
+    McpToolUse,
+    ToolUse,
+    mcp_use,
+    split_model,
+)
 from app.engine.structured import schema_errors
-from app.errors import AgentExists, AgentNotFound, ValidationFailed
+from app.errors import AgentExists, AgentNotFound, McpServerUnreachable, ValidationFailed
 from app.ids import new_id
 from app.tables import Agent, AgentVersion
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """What definitions may name: model providers, registered tools and guardrails."""
+    """What definitions may name: model providers, registered tools and guardrails,
+    and the MCP servers' tools (`remote`, asked when a definition names them)."""
 
     providers: frozenset[str]
     tools: frozenset[str]
     guardrails: frozenset[str] = frozenset()
     test_models: frozenset[str] = field(default_factory=frozenset)
+    remote: RemoteTools | None = None
 
 
 def _problem(loc: list[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:
@@ -59,6 +70,9 @@ def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]
             errors.append(_problem(["model"], f"unknown test model {name!r} ({known})"))
     seen: set[str] = set()
     for index, entry in enumerate(fields.tools):
+        if mcp_use(entry) is not None:
+            continue  # checked against the server's tools (mcp_errors)
+        assert not isinstance(entry, McpToolUse)
         name = entry if isinstance(entry, str) else entry.name
         if name in seen:
             errors.append(_problem(["tools", index], f"tool {name!r} is listed twice"))
@@ -79,6 +93,51 @@ def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]
                 errors.append(
                     _problem([stage, index, "name"], f"unknown guardrail {guardrail.name!r}")
                 )
+    return errors
+
+
+async def mcp_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]:
+    """Problems with the MCP tools a definition names, each server's tools listed
+    once: an unknown server or tool, a tool named twice, an unreachable server."""
+    errors: list[dict[str, Any]] = []
+    listed: dict[str, list[str] | RemoteToolsUnavailable] = {}
+    seen: set[tuple[str, str]] = set()
+    servers = catalog.remote.servers() if catalog.remote is not None else []
+    for index, entry in enumerate(fields.tools):
+        use = mcp_use(entry)
+        if use is None:
+            continue
+        loc: list[str | int] = ["tools", index]
+        if use.server not in servers:
+            known = ", ".join(servers) or "none configured"
+            message = f"unknown MCP server {use.server!r} ({known})"
+            errors.append(_problem(loc, message, "unknown_mcp_server"))
+            continue
+        assert catalog.remote is not None
+        if use.server not in listed:
+            try:
+                listed[use.server] = [t.remote_name for t in await catalog.remote.tools(use.server)]
+            except RemoteToolsUnavailable as exc:
+                listed[use.server] = exc
+        names = listed[use.server]
+        if isinstance(names, RemoteToolsUnavailable):
+            error = _problem(loc, str(names), McpServerUnreachable.code)
+            errors.append({**error, "server": use.server})
+            continue
+        wanted = names if use.tools is None else use.tools
+        confirmed = use.requires_confirmation
+        for name in [*wanted, *(confirmed if isinstance(confirmed, list) else [])]:
+            if name not in names:
+                message = f"MCP server {use.server!r} has no tool {name!r}"
+                errors.append(_problem(loc, message, "unknown_tool"))
+            elif name not in wanted:
+                message = f"requires_confirmation names {name!r}, which is not in tools"
+                errors.append(_problem(loc, message))
+        for name in wanted:
+            if (use.server, name) in seen:
+                message = f"tool {name!r} of MCP server {use.server!r} is listed twice"
+                errors.append(_problem(loc, message))
+            seen.add((use.server, name))
     return errors
 
 
@@ -110,6 +169,15 @@ async def _validate(
     session: AsyncSession, agent_id: str, fields: AgentFields, catalog: Catalog
 ) -> None:
     errors = static_errors(fields, catalog) + await _reference_errors(session, agent_id, fields)
+    errors += await mcp_errors(fields, catalog)
+    unreachable = [error for error in errors if error["type"] == McpServerUnreachable.code]
+    if unreachable:
+        servers = sorted({error["server"] for error in unreachable})
+        raise McpServerUnreachable(
+            unreachable[0]["msg"],
+            errors=errors,
+            extra={"servers": servers},
+        )
     if errors:
         raise ValidationFailed("The agent definition is invalid.", errors=errors)
 

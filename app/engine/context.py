@@ -19,7 +19,16 @@ from app.engine import jsontext
 from app.engine.errors import RunFailure
 from app.engine.events import BaseEvent
 from app.engine.models.base import ModelRequest, ToolDefinition
-from app.engine.spec import AgentSpec, ClientTool, ModelRef, ToolUse, split_model
+from app.engine.remote import RemoteTool, RemoteTools, remote_definition, remote_slots
+from app.engine.spec import (
+    AgentSpec,
+    ClientTool,
+    McpToolUse,
+    ModelRef,
+    ToolUse,
+    mcp_use,
+    split_model,
+)
 from app.engine.state import RunState
 from app.engine.structured import output_schema
 from app.engine.tools import AnyTool, ToolRegistry
@@ -60,7 +69,7 @@ class ToolSlot:
 
     kind: Literal["server", "client", "handoff"]
     definition: ToolDefinition
-    tool: AnyTool | None = None
+    tool: AnyTool | RemoteTool | None = None
     requires_confirmation: bool = False
     user_input_fields: list[str] | None = None  # set when the user supplies arguments
     target: AgentSpec | None = None  # handoff target
@@ -71,15 +80,23 @@ async def resolve_tools(
     registry: ToolRegistry,
     get_agent: Callable[[str], Awaitable[AgentSpec]],
     client_tools: Sequence[ClientTool] = (),
+    remote: RemoteTools | None = None,
 ) -> dict[str, ToolSlot]:
     """The agent's tools and handoffs by the name the model sees, then the run's own
-    client tools (`client_tools`); raises RunFailure(user_error)."""
+    client tools (`client_tools`); raises RunFailure (user_error; tool_error when an
+    MCP server's tools cannot be had)."""
     slots: dict[str, ToolSlot] = {}
+    mcp_uses: list[McpToolUse] = []
     for entry in [*spec.tools, *client_tools]:
+        mcp = mcp_use(entry)
+        if mcp is not None:
+            mcp_uses.append(mcp)
+            continue
         if isinstance(entry, ClientTool):
             definition = ToolDefinition(entry.name, entry.description, entry.parameters)
             slots[entry.name] = ToolSlot("client", definition)
             continue
+        assert not isinstance(entry, McpToolUse)
         use = entry if isinstance(entry, ToolUse) else ToolUse(name=entry)
         try:
             tool = registry.get(use.name)
@@ -99,6 +116,9 @@ async def resolve_tools(
                 _without_required(tool.parameters, slot.user_input_fields),
             )
         slots[tool.name] = slot
+    taken = set(slots) | {handoff_tool_name(target_id) for target_id in spec.handoffs}
+    for found, confirms in await remote_slots(mcp_uses, remote, taken):
+        slots[found.name] = ToolSlot("server", remote_definition(found), found, confirms)
     for target_id in spec.handoffs:
         try:
             target = await get_agent(target_id)

@@ -25,12 +25,13 @@ from pydantic_core import to_jsonable_python
 from app.engine.context import Checkpoint, RunScope, ToolSlot, user_input_schema
 from app.engine.events import CustomEvent, RunEvent, ToolCallCompleted, ToolCallStarted, utcnow_iso
 from app.engine.output import Requirement, ToolExecution
-from app.engine.tools import AnyTool, Emitter, RunContext, ToolOutcome, execute_tool
+from app.engine.remote import RemoteTool, execute_remote
+from app.engine.tools import AnyTool, Emitter, RunContext, Tool, ToolOutcome, execute_tool
 
 
 @dataclass(slots=True)
 class _Run:
-    tool: AnyTool
+    tool: AnyTool | RemoteTool
     arguments: dict[str, Any]
 
 
@@ -243,7 +244,10 @@ async def _run_concurrently(
             emitter=emitter_for(call_id),
         )
         try:
-            outcome = await execute_tool(run.tool, run.arguments, ctx)
+            if isinstance(run.tool, Tool):
+                outcome = await execute_tool(run.tool, run.arguments, ctx)
+            else:
+                outcome = await execute_remote(run.tool, run.arguments, ctx)
         except Exception as exc:  # a bug in the engine, not in the tool
             queue.put_nowait(_Crash(exc))
             return

@@ -19,7 +19,7 @@ from app.engine.context import handoff_tool_name
 from app.engine.errors import InputError
 from app.engine.models.base import Message
 from app.engine.output import Requirement
-from app.engine.spec import AgentSpec, ClientTool, split_model
+from app.engine.spec import AgentSpec, ClientTool, McpToolUse, mcp_use, split_model
 from app.engine.state import RunState
 from app.engine.structured import schema_errors
 
@@ -73,6 +73,9 @@ def client_tool_problems(spec: AgentSpec, client_tools: Sequence[ClientTool]) ->
     nor repeat one."""
     taken = {handoff_tool_name(target) for target in spec.handoffs}
     for entry in spec.tools:
+        if mcp_use(entry) is not None:
+            continue  # an MCP tool whose name a run's client tool takes is named after its server
+        assert not isinstance(entry, McpToolUse)
         taken.add(entry if isinstance(entry, str) else entry.name)
     problems: list[str] = []
     for index, tool in enumerate(client_tools):

@@ -53,6 +53,7 @@ from app.engine.inputs import (
 )
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
+from app.engine.remote import RemoteTools
 from app.engine.spec import AgentSpec, ClientTool
 from app.engine.state import RunOverrides, RunState
 from app.engine.steps import (
@@ -114,11 +115,13 @@ class Runner:
         agents: AgentResolver,
         tools: ToolRegistry,
         guardrails: GuardrailRegistry,
+        remote: RemoteTools | None = None,
         max_output_retries: int = 2,
     ) -> None:
         self.models = models
         self.agents = agents
         self.tools = tools
+        self.remote = remote
         self.guardrails = guardrails
         self.max_output_retries = max_output_retries
 
@@ -389,6 +392,7 @@ class Runner:
             self.tools,
             lambda agent_id: self._agent(agent_id, None),
             state.overrides.client_tools,
+            self.remote,
         )
 
 

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+MCP_SERVER_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+# MCP tool names (SEP-986): letters, digits, `_`, `-` and `.`, up to 128.
+MCP_TOOL_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+MCP_PREFIX = "mcp:"
+# A registered tool's name, or `mcp:<server>` / `mcp:<server>/<tool>`.
+TOOL_ENTRY_PATTERN = r"^(?:[a-zA-Z0-9_-]{1,64}|mcp:[a-zA-Z0-9_-]{1,64}(?:/[A-Za-z0-9._-]{1,128})?)$"
 
 JsonObject = dict[str, Any]
 
@@ -55,7 +61,37 @@ class ClientTool(StrictModel):
     parameters: JsonObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-ToolEntry = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)] | ToolUse | ClientTool
+class McpToolUse(StrictModel):
+    """Tools of an MCP server named in MCP_SERVERS: all of them, or those in `tools`.
+
+    `requires_confirmation` is true for every one of them, or the names of those
+    whose calls pause the run for a human. `"mcp:calc"` and `"mcp:calc/add"` are
+    the short forms (without confirmation).
+    """
+
+    type: Literal["mcp"]
+    server: str = Field(pattern=MCP_SERVER_NAME_PATTERN)
+    tools: list[Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]] | None = None
+    requires_confirmation: bool | list[Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]] = False
+
+    def confirms(self, tool: str) -> bool:
+        """Whether calls of this server's `tool` need a human's confirmation."""
+        if isinstance(self.requires_confirmation, bool):
+            return self.requires_confirmation
+        return tool in self.requires_confirmation
+
+
+ToolEntry = Annotated[str, Field(pattern=TOOL_ENTRY_PATTERN)] | ToolUse | ClientTool | McpToolUse
+
+
+def mcp_use(entry: ToolEntry) -> McpToolUse | None:
+    """The MCP tools an entry names (`"mcp:calc"`, `"mcp:calc/add"` or the object), else None."""
+    if isinstance(entry, McpToolUse):
+        return entry
+    if isinstance(entry, str) and entry.startswith(MCP_PREFIX):
+        server, _, tool = entry.removeprefix(MCP_PREFIX).partition("/")
+        return McpToolUse(type="mcp", server=server, tools=[tool] if tool else None)
+    return None
 
 
 class RegexGuardrail(StrictModel):
