@@ -56,6 +56,11 @@ class Notifier:
         if work:
             self._dispatch_control("work", "")
 
+    def queued(self) -> None:
+        """Called after a transaction stored queued runs: every process with room
+        should look (sent with the other hints, not from that transaction)."""
+        self._dispatch_control("work", "queued")
+
     async def control(
         self, session: AsyncSession | AsyncConnection | None, kind: str, payload: str = ""
     ) -> None:
@@ -116,6 +121,7 @@ class PostgresNotifier(Notifier):
         self._connection: Any = None
         self._pending_events: dict[str, int] = {}
         self._pending_work = False
+        self._pending_queued = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
 
@@ -144,6 +150,13 @@ class PostgresNotifier(Notifier):
             self._pending_events[run_id] = seq
         if work:
             self._pending_work = True
+        self._flush_soon()
+
+    def queued(self) -> None:
+        self._pending_queued = True
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(self.flush_interval, self._schedule_flush)
@@ -156,8 +169,9 @@ class PostgresNotifier(Notifier):
     async def _flush(self) -> None:
         events = [f"{run_id}:{seq}" for run_id, seq in self._pending_events.items()]
         work, self._pending_events, self._pending_work = self._pending_work, {}, False
+        queued, self._pending_queued = self._pending_queued, False
         connection = self._connection
-        if connection is None or not (events or work):
+        if connection is None or not (events or work or queued):
             return  # subscribers fall back to polling
         try:
             if events:
@@ -166,12 +180,15 @@ class PostgresNotifier(Notifier):
                     EVENTS_CHANNEL,
                     events,
                 )
-            if work:
+            if queued:  # says all that `work` says, and that a run waits
+                await connection.execute("SELECT pg_notify($1, 'work:queued')", CONTROL_CHANNEL)
+            elif work:
                 await connection.execute("SELECT pg_notify($1, 'work:')", CONTROL_CHANNEL)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.warning("notification send failed", exc_info=True)
         finally:
-            if (self._pending_events or self._pending_work) and self._flush_handle is None:
+            pending = self._pending_events or self._pending_work or self._pending_queued
+            if pending and self._flush_handle is None:
                 loop = asyncio.get_running_loop()
                 self._flush_handle = loop.call_later(self.flush_interval, self._schedule_flush)
 

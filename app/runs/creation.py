@@ -5,14 +5,16 @@ A run is stored holding its session, started here when this process has room
 second only when the first cannot decide:
 
 1. The common case, one statement per run: a run of the agent version this
-   process read last, in a new session or a free one, with room here. It is
-   stored with the runs created at the same moment (`RunCreations`: a group of
-   one when nothing else is being written). The statement stores nothing when
-   the session is busy or the agent changed meanwhile.
+   process read last, in a new session or a free one. It is stored with the
+   runs created at the same moment (`RunCreations`: a group of one when nothing
+   else is being written), started or queued; the replicas hear of queued runs
+   once the group is stored. The statement stores nothing when the session is
+   busy or the agent changed meanwhile.
 2. Everything else, on a connection of its own: the agent read from the
    database, the session created, taken, merged into (`session_state`) or busy;
    a busy session rejects, queues or interrupts per `multitask_strategy`. A run
-   stored queued tells every replica there is work, in the same transaction.
+   stored queued tells every replica there is work, in the same transaction. A
+   client-chosen run id or an idempotency key always takes this step.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ class Creator:
         known = None
         if not body.session_state and request is None:
             known = self.agents.last_read(agent_id)
-        if known is not None and admission.start():
-            started = await self._create_in_free_session(known, body, extras)
+        if known is not None:
+            started = await self._create_in_free_session(known, body, extras, admission)
             if started is not None:
                 return started
         async with self.connect() as db:
@@ -92,16 +94,18 @@ class Creator:
         return started
 
     async def _create_in_free_session(
-        self, known: Current, body: RunCreate, extras: RunExtras
+        self, known: Current, body: RunCreate, extras: RunExtras, admission: Admission
     ) -> Started | None:
         """Step 1: None (nothing stored) when the session is busy, that agent
         version is no longer the newest, or the input does not fit it (the newest
-        decides). The caller holds a slot: the run starts here."""
+        decides). Started here with a slot (`admission`), queued without one."""
         try:
             run, values, state = new_run(self.runner, known.spec, body, extras)
         except ValidationFailed:
             return None
-        self._start_here(run, values)
+        start_here = admission.start()
+        if start_here:
+            self._start_here(run, values)
         created = await self.creations.hold_session_and_insert_run(
             new_session(run, body),
             values,
@@ -110,6 +114,9 @@ class Creator:
         )
         if created is None:
             return None
+        if not start_here:  # a worker with room claims it
+            self.manager.notifier.queued()
+            return Started(run, launch=False)
         # A new session has no history: the state built here is all there is.
         return Started(run, launch=True, state=state if created else None)
 

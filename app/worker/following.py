@@ -10,9 +10,12 @@ send keep-alives gets an empty batch every `idle` seconds without frames.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.engine.events import TERMINAL_EVENTS
@@ -20,6 +23,8 @@ from app.engine.output import TERMINAL_STATUSES
 from app.worker import store
 from app.worker.bus import Frame
 from app.worker.manager import RunManager
+
+log = logging.getLogger("agentd.worker")
 
 
 async def follow(
@@ -53,9 +58,16 @@ async def follow(
                 await channel.wait(cursor, poll_interval)
                 continue
         else:
-            async with maker() as session:
-                rows = await store.read_events(session, run_id, cursor)
-                status = None if rows else await store.status_of(session, run_id)
+            try:
+                async with maker() as session:
+                    rows = await store.read_events(session, run_id, cursor)
+                    status = None if rows else await store.status_of(session, run_id)
+            except (PoolTimeout, DBAPIError):
+                # No connection free in time, or the database blinked: the follower
+                # keeps its place and reads again, its stream still open.
+                log.warning("run %s: reading its events failed; trying again", run_id)
+                await notifier.wait_run(run_id, poll_interval)
+                continue
             frames = [Frame(seq, kind, data.encode()) for seq, kind, data in rows]
             if not frames:
                 if status is None:
