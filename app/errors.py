@@ -168,13 +168,12 @@ class DatabaseUnavailable(AppError):
 
 
 def problems(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for the problem answers a route can give."""
+    """OpenAPI `responses=` for the problem answers a route can give: the `Problem`
+    schema under `application/problem+json` only (a `model` would add it under
+    `application/json` too). `app.openapi` puts `Problem` in the components."""
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {
-        status: {
-            "model": Problem,
-            "content": {PROBLEM_JSON: {}},
-            "description": description,
-        }
+        status: {"content": content, "description": description}
         for status, description in descriptions.items()
     }
 

@@ -29,6 +29,7 @@ from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
 from app.mcp.server import McpEndpoint
 from app.notify import create_notifier
+from app.openapi import install_problem_docs
 from app.runs import records as run_records
 from app.runs.routes import router as runs_router
 from app.runs.service import RunService
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = build_runtime(settings)
     install_error_handlers(app)
+    install_problem_docs(app)
     # No keys, no check: the dependency would cost every request for nothing.
     app.state.authorize = api_key_check(settings.api_keys) if settings.api_keys else None
     auth = [Depends(require_api_key)] if settings.api_keys else []

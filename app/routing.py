@@ -42,12 +42,9 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from fastapi.telemetry import get_telemetry_data
-from fastapi.utils import create_model_field
 from starlette.responses import Response as StarletteResponse
 
-from app.errors import Problem, UnsupportedMediaType, problems
-
-UNSUPPORTED = "The body is not JSON (`unsupported_media_type`)."
+from app.errors import UnsupportedMediaType
 
 # What orjson stores: signed and unsigned 64-bit integers.
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -177,17 +174,6 @@ def direct_handler(route: APIRoute) -> DirectHandler | None:
 
 
 class StrictJSONRoute(APIRoute):
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        if self.body_field is not None and 415 not in self.responses:
-            # Documented like the route's own problem answers (new dicts: the
-            # route's may be shared with other routes).
-            self.responses = {**self.responses, **problems({415: UNSUPPORTED})}
-            field = create_model_field(
-                name=f"Response_415_{self.unique_id}", type_=Problem, mode="serialization"
-            )
-            self.response_fields = {**self.response_fields, 415: field}
-
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None

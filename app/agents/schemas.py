@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.engine.spec import (
     AGENT_ID_PATTERN,
+    MAX_INT32,
     AgentFields,
     AgentSpec,
     Guardrail,
@@ -40,9 +41,9 @@ class AgentUpdate(BaseModel):
     handoff_description: str | None = None
     output_schema: JsonObject | None = None
     input_schema: JsonObject | None = None
-    max_turns: int | None = Field(default=None, ge=1)
+    max_turns: StrictInt | None = Field(default=None, ge=1, le=MAX_INT32)
     history: HistoryConfig | None = None
-    add_session_state_to_context: bool | None = None
+    add_session_state_to_context: StrictBool | None = None
     input_guardrails: list[Guardrail] | None = None
     output_guardrails: list[Guardrail] | None = None
     metadata: JsonObject | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
@@ -21,6 +21,11 @@ MCP_PREFIX = "mcp:"
 TOOL_ENTRY_PATTERN = r"^(?:[a-zA-Z0-9_-]{1,64}|mcp:[a-zA-Z0-9_-]{1,64}(?:/[A-Za-z0-9._-]{1,128})?)$"
 
 JsonObject = dict[str, Any]
+# The bound of counts the service stores as integers (turns, runs, lengths, seqs).
+MAX_INT32 = 2**31 - 1
+
+
+McpToolName = Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]
 
 
 class StrictModel(BaseModel):
@@ -46,8 +51,8 @@ class ToolUse(StrictModel):
 
     type: Literal["function"] = "function"
     name: str = Field(pattern=TOOL_NAME_PATTERN)
-    requires_confirmation: bool = False
-    requires_user_input: bool = False
+    requires_confirmation: StrictBool = False
+    requires_user_input: StrictBool = False
     # The argument names the user supplies; None means every parameter of the tool.
     user_input_fields: list[str] | None = None
 
@@ -72,7 +77,9 @@ class McpToolUse(StrictModel):
     type: Literal["mcp"]
     server: str = Field(pattern=MCP_SERVER_NAME_PATTERN)
     tools: list[Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]] | None = None
-    requires_confirmation: bool | list[Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]] = False
+    requires_confirmation: (
+        StrictBool | list[Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]]
+    ) = False
 
     def confirms(self, tool: str) -> bool:
         """Whether calls of this server's `tool` need a human's confirmation."""
@@ -100,7 +107,7 @@ class RegexGuardrail(StrictModel):
     type: Literal["regex"]
     name: str | None = None
     pattern: str = Field(min_length=1)
-    ignore_case: bool = False
+    ignore_case: StrictBool = False
 
     @field_validator("pattern")
     @classmethod
@@ -118,7 +125,7 @@ class BlocklistGuardrail(StrictModel):
     type: Literal["blocklist"]
     name: str | None = None
     words: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    case_sensitive: bool = False
+    case_sensitive: StrictBool = False
 
 
 class MaxLengthGuardrail(StrictModel):
@@ -126,7 +133,7 @@ class MaxLengthGuardrail(StrictModel):
 
     type: Literal["max_length"]
     name: str | None = None
-    max_length: int = Field(ge=1)
+    max_length: StrictInt = Field(ge=1, le=MAX_INT32)
 
 
 class AgentGuardrail(StrictModel):
@@ -158,8 +165,8 @@ Guardrail = Annotated[
 class HistoryConfig(StrictModel):
     """How much of the session's earlier runs goes into the context."""
 
-    enabled: bool = True
-    num_runs: int = Field(default=10, ge=0)
+    enabled: StrictBool = True
+    num_runs: StrictInt = Field(default=10, ge=0, le=MAX_INT32)
 
 
 class AgentFields(StrictModel):
@@ -175,9 +182,9 @@ class AgentFields(StrictModel):
     handoff_description: str = ""
     output_schema: JsonObject | None = None
     input_schema: JsonObject | None = None
-    max_turns: int = Field(default=10, ge=1)
+    max_turns: StrictInt = Field(default=10, ge=1, le=MAX_INT32)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
-    add_session_state_to_context: bool = False
+    add_session_state_to_context: StrictBool = False
     input_guardrails: list[Guardrail] = Field(default_factory=list)
     output_guardrails: list[Guardrail] = Field(default_factory=list)
     metadata: JsonObject = Field(default_factory=dict)

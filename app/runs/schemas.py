@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.engine.output import RunOutput, RunStatus
-from app.engine.spec import ClientTool, JsonObject, ModelRef
+from app.engine.spec import MAX_INT32, ClientTool, JsonObject, ModelRef
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -42,9 +42,9 @@ class RunConfig(BaseModel):
 
     model: str | ModelRef | None = None
     model_settings: JsonObject | None = None
-    max_turns: int | None = Field(default=None, ge=1)
-    tracing_disabled: bool = False
-    trace_include_sensitive_data: bool = True
+    max_turns: StrictInt | None = Field(default=None, ge=1, le=MAX_INT32)
+    tracing_disabled: StrictBool = False
+    trace_include_sensitive_data: StrictBool = True
     workflow_name: str | None = None
     trace_id: str | None = None
     group_id: str | None = None
@@ -56,7 +56,7 @@ class StreamOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stream: bool = Field(
+    stream: StrictBool = Field(
         default=False,
         description=(
             "Answer with text/event-stream. With neither `stream` nor `background` the call"
@@ -64,11 +64,11 @@ class StreamOptions(BaseModel):
             " run's events then carry each answer in one `RunContent`."
         ),
     )
-    stream_events: bool = Field(
+    stream_events: StrictBool = Field(
         default=False,
         description="With `stream`: every event; false sends content and end events only.",
     )
-    background: bool = Field(
+    background: StrictBool = Field(
         default=False, description="Answer 202 at once; follow with GET /v1/runs/{id}/events."
     )
     on_disconnect: Literal["continue", "cancel"] = Field(
@@ -131,7 +131,7 @@ class RunExtras(BaseModel):
     client_tools: list[ClientTool] = Field(
         default_factory=list, description="Tools the client executes, for this run only."
     )
-    session_history: bool = Field(
+    session_history: StrictBool = Field(
         default=True,
         description="False: the input carries the whole conversation; the session's stored "
         "history is not added again.",
@@ -144,7 +144,7 @@ class ToolDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tool_call_id: str = Field(min_length=1)
-    confirmed: bool | None = None
+    confirmed: StrictBool | None = None
     note: str | None = None
     result: Any = None
     user_input: JsonObject | None = None
