@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     },
     {"worker"},
     {"agents", "mcp", "runs", "sessions", "tools_routes"},
-    {"health", "main", "metrics", "playground", "runtime"},
+    {"health", "main", "metrics", "openapi", "playground", "runtime"},
 ]
 
 
