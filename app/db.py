@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import Select
 from sqlalchemy.types import TypeDecorator
 
 from app import sqlite_driver
+from app.compat.sqlalchemy import direct_driver
 from app.engine import jsontext
 
 NAMING_CONVENTION = {
@@ -147,15 +148,6 @@ async def session_scope(
 
 # A statement's parameter names in SQL order, each with its bind processor.
 _Binds: TypeAlias = tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-
-async def direct_driver(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection under `conn`, for `DriverStatement`s; None for other
-    drivers, and for an engine with `before_cursor_execute` listeners (tracing,
-    statement counts), which must see every statement."""
-    if conn.dialect.driver != "asyncpg" or conn.sync_engine.dispatch.before_cursor_execute:
-        return None
-    return (await conn.get_raw_connection()).driver_connection
 
 
 class DriverStatement:
