@@ -56,10 +56,12 @@ def _storable_int(text: str) -> int:
 
 
 class StrictJSONRequest(Request):
+    _strict_json: Any
+
     async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = loads_storable(await self.body())
-        return self._json
+        if not hasattr(self, "_strict_json"):
+            self._strict_json = loads_storable(await self.body())
+        return self._strict_json
 
 
 def is_json_media_type(content_type: str) -> bool:
