@@ -25,7 +25,8 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import Select
 from sqlalchemy.types import TypeDecorator
 
-from app import sqlite_driver
+from app.compat import sqlite
+from app.compat.sqlalchemy import direct_driver
 from app.engine import jsontext
 
 NAMING_CONVENTION = {
@@ -89,7 +90,7 @@ def _sqlite_begin(connection: Any) -> None:
     # fail at once with "database is locked" when another process wrote meanwhile.
     # Our driver sends it with the transaction's first statement (one trip less).
     dbapi_connection = connection.connection.dbapi_connection
-    if isinstance(dbapi_connection, sqlite_driver.OneTripConnection):
+    if isinstance(dbapi_connection, sqlite.OneTripConnection):
         dbapi_connection.defer_begin("BEGIN IMMEDIATE")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -117,7 +118,7 @@ def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> A
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
-            module=sqlite_driver.dbapi() if "+aiosqlite" in url.split(":", 1)[0] else None,
+            module=sqlite.dbapi() if "+aiosqlite" in url.split(":", 1)[0] else None,
             **json_options,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -147,15 +148,6 @@ async def session_scope(
 
 # A statement's parameter names in SQL order, each with its bind processor.
 _Binds: TypeAlias = tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-
-async def direct_driver(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection under `conn`, for `DriverStatement`s; None for other
-    drivers, and for an engine with `before_cursor_execute` listeners (tracing,
-    statement counts), which must see every statement."""
-    if conn.dialect.driver != "asyncpg" or conn.sync_engine.dispatch.before_cursor_execute:
-        return None
-    return (await conn.get_raw_connection()).driver_connection
 
 
 class DriverStatement:

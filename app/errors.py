@@ -223,10 +223,18 @@ _HTTP_CODES = {
 }
 
 
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of `status`, or "Error" for a status it has none of."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
-    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    title = reason_phrase(status)
     code = _HTTP_CODES.get(status, title.lower().replace(" ", "_").replace("-", "_"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     headers = dict(exc.headers or {})

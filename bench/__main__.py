@@ -13,7 +13,7 @@ import orjson
 
 from bench.report import markdown
 from bench.runner import Plan, run_plan
-from bench.workloads import POINTS, TARGETS
+from bench.workloads import POINTS, TARGETS, with_baselines
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,6 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve agentd with bench.sqlcensus: SQL statements per run (perturbs figures)",
     )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CHECKOUT",
+        help="also serve agentd from this checkout (e.g. a `git worktree add` of another "
+        "ref), with this virtualenv, next to each agentd target, interleaved; repeatable",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
 
@@ -84,9 +93,13 @@ def select(args: argparse.Namespace) -> Plan:
     ]
     if not points:
         sys.exit(f"no workload point matches {args.points!r}")
+    for root in args.baseline:
+        if not (root / "app" / "main.py").is_file():
+            sys.exit(f"--baseline {root}: not an agentd checkout (no app/main.py)")
+    roots = [root.resolve() for root in args.baseline]
     two = (os.cpu_count() or 1) >= 2
     return Plan(
-        targets=[t for t in TARGETS if t.key in keys],
+        targets=with_baselines([t for t in TARGETS if t.key in keys], roots),
         points=points,
         quick=args.quick,
         passes=args.passes or (1 if args.quick else 3),

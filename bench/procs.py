@@ -152,9 +152,12 @@ def start_uvicorn(
     cpu: int | None,
     ready_path: str,
     loop: str | None = None,
+    root: Path = ROOT,
 ) -> tuple[Proc, int]:
     """A uvicorn process with one worker and no access log, pinned to `cpu`;
-    `loop` is uvicorn's `--loop` (None: its default, uvloop)."""
+    `loop` is uvicorn's `--loop` (None: its default, uvloop). It imports `app`
+    from the checkout at `root` (its working directory, first on PYTHONPATH),
+    with this interpreter and its packages."""
     port = free_port()
     args = [
         sys.executable,
@@ -176,9 +179,9 @@ def start_uvicorn(
         "4096",
         *(["--loop", loop] if loop else []),
     ]
-    full_env = {**os.environ, **env}
+    full_env = served_from(root, {**os.environ, **env})
     popen = subprocess.Popen(
-        args, cwd=ROOT, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        args, cwd=root, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     pin(popen.pid, cpu)
     proc = Proc(name, popen, log)
@@ -193,6 +196,23 @@ def start_uvicorn(
         time.sleep(0.1)
     proc.stop()
     raise RuntimeError(f"{name} was not ready within 90 s:\n{proc.log_tail()}")
+
+
+def served_from(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` with `root` first on PYTHONPATH, once checked that a process started
+    with it in `root` imports its `app` package from there (and not, say, from
+    the checkout the virtualenv was installed from)."""
+    paths = [str(root), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**env, "PYTHONPATH": os.pathsep.join(paths)}
+    probe = [sys.executable, "-c", "import app; print(app.__file__)"]
+    found = subprocess.run(probe, cwd=root, env=env, capture_output=True, text=True)
+    imported = Path(found.stdout.strip()).resolve()
+    if found.returncode != 0 or not imported.is_relative_to(root.resolve()):
+        raise RuntimeError(
+            f"a server started in {root} would import app from {imported or '?'} "
+            f"({found.stderr.strip()[-300:]})"
+        )
+    return env
 
 
 async def create_database(admin_url: str, name: str) -> None:

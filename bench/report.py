@@ -98,17 +98,24 @@ def measure_bar(bar: Bar, results: dict[str, dict[str, Any]]) -> tuple[str, bool
     return f"{fmt(value)}{unit}", value <= bar.limit
 
 
+def labels(data: dict[str, Any]) -> dict[str, str]:
+    """The label of each target measured, in the order measured (baselines too)."""
+    known = {t.key: t.label for t in TARGETS} | data.get("meta", {}).get("labels", {})
+    return {key: known.get(key, key) for key in data["results"]}
+
+
 def targets(results: dict[str, dict[str, Any]]) -> list[str]:
-    """The targets as a markdown table (those this run measured), and, when the
-    floor ran 1,024 streams, how fast this machine was next to the reference."""
-    labels = {t.key: t.label for t in TARGETS}
+    """The targets as a markdown table (those this run measured, on this checkout:
+    a baseline's figures are there to compare with), and, when the floor ran
+    1,024 streams, how fast this machine was next to the reference."""
+    names = {t.key: t.label for t in TARGETS}
     lines = ["| target | bar | measured | |", "|---|---|---:|---|"]
     for bar in BARS:
         found = measure_bar(bar, results)
         if found is not None:
             figure, holds = found
             verdict = "holds" if holds else "**missed**"
-            lines.append(f"| {labels[bar.target]} | {bar.label} | {figure} | {verdict} |")
+            lines.append(f"| {names[bar.target]} | {bar.label} | {figure} | {verdict} |")
     if len(lines) == 2:
         return []
     floor = (results.get("floor", {}).get("W4-c1024") or {}).get("median", {})
@@ -171,14 +178,14 @@ def _row(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**entry["median"], "errors": f"{errors:,} / {tried:,}"}
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    targets = [t for t in TARGETS if t.key in results]
+def table(data: dict[str, Any]) -> str:
+    results, columns = data["results"], labels(data)
     lines = [
-        "| workload | metric | " + " | ".join(t.label for t in targets) + " |",
-        "|---|---|" + "---:|" * len(targets),
+        "| workload | metric | " + " | ".join(columns.values()) + " |",
+        "|---|---|" + "---:|" * len(columns),
     ]
     for point in POINTS:
-        rows = {t.key: _row(results[t.key].get(point.key)) for t in targets}
+        rows = {key: _row(results[key].get(point.key)) for key in columns}
         if not any(rows.values()):
             continue
         floor = rows.get("floor") or {}
@@ -186,7 +193,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         for key, label, ratio, streams_only in METRICS:
             if streams_only and not point.stream:
                 continue
-            values = [(rows[t.key] or {}).get(key) for t in targets]
+            values = [(rows[target] or {}).get(key) for target in columns]
             if all(v is None for v in values):
                 continue
             cells = [cell(v, floor.get(key), ratio) for v in values]
@@ -196,10 +203,42 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+COMPARED = (("runs_per_s", "runs/s"), ("p99_ms", "p99"), ("cpu_ms_per_run", "CPU ms/run"))
+
+
+def against_baselines(data: dict[str, Any]) -> list[str]:
+    """Per point, each baseline's agentd target over the baseline: runs/s, p99 and
+    server CPU per run, as ratios (for runs/s above 1 is better, for the others
+    below 1 is)."""
+    results, names = data["results"], labels(data)
+    lines: list[str] = []
+    for key in data["meta"].get("baselines", {}):
+        ours = key.split("-baseline", 1)[0]
+        for point in POINTS:
+            mine = (results.get(ours, {}).get(point.key) or {}).get("median", {})
+            theirs = (results.get(key, {}).get(point.key) or {}).get("median", {})
+            ratios = [
+                f"{label} {mine[metric] / theirs[metric]:.2f}x"
+                for metric, label in COMPARED
+                if mine.get(metric) and theirs.get(metric)
+            ]
+            if ratios:
+                lines.append(
+                    f"| {names.get(ours, ours)} / {names.get(key, key)} | {point.key} | "
+                    + ", ".join(ratios)
+                    + " |"
+                )
+    return (
+        ["| compared | point | this checkout / baseline |", "|---|---|---|", *lines]
+        if lines
+        else []
+    )
+
+
 def notes(data: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    for target in TARGETS:
-        by_point = data["results"].get(target.key, {})
+    for key, label in labels(data).items():
+        by_point = data["results"].get(key, {})
         for point in POINTS:
             entry = by_point.get(point.key)
             if not entry:
@@ -212,36 +251,35 @@ def notes(data: dict[str, Any]) -> list[str]:
                 listed = ", ".join(
                     f"{k} x{v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
                 )
-                out.append(f"{target.label}, {point.key}: errors: {listed}")
+                out.append(f"{label}, {point.key}: errors: {listed}")
             busy = entry["median"].get("core1_busy", 0)
             if busy > 0.85:
                 out.append(
-                    f"{target.label}, {point.key}: core 1 (load generator + fake model) was "
+                    f"{label}, {point.key}: core 1 (load generator + fake model) was "
                     f"{busy:.0%} busy: the client side may have limited this point"
                 )
             foreign = max(p.get("foreign_cpu", 0) for p in entry["passes"])
             steal = max(p.get("steal_cpu", 0) for p in entry["passes"])
             if foreign > DISTURBED or steal > DISTURBED:
                 out.append(
-                    f"{target.label}, {point.key}: other load took up to {foreign:.2f} cores, "
+                    f"{label}, {point.key}: other load took up to {foreign:.2f} cores, "
                     f"the hypervisor stole up to {steal:.2f}: figures may be disturbed"
                 )
             if entry.get("discarded"):
                 out.append(
-                    f"{target.label}, {point.key}: {len(entry['discarded'])} pass(es) "
+                    f"{label}, {point.key}: {len(entry['discarded'])} pass(es) "
                     "measured again after other load or CPU steal (their errors still count)"
                 )
             calls = entry["median"].get("model_calls_per_run")
             expected = 2 if point.tools else 1
             if calls is not None and abs(calls - expected) > 0.01:
                 out.append(
-                    f"{target.label}, {point.key}: {calls:.2f} model calls per run "
-                    f"(expected {expected})"
+                    f"{label}, {point.key}: {calls:.2f} model calls per run (expected {expected})"
                 )
-        logs = data.get("server_logs", {}).get(target.key)
+        logs = data.get("server_logs", {}).get(key)
         if logs and logs.get("counts"):
             counts = ", ".join(f"{k} x{v}" for k, v in logs["counts"].items())
-            out.append(f"{target.label}: server log: {counts}; most frequent lines:")
+            out.append(f"{label}: server log: {counts}; most frequent lines:")
             out += [f"  - `{text}` x{n}" for text, n in list(logs["messages"].items())[:6]]
     return out
 
@@ -257,12 +295,20 @@ def markdown(data: dict[str, Any]) -> str:
         f"{meta['server_cpu']}, load generator + fake model on core {meta['client_cpu']} · "
         f"took {meta['duration_s']:.0f} s",
         "",
+        *[
+            f"{labels(data).get(key, key)}: served from {where['root']} "
+            f"at {where.get('commit')}, with the same virtualenv.\n"
+            for key, where in meta.get("baselines", {}).items()
+        ],
         "Each cell: the figure, then its ratio to the floor (floor = 1.00x; for runs/s "
         "lower is worse, for everything else higher is worse).",
         "",
-        table(data["results"]),
+        table(data),
         "",
     ]
+    compared = against_baselines(data)
+    if compared:
+        head += ["## Against the baseline", "", *compared, ""]
     checked = targets(data["results"])
     if checked:
         head += ["## Targets", "", *checked, ""]

@@ -97,7 +97,7 @@ async def measure(
     before = control(live.fake_url)
     census = plan.census and live.target.agentd
     sql_before = diagnose.sql_census(live.port) if census else {}
-    pg_before = procs.postgres_cpu() if live.target.key == "pg" else {}
+    pg_before = procs.postgres_cpu() if live.target.database == "pg" else {}
     procs.reset_peak_rss(pid)
     cpu0, fake0, me0 = procs.cpu_seconds(pid), procs.cpu_seconds(fake_pid), procs.cpu_seconds(me)
     busy0, steal0 = procs.machine_cpu()
@@ -258,9 +258,9 @@ async def start_target(
         "PYTHONUNBUFFERED": "1",
     }
     database = None
-    if target.key == "sqlite":
-        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/bench.db"
-    elif target.key == "pg":
+    if target.database == "sqlite":
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/{target.key}.db"
+    elif target.database == "pg":
         database = f"agentd_bench_{uuid.uuid4().hex[:10]}"
         await procs.create_database(plan.pg_admin, database)
         base = plan.pg_admin.rsplit("/", 1)[0].split("://", 1)[1]
@@ -277,6 +277,7 @@ async def start_target(
             plan.server_cpu,
             ready,
             loop=procs.AGENTD_LOOP if target.agentd else None,
+            root=target.root or procs.ROOT,
         )
     except Exception:
         if database:
@@ -292,22 +293,40 @@ async def start_target(
     return live, database
 
 
-def machine() -> dict[str, Any]:
+def checkout_commit(root: Path) -> str | None:
+    """The short commit of the checkout at `root`, and how many files of its app/
+    differ from it."""
+    commit = None
+    with contextlib.suppress(Exception):
+        head = ["git", "rev-parse", "--short", "HEAD"]
+        status = ["git", "status", "--porcelain", "--", "app"]
+        commit = subprocess.run(head, cwd=root, capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(status, cwd=root, capture_output=True, text=True).stdout
+        if changed.strip():
+            commit += f" + {len(changed.splitlines())} changed in app/"
+    return commit
+
+
+def machine(plan: Plan) -> dict[str, Any]:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    commit = None
-    with contextlib.suppress(Exception):
-        head = ["git", "rev-parse", "--short", "HEAD"]
-        status = ["git", "status", "--porcelain", "--", "app"]
-        commit = subprocess.run(head, cwd=procs.ROOT, capture_output=True, text=True).stdout.strip()
-        changed = subprocess.run(status, cwd=procs.ROOT, capture_output=True, text=True).stdout
-        if changed.strip():
-            commit += f" + {len(changed.splitlines())} changed in app/"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], "commit": commit}
+    baselines = {
+        t.key: {"root": str(t.root), "commit": checkout_commit(t.root)}
+        for t in plan.targets
+        if t.root is not None
+    }
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "commit": checkout_commit(procs.ROOT),
+        "labels": {t.key: t.label for t in plan.targets},
+        **({"baselines": baselines} if baselines else {}),
+    }
 
 
 async def run_plan(plan: Plan) -> dict[str, Any]:
@@ -318,7 +337,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="agentd-bench-"))
     data: dict[str, Any] = {
         "meta": {
-            **machine(),
+            **machine(plan),
             "mode": "quick" if plan.quick else "full",
             "passes": plan.passes,
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -1,11 +1,13 @@
-"""The workloads, the three targets, and what one run looks like on the wire
-for each pair: the request bytes, the marker of the first content event, and
-the check that tells a completed run from an error."""
+"""The workloads, the three targets (and the baselines: agentd served from
+another checkout), and what one run looks like on the wire for each pair: the
+request bytes, the marker of the first content event, and the check that tells
+a completed run from an error."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -66,16 +68,45 @@ POINTS: tuple[Point, ...] = (
 
 @dataclass(frozen=True)
 class Target:
+    """A server to measure. `database` is agentd's (`sqlite` or `pg`); `root`, the
+    checkout whose `app` package it serves (None: this one)."""
+
     key: str
     label: str
     agentd: bool
+    database: str | None = None
+    root: Path | None = None
 
 
 TARGETS: tuple[Target, ...] = (
     Target("floor", "floor", False),
-    Target("sqlite", "agentd SQLite", True),
-    Target("pg", "agentd PostgreSQL", True),
+    Target("sqlite", "agentd SQLite", True, "sqlite"),
+    Target("pg", "agentd PostgreSQL", True, "pg"),
 )
+
+
+def with_baselines(targets: list[Target], roots: list[Path]) -> list[Target]:
+    """`targets`, each agentd target followed by one copy per checkout in `roots`
+    served from that checkout: key `pg-baseline` (`pg-baseline2`, ... for more),
+    label "agentd PostgreSQL (baseline)" (with the checkout's folder name when
+    there are several)."""
+    out: list[Target] = []
+    for target in targets:
+        out.append(target)
+        if not target.agentd:
+            continue
+        for number, root in enumerate(roots, 1):
+            suffix = "" if number == 1 else str(number)
+            named = f" {root.name}" if len(roots) > 1 else ""
+            out.append(
+                replace(
+                    target,
+                    key=f"{target.key}-baseline{suffix}",
+                    label=f"{target.label} (baseline{named})",
+                    root=root,
+                )
+            )
+    return out
 
 
 @dataclass(frozen=True)

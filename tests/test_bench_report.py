@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from bench.report import BARS, measure_bar, targets
+from bench.report import BARS, against_baselines, labels, markdown, measure_bar, table, targets
+from bench.workloads import TARGETS, with_baselines
 
 
 def entry(*, errors: int = 0, discarded_errors: int | None = None, **median: float) -> Any:
-    passes = [{"errors": errors, "runs": 100}]
+    passes = [{"errors": errors, "runs": 100, "error_kinds": {}}]
     discarded = [] if discarded_errors is None else [{"errors": discarded_errors, "runs": 100}]
     return {"passes": passes, "discarded": discarded, "median": median}
 
@@ -79,3 +81,60 @@ def test_the_report_compares_the_floor_with_the_reference_machine() -> None:
     assert lines[-1].endswith("(1.42x as slow).")
     assert "30.0 s in this run" in lines[-1]
     assert targets({}) == []
+
+
+def test_a_baseline_follows_each_agentd_target_with_its_own_key_and_label() -> None:
+    chosen = [t for t in TARGETS if t.key in ("floor", "pg")]
+    one = with_baselines(chosen, [Path("/src/agentd-main")])
+    assert [(t.key, t.label, t.root) for t in one] == [
+        ("floor", "floor", None),
+        ("pg", "agentd PostgreSQL", None),
+        ("pg-baseline", "agentd PostgreSQL (baseline)", Path("/src/agentd-main")),
+    ]
+    assert one[2].database == "pg" and one[2].agentd
+    two = with_baselines(chosen[1:], [Path("/src/a"), Path("/src/b")])
+    assert [(t.key, t.label) for t in two[1:]] == [
+        ("pg-baseline", "agentd PostgreSQL (baseline a)"),
+        ("pg-baseline2", "agentd PostgreSQL (baseline b)"),
+    ]
+
+
+def run_with_baseline() -> dict[str, Any]:
+    data = results()
+    data["pg-baseline"] = {"W1-c32": entry(runs_per_s=200.0, p99_ms=50.0, cpu_ms_per_run=2.0)}
+    data["pg"]["W1-c32"] = entry(runs_per_s=260.0, p99_ms=40.0, cpu_ms_per_run=1.5)
+    meta = {
+        "mode": "full",
+        "started": "then",
+        "commit": "abc1234",
+        "cpu": "cpu",
+        "cores": 2,
+        "python": "3.11",
+        "passes": 3,
+        "server_cpu": 0,
+        "client_cpu": 1,
+        "duration_s": 60,
+        "labels": {"pg-baseline": "agentd PostgreSQL (baseline)"},
+        "baselines": {"pg-baseline": {"root": "/src/agentd-main", "commit": "def5678"}},
+    }
+    return {"meta": meta, "results": data}
+
+
+def test_the_report_shows_a_baseline_as_its_own_column_and_compares_with_it() -> None:
+    data = run_with_baseline()
+    assert list(labels(data).values()) == [
+        "floor",
+        "agentd PostgreSQL",
+        "agentd SQLite",
+        "agentd PostgreSQL (baseline)",
+    ]
+    header = table(data).splitlines()[0]
+    assert header.endswith("| agentd PostgreSQL (baseline) |")
+    assert against_baselines(data)[2:] == [
+        "| agentd PostgreSQL / agentd PostgreSQL (baseline) | W1-c32 | "
+        "runs/s 1.30x, p99 0.80x, CPU ms/run 0.75x |"
+    ]
+    text = markdown(data)
+    assert "agentd PostgreSQL (baseline): served from /src/agentd-main at def5678" in text
+    # Bars are this checkout's: the baseline's figures never count against them.
+    assert "(baseline) | W1" not in "\n".join(targets(data["results"]))

@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
         "pagination",
         "routing",
         "serving",
-        "sqlite_driver",
+        "sse_response",
         "tables",
     },
     {"worker"},

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from app import sqlite_driver
+from app.compat import sqlite as sqlite_driver
 from app.db import create_engine
 
 
@@ -124,7 +124,9 @@ async def test_results_counts_and_errors_are_the_drivers(engine: AsyncEngine) ->
 
 async def test_a_closed_connection_ends_its_transaction_quietly(tmp_path: Path) -> None:
     def close_then_end() -> None:
-        conn = sqlite_driver.dbapi().connect(str(tmp_path / "closed.db"))
+        driver = sqlite_driver.dbapi()
+        assert driver is not None
+        conn = driver.connect(str(tmp_path / "closed.db"))
         conn.close()
         # As SQLAlchemy's own adapter: nothing to roll back or commit, no error.
         conn.rollback()

@@ -11,8 +11,7 @@ from app.runs.service import RunService
 
 
 def run_service(request: Request) -> RunService:
-    """The process's run service (also for `@direct` routes, which FastAPI's
-    dependency solving does not reach)."""
+    """The process's run service (also for a route that takes the request itself)."""
     service: RunService = request.app.state.run_service
     return service
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import direct_driver
+from app.compat.sqlalchemy import direct_driver
 from app.runs import repository
 
 log = logging.getLogger("agentd.runs")

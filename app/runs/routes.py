@@ -15,7 +15,7 @@ from app.engine.output import TERMINAL_STATUSES, RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import ValidationFailed, problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
-from app.routing import StrictJSONRoute, direct
+from app.routing import StrictJSONRoute
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.records import output_of
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
@@ -127,7 +127,6 @@ async def _answer(
     },
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC]},
 )
-@direct
 async def create_run(
     request: Request,
     body: RunCreate,

@@ -6,28 +6,18 @@ so an idle stream wakes up to send it: no timer or task per stream for it).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import anyio
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import (
-    AppStatus,
-    SendTimeoutError,
-    _ensure_watcher_started_on_this_loop,
-    _get_shutdown_state,
-)
-from starlette.types import Message, Receive, Scope, Send
+from sse_starlette.sse import AppStatus
 
 from app.engine.events import CONTENT_EVENTS
 from app.runs.service import RunService
+from app.sse_response import EventStreamResponse
 
 RETRY_MS = 2000
 PING = b": ping\n\n"
 SEND_TIMEOUT = 30.0
-SHUTDOWN_GRACE = 2.0  # longer than the slowest wait inside `follow`
 MAX_SEQ = 2**31 - 1  # the largest seq the column holds (INTEGER on PostgreSQL)
 
 
@@ -44,118 +34,10 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
     return 0
 
 
-class _Drain:
-    """One stream in sse-starlette's set of shutdown events: the library's one
-    shutdown poller per event loop calls `set()` on each when the server stops."""
-
-    __slots__ = ("set",)
-
-    def __init__(self, on_shutdown: Callable[[], None]) -> None:
-        self.set = on_shutdown
-
-
-class _Unshared:
-    """An `async with` that holds nothing: the send lock of a response with one sender."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
-_UNSHARED = _Unshared()
-
-
-class RunEventsResponse(EventSourceResponse):
-    """sse-starlette's response, without a task group or a task per watcher.
-
-    The library runs every response in an anyio task group of three tasks (the
-    stream, the client's disconnect, the server's shutdown), the first to end
-    cancelling the others. That group was most of what a short stream cost
-    (measured in process: about 0.45 ms of CPU per six-part response, 0.24 ms
-    with the watchers as plain tasks).
-    Here the stream runs in the request's own task; the disconnect watcher is a
-    plain asyncio task, and shutdown reaches the stream through the library's
-    own poller (one per event loop), which calls back instead of waking a task
-    per stream. What ends a stream is the same: the body's end, the client
-    leaving, or shutdown (the shutdown event set, then the stream cancelled
-    after the grace period). Each send has the library's timeout
-    (`SendTimeoutError`), as an asyncio timeout rather than an anyio cancel
-    scope. HEAD, pings and push senders take the library's own path.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"].upper() == "HEAD"
-            or self.ping_interval
-            or self.data_sender_callable is not None
-        ):
-            await super().__call__(scope, receive, send)
-            return
-        stream = asyncio.current_task()
-        assert stream is not None  # an ASGI app runs in a task
-        loop = asyncio.get_running_loop()
-        cancelled = False  # by a watcher: the stream ends normally
-        streaming = True
-        grace: asyncio.TimerHandle | None = None
-
-        def stop(_: object = None) -> None:
-            # Callbacks run later: the stream may have ended meanwhile.
-            nonlocal cancelled
-            if streaming and not cancelled:
-                cancelled = True
-                stream.cancel()
-
-        def shutdown() -> None:
-            nonlocal grace
-            if not streaming or grace is not None or cancelled:
-                return
-            if self._shutdown_event is not None:
-                self._shutdown_event.set()
-            grace = loop.call_later(self._shutdown_grace_period, stop)
-
-        drain = _Drain(shutdown)
-        drains: set[Any] = _get_shutdown_state().events  # anyio Events, or what has `set()`
-        drains.add(drain)
-        _ensure_watcher_started_on_this_loop()
-        if AppStatus.should_exit:
-            shutdown()
-        # Nothing else sends on this response (no ping task, no push sender): the
-        # library's send lock, an anyio lock with a checkpoint, guards nothing here.
-        self._send_lock = _UNSHARED  # type: ignore[assignment]  # the same `async with`
-        disconnect = loop.create_task(self._listen_for_disconnect(receive))
-        disconnect.add_done_callback(stop)
-        try:
-            await self._stream_response(send)
-        except asyncio.CancelledError:
-            # Swallowed when a watcher asked for it, unless it also came from outside.
-            if not cancelled or stream.uncancel() > 0:
-                raise
-        finally:
-            streaming = False
-            drains.discard(drain)
-            if grace is not None:
-                grace.cancel()
-            disconnect.remove_done_callback(stop)
-            disconnect.cancel()
-        if disconnect.done() and not disconnect.cancelled():
-            error = disconnect.exception()
-            if error is not None:
-                raise error
-        if self.background is not None:
-            await self.background()
-
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        timeout = asyncio.timeout(self.send_timeout)
-        try:
-            async with timeout:
-                await send(message)
-        except TimeoutError:
-            if timeout.expired():
-                raise SendTimeoutError() from None
-            raise
+def server_stopping() -> bool:
+    """Whether the server is shutting down: sse-starlette wraps uvicorn's signal
+    handler (`Server.handle_exit`) when imported and sets `AppStatus.should_exit`."""
+    return AppStatus.should_exit
 
 
 def event_stream(
@@ -166,17 +48,16 @@ def event_stream(
     ping: float,
     content_only: bool = False,
     on_disconnect: Callable[[], None] | None = None,
-) -> RunEventsResponse:
+) -> EventStreamResponse:
     """The run's events after `after` as an SSE response: `id` = seq, `event` =
     name, a retry hint, and a `: ping` comment after `ping` seconds with nothing
     sent (`follow`'s empty batches are the moments to check). `on_disconnect` is
     called when the client leaves before the end.
 
-    When the server shuts down, sse-starlette sets `shutdown` and `follow` ends
-    within SHUTDOWN_GRACE: the stream closes cleanly and the client re-attaches
-    elsewhere with Last-Event-ID."""
-    shutdown = anyio.Event()
-    batches = runs.follow(run_id, after, stopping=shutdown.is_set, idle=ping)
+    When the server shuts down, `follow` ends at its next wake-up (its waits are
+    bounded): the stream closes cleanly and the client re-attaches elsewhere with
+    Last-Event-ID."""
+    batches = runs.follow(run_id, after, stopping=server_stopping, idle=ping)
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -196,14 +77,7 @@ def event_stream(
                 sent_at = time.monotonic()
             finished = True
         finally:
-            if not finished and not shutdown.is_set() and on_disconnect is not None:
+            if not finished and not server_stopping() and on_disconnect is not None:
                 on_disconnect()
 
-    return RunEventsResponse(
-        body(),
-        ping=0,  # the body sends its own, only when idle
-        send_timeout=SEND_TIMEOUT,
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE,
-        headers={"X-Accel-Buffering": "no"},
-    )
+    return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT)

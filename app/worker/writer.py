@@ -51,7 +51,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import DriverStatement, direct_driver, utcnow
+from app.compat.sqlalchemy import direct_driver
+from app.db import DriverStatement, utcnow
 from app.worker.store import EVENTS, MESSAGES, RUNS, SESSIONS
 
 log = logging.getLogger("agentd.worker")

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.errors import reason_phrase
 from tests.conftest import make_settings, snapshot
 
 PROBLEM = "application/problem+json"
@@ -231,3 +232,9 @@ async def test_malformed_json_says_why(client: httpx.AsyncClient) -> None:
     )
     body = assert_problem(response, 400, "malformed_json")
     assert "64-bit" in str(body["detail"])
+
+
+def test_a_status_without_a_standard_phrase_is_titled_error() -> None:
+    assert reason_phrase(404) == "Not Found"
+    assert reason_phrase(429) == "Too Many Requests"
+    assert reason_phrase(499) == "Error"  # nginx's "client closed request": no standard phrase

@@ -34,8 +34,6 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
-    MergedHeaders,
-    ParsedURLs,
     ReadDeltas,
     SDKErrors,
     SSEStream,
@@ -89,11 +87,6 @@ _ERROR_STATUS = {
 }
 
 
-class HTTPClient(ParsedURLs, MergedHeaders, anthropic.DefaultAioHttpClient):
-    """The SDK's aiohttp client, parsing each request URL and merging each set of
-    request headers once."""
-
-
 class AnthropicModel:
     """A ModelClient over `POST {base_url}/v1/messages` with `stream: true`.
 
@@ -119,7 +112,7 @@ class AnthropicModel:
             timeout=timeout,
             max_retries=max_retries,
             # the SDK's transport for many concurrent streams (as for OpenAI)
-            http_client=HTTPClient(limits=CONNECTION_LIMITS),
+            http_client=anthropic.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:

@@ -22,6 +22,7 @@ import anyio
 import httpx2
 import orjson
 
+from app.compat.httpx2 import aiohttp_response
 from app.engine.models.base import ContentDelta, ModelDelta, ModelProviderError, ReasoningDelta
 from app.engine.models.pacing import PacedStream, ReadPacer
 
@@ -44,61 +45,6 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 # Streams open at once per SDK client: one per run in flight, with room to spare
 # (the SDKs' default of 1,000 would queue runs behind each other at high concurrency).
 CONNECTION_LIMITS = httpx2.Limits(max_connections=8192, max_keepalive_connections=1024)
-_MAX_URLS = 64
-_MAX_HEADER_SETS = 64
-
-
-class ParsedURLs(httpx2.AsyncClient):
-    """An httpx2 client that parses each absolute request URL once.
-
-    The SDKs build each request's URL, turn it into a string and hand it to
-    their httpx2 client, which parses it again to join it to its own base URL
-    (about 17 us a request in pure Python). The SDKs send absolute URLs, a
-    handful per client, and a parsed URL is immutable: kept here, per string.
-    Mixed into the SDKs' aiohttp clients (`class C(ParsedURLs, sdk.DefaultAioHttpClient)`).
-    """
-
-    def _merge_url(self, url: httpx2.URL | str) -> httpx2.URL:
-        if not isinstance(url, str):
-            return super()._merge_url(url)
-        cache: dict[str, httpx2.URL] = self.__dict__.setdefault("_parsed_urls", {})
-        parsed = cache.get(url)
-        if parsed is None:
-            parsed = httpx2.URL(url)
-            if not parsed.is_absolute_url:
-                return super()._merge_url(parsed)
-            if len(cache) >= _MAX_URLS:
-                cache.clear()
-            cache[url] = parsed
-        return parsed
-
-
-class MergedHeaders(httpx2.AsyncClient):
-    """An httpx2 client that merges each set of request headers with its own once.
-
-    The SDKs send the same dozen headers with every request (auth, user agent,
-    their platform headers, the retry count) as a list of pairs, and httpx2 merges
-    them into a copy of the client's headers one at a time, scanning the copy for
-    each (about 24 us a request in pure Python). The merged headers are kept per
-    list and client headers; each request gets a copy of them (a request adds its
-    own `Host` and `Content-Length`). Mixed in like `ParsedURLs`.
-    """
-
-    def _merge_headers(self, headers: Any = None) -> Any:
-        if not isinstance(headers, list):
-            return super()._merge_headers(headers)
-        cache: dict[Any, httpx2.Headers] = self.__dict__.setdefault("_merged_headers", {})
-        key = (tuple(headers), tuple(self.headers.raw))
-        try:
-            merged = cache.get(key)
-        except TypeError:  # a value that cannot be a key
-            return super()._merge_headers(headers)
-        if merged is None:
-            merged = httpx2.Headers(super()._merge_headers(headers))
-            if len(cache) >= _MAX_HEADER_SETS:
-                cache.clear()
-            cache[key] = merged
-        return httpx2.Headers(merged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,13 +160,6 @@ class SSEStream:
             pass  # the server held the stream open: the connection is not reused
         except TRANSPORT_ERRORS:
             pass  # the answer is complete; a failing tail must not turn it into an error
-
-
-def aiohttp_response(response: httpx2.Response) -> aiohttp.ClientResponse | None:
-    """The aiohttp response under the SDKs' (their aiohttp transport), else None."""
-    wrapped = getattr(response.stream, "_stream", None)
-    reader = getattr(wrapped, "_aiohttp_response", None)
-    return reader if isinstance(reader, aiohttp.ClientResponse) else None
 
 
 def body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:

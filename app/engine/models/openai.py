@@ -36,8 +36,6 @@ from app.engine.models.base import (
 )
 from app.engine.models.http import (
     CONNECTION_LIMITS,
-    MergedHeaders,
-    ParsedURLs,
     ReadDeltas,
     SDKErrors,
     SSEStream,
@@ -69,31 +67,6 @@ _LOCAL_MESSAGE_KEYS = ("reasoning_content", "reasoning")
 _FINISH_REASONS = {"function_call": "tool_calls"}
 
 
-class _Client(openai.AsyncOpenAI):
-    """The SDK's client, remembering the URLs it built: the SDK parses the path and
-    joins it to `base_url` (two URL parses) on every request, for one path."""
-
-    @property
-    def user_agent(self) -> str:
-        # The SDK names the client's class here: servers see the SDK's own name.
-        return f"{openai.AsyncOpenAI.__name__}/Python {self._version}"
-
-    def _prepare_url(self, url: str) -> httpx2.URL:
-        base = self.base_url  # may be set again: an entry holds the base it was built on
-        urls: dict[str, tuple[httpx2.URL, httpx2.URL]] = self.__dict__.setdefault("_urls", {})
-        entry = urls.get(url)
-        if entry is None or entry[0] is not base:
-            if len(urls) >= 64:
-                urls.clear()
-            entry = urls[url] = (base, super()._prepare_url(url))
-        return entry[1]
-
-
-class HTTPClient(ParsedURLs, MergedHeaders, openai.DefaultAioHttpClient):
-    """The SDK's aiohttp client, parsing each request URL and merging each set of
-    request headers once."""
-
-
 class OpenAIChatModel:
     """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
 
@@ -116,12 +89,12 @@ class OpenAIChatModel:
     ) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
         self._pacer = pacer
-        self._client = _Client(
+        self._client = openai.AsyncOpenAI(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=HTTPClient(limits=CONNECTION_LIMITS),
+            http_client=openai.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:

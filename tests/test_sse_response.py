@@ -1,19 +1,22 @@
 """The SSE response of run streams: what ends a stream, and what it leaves behind.
 
 Driven as an ASGI app directly, so each ending can be timed exactly; the live
-server tests in test_streaming.py cover the same endings over real sockets."""
+server tests in runs/test_streaming.py cover the same endings over real sockets,
+and replicas/test_replicas.py a stream ended by SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
-import anyio
 import pytest
-from sse_starlette.sse import AppStatus, SendTimeoutError, _get_shutdown_state
+from sse_starlette.sse import AppStatus
 
-from app.runs.sse import RunEventsResponse
+from app.runs.sse import RETRY_MS, event_stream
+from app.sse_response import EventStreamResponse, SendTimeoutError
+from app.worker.following import follow
 
 SCOPE = {"type": "http", "method": "GET", "path": "/", "headers": []}
 
@@ -49,14 +52,8 @@ class Client:
 
 
 def tasks_left() -> set[asyncio.Task[Any]]:
-    """Tasks still running, besides this test's and the library's one shutdown poller."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task()
-        and not t.done()
-        and t.get_coro().__qualname__ != "_shutdown_watcher"  # type: ignore[union-attr]
-    }
+    """Tasks still running, besides this test's."""
+    return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
 
 
 async def settle() -> None:
@@ -70,16 +67,15 @@ async def stalled() -> AsyncIterator[bytes]:
     await asyncio.sleep(60)
 
 
-async def started(stream: RunEventsResponse, client: Client) -> asyncio.Task[None]:
+async def started(stream: EventStreamResponse, client: Client) -> asyncio.Task[None]:
     """The response running in a task of its own, once its first event is sent."""
     call = asyncio.create_task(stream(SCOPE, client.receive, client.send))
     await client.streaming.wait()
     return call
 
 
-def response(body: AsyncIterator[bytes], **options: Any) -> RunEventsResponse:
-    options.setdefault("shutdown_event", anyio.Event())
-    return RunEventsResponse(body, ping=0, send_timeout=5, **options)
+def response(body: AsyncIterator[bytes], **options: Any) -> EventStreamResponse:
+    return EventStreamResponse(body, send_timeout=5, **options)
 
 
 async def test_the_body_ends_the_stream_and_its_watchers() -> None:
@@ -92,8 +88,9 @@ async def test_the_body_ends_the_stream_and_its_watchers() -> None:
     await response(body(), headers={"X-Accel-Buffering": "no"})(SCOPE, client.receive, client.send)
     assert client.sent[0]["type"] == "http.response.start"
     headers = dict(client.sent[0]["headers"])
-    assert headers[b"content-type"].startswith(b"text/event-stream")
+    assert headers[b"content-type"] == b"text/event-stream; charset=utf-8"
     assert headers[b"cache-control"] == b"no-store"
+    assert headers[b"x-accel-buffering"] == b"no"
     assert client.body == b"data: a\n\ndata: b\n\ndata: c\n\n"
     assert client.complete
     await settle()
@@ -165,34 +162,34 @@ async def test_a_failing_receive_raises_its_error() -> None:
         await asyncio.wait_for(response(stalled())(SCOPE, receive, client.send), 2)
 
 
-async def test_shutdown_sets_the_event_and_the_body_ends_within_the_grace() -> None:
-    shutdown = anyio.Event()
+def stopped_runs() -> Any:
+    """What `event_stream` reads of the run service: `follow`, here over a run
+    manager of which it reads only what it needs before seeing a server going down."""
+    notifier = SimpleNamespace(poll_interval=0.2)
+    manager: Any = SimpleNamespace(bus=None, notifier=notifier, closing=False)
 
-    async def body() -> AsyncIterator[bytes]:
-        yield b"data: first\n\n"
-        await shutdown.wait()
-        yield b"data: bye\n\n"
+    def runs_follow(run_id: str, after: int, **options: Any) -> Any:
+        return follow(run_id, after, manager=manager, maker=None, **options)  # type: ignore[arg-type]
 
+    return SimpleNamespace(follow=runs_follow)
+
+
+async def test_a_run_stream_ends_cleanly_once_the_server_stops() -> None:
+    """uvicorn's signal handler sets sse-starlette's flag (tests/compat); the run's
+    stream then ends as a complete response, not as a client that left."""
+    left: list[str] = []
     client = Client()
-    call = await started(response(body(), shutdown_event=shutdown, shutdown_grace_period=5), client)
     AppStatus.should_exit = True
     try:
-        await asyncio.wait_for(call, 3)  # the library polls for shutdown every 0.5 s
+        stream = event_stream(
+            stopped_runs(), "r1", 0, ping=15, on_disconnect=lambda: left.append("r1")
+        )
+        await asyncio.wait_for(stream(SCOPE, client.receive, client.send), 2)
     finally:
         AppStatus.should_exit = False
-    assert client.body.endswith(b"data: bye\n\n")
+    assert client.body == b"retry: %d\n\n" % RETRY_MS
     assert client.complete
-
-
-async def test_shutdown_cancels_a_body_that_outlasts_the_grace() -> None:
-    client = Client()
-    call = await started(response(stalled(), shutdown_grace_period=0.2), client)
-    AppStatus.should_exit = True
-    try:
-        await asyncio.wait_for(call, 3)
-    finally:
-        AppStatus.should_exit = False
-    assert not client.complete
+    assert left == []
 
 
 async def test_head_sends_headers_only() -> None:
@@ -205,35 +202,16 @@ async def test_head_sends_headers_only() -> None:
     assert client.body == b""
 
 
-async def test_a_stream_runs_one_watcher_task_and_leaves_no_shutdown_registration() -> None:
-    drains = _get_shutdown_state().events
-    before, registered = tasks_left(), set(drains)
+async def test_a_stream_runs_one_watcher_task() -> None:
+    before = tasks_left()
     client = Client()
     call = await started(response(stalled()), client)
-    # The client's disconnect is watched by a task; shutdown reaches the stream
-    # through the library's one poller.
+    # The client's disconnect is watched by a task; the stream runs in the caller's.
     assert len(tasks_left() - before - {call}) == 1
-    assert len(drains - registered) == 1
     client.gone.set()
     await asyncio.wait_for(call, 2)
     await settle()
     assert tasks_left() == before
-    assert set(drains) == registered
-
-
-async def test_a_stream_started_during_shutdown_ends_after_the_grace() -> None:
-    shutdown = anyio.Event()
-    client = Client()
-    AppStatus.should_exit = True
-    try:
-        call = await started(
-            response(stalled(), shutdown_event=shutdown, shutdown_grace_period=0.2), client
-        )
-        assert shutdown.is_set()
-        await asyncio.wait_for(call, 1)  # no poll needed: it started after the signal
-    finally:
-        AppStatus.should_exit = False
-    assert not client.complete
 
 
 async def test_a_send_slower_than_the_send_timeout_fails_and_closes_the_body() -> None:
@@ -253,7 +231,7 @@ async def test_a_send_slower_than_the_send_timeout_fails_and_closes_the_body() -
         if message.get("body"):
             await asyncio.sleep(60)  # the client stopped reading
 
-    stream = RunEventsResponse(body(), ping=0, send_timeout=0.1)
+    stream = EventStreamResponse(body(), send_timeout=0.1)
     with pytest.raises(SendTimeoutError):
         await asyncio.wait_for(stream(SCOPE, client.receive, stuck), 2)
     assert cleaned.is_set()

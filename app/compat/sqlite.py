@@ -1,4 +1,4 @@
-"""SQLAlchemy's aiosqlite driver, with one trip to the SQLite thread per statement.
+"""SQLAlchemy's aiosqlite adapter and aiosqlite: one trip to the SQLite thread per statement.
 
 aiosqlite runs every sqlite3 call on its own thread; SQLAlchemy's adapter makes
 one call per cursor step (open the cursor, execute, fetch the rows, close), so
@@ -11,6 +11,13 @@ more trips per transaction: its `BEGIN` goes with the transaction's first
 statement (`defer_begin`), and the pool's rollback on return is skipped when
 SQLite has no transaction open and no call of ours is still on the thread.
 Nothing else changes: the same dialect, transactions and errors.
+
+The blocking-run bar on SQLite needs the trips it saves. It subclasses
+SQLAlchemy's private adapter classes (their `_cursor_cls`, `_execute_mutex`,
+`_connection`, the cursor's `_execute_async`, `_executemany_async`,
+`_async_soft_close`, `_rows`, `_soft_closed_memoized`) and calls aiosqlite's
+private `Connection._execute` and `_conn`. Outside the versions below `dbapi()`
+answers None, and the engine uses SQLAlchemy's own adapter.
 """
 
 from __future__ import annotations
@@ -26,6 +33,15 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+
+from app.compat import supported
+
+# The versions checked (tests/compat/test_sqlite.py).
+SQLALCHEMY = ("2.1", "2.2")
+AIOSQLITE = ("0.20", "0.23")
+ENABLED = supported(
+    "sqlalchemy", *SQLALCHEMY, what="the aiosqlite adapter's private cursor steps"
+) and supported("aiosqlite", *AIOSQLITE, what="aiosqlite.Connection._execute")
 
 Outcome = tuple[Any, int, int | None, list[Any] | None]
 
@@ -172,6 +188,7 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         return OneTripConnection(self, adapted._connection)
 
 
-def dbapi() -> OneTripDBAPI:
-    """The DBAPI module for `create_async_engine(..., module=dbapi())`."""
-    return OneTripDBAPI(aiosqlite, sqlite3)
+def dbapi() -> OneTripDBAPI | None:
+    """The DBAPI module for `create_async_engine(..., module=dbapi())`; None (SQLAlchemy's
+    own) outside the versions checked."""
+    return OneTripDBAPI(aiosqlite, sqlite3) if ENABLED else None
