@@ -33,6 +33,7 @@ from app.openapi import install_problem_docs
 from app.runs import records as run_records
 from app.runs.routes import router as runs_router
 from app.runs.service import RunService
+from app.runs.sse import server_stopping
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
@@ -132,7 +133,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.notifier = notifier
     app.state.manager = manager
     app.state.run_service = RunService(
-        engine=engine, maker=maker, manager=manager, runner=runner, agents=stored_agents
+        engine=engine,
+        maker=maker,
+        manager=manager,
+        runner=runner,
+        agents=stored_agents,
+        server_stopping=server_stopping,
     )
     app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
     try:

@@ -63,8 +63,11 @@ class RunService:
         manager: RunManager,
         runner: Runner,
         agents: StoredAgents,
+        server_stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.maker = maker
+        # Whether the server is shutting down: a blocking wait ends then.
+        self.server_stopping = server_stopping
         self.manager = manager
         self.runner = runner
         # Runs created at one moment are stored in one transaction.
@@ -300,7 +303,7 @@ class RunService:
         `cancel_if_abandoned`, a caller that stops waiting cancels the run."""
         last: Frame | None = None
         try:
-            async for batch in self.follow(run_id, after):
+            async for batch in self.follow(run_id, after, stopping=self.server_stopping):
                 last = batch[-1]
         except asyncio.CancelledError:
             if cancel_if_abandoned:
@@ -313,7 +316,7 @@ class RunService:
             output.pop("seq", None)
             return output
         run = await self.output(run_id)
-        if run.status in ("queued", "running") and self.manager.closing:
+        if run.status in ("queued", "running") and (self.manager.closing or self.server_stopping()):
             # This process stops before the run ended: another replica takes it over.
             raise ShuttingDown(
                 f"Run {run_id!r} continues on another replica: follow "

@@ -261,3 +261,28 @@ async def test_runs_that_keep_killing_workers_end_as_worker_lost(sqlite_cluster:
         run: dict[str, Any] = await wait_status(client, run_id, {"error", "completed"}, within=15)
     assert run["status"] == "error"
     assert run["error"]["code"] == "worker_lost"
+
+
+async def test_sigterm_answers_a_waiting_blocking_request_with_503(pg_cluster: Cluster) -> None:
+    """A blocking request still waiting when its replica stops is told to retry
+    (503 with Retry-After and the run's id), and the run completes elsewhere."""
+    a = await pg_cluster.add(LEASE_SECONDS="30")
+    b = await pg_cluster.add(LEASE_SECONDS="30")
+    async with a.client() as client:
+        await create_agents(client)
+        waiting = asyncio.create_task(
+            client.post("/v1/agents/slow/runs", json={"input": SLOW_WORDS, "run_id": "blocked"})
+        )
+        async with b.client() as other:
+            await wait_status(other, "blocked", {"running"}, within=10)
+        a.terminate()
+        answer = await waiting
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["code"] == "shutting_down"
+    assert answer.json()["run_id"] == "blocked"
+    await a.wait()
+    async with b.client() as client:
+        run = await wait_status(client, "blocked", {"completed", "error"}, within=20)
+    assert run["status"] == "completed"
+    assert run["content"] == SLOW_WORDS
