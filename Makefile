@@ -21,8 +21,10 @@ $(UV_INSTALLED): | $(BIN)/python
 	touch $@
 
 # --locked: install uv.lock as it is, and fail if it no longer matches pyproject.toml.
+# --compile-bytecode, as pip does: where PYTHONDONTWRITEBYTECODE is set, each
+# process would otherwise compile every module it imports, every time.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV_INSTALLED)
-	$(UV) sync --quiet --locked --extra dev
+	$(UV) sync --quiet --locked --compile-bytecode --extra dev
 	touch $@
 
 install: $(VENV)/.installed

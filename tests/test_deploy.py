@@ -41,15 +41,16 @@ def _uv_syncs(text: str) -> list[str]:
 def test_dockerfile_makefile_and_readme_install_from_the_lock_file() -> None:
     """Each install is `uv sync --locked` (the pins of uv.lock, refused when they
     no longer match pyproject.toml), with one uv version; `make` reinstalls when
-    uv.lock changes."""
+    uv.lock changes. Both compile bytecode at install, as pip does."""
     dockerfile = (ROOT / "Dockerfile").read_text()
     makefile = (ROOT / "Makefile").read_text()
     readme = (ROOT / "README.md").read_text()
     readme_section = readme.split("## Install without make", 1)[1].split("##", 1)[0]
 
     assert "COPY pyproject.toml uv.lock ./" in dockerfile
+    assert "UV_COMPILE_BYTECODE=1" in dockerfile
     assert _uv_syncs(dockerfile) == ["--locked --no-install-project", "--locked --no-editable"]
-    assert _uv_syncs(makefile) == ["--quiet --locked --extra dev"]
+    assert _uv_syncs(makefile) == ["--quiet --locked --compile-bytecode --extra dev"]
     assert re.search(r"^\$\(VENV\)/\.installed: .*\buv\.lock\b", makefile, re.M)
     assert _uv_syncs(readme_section) == ["--locked"]
     for text in (dockerfile, makefile, readme_section):
