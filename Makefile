@@ -5,18 +5,33 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# uv installs the exact versions (and hashes) pinned in uv.lock; the Dockerfile
+# installs the same uv.
+UV_VERSION := 0.13.8
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
+UV_INSTALLED := $(VENV)/.uv-$(UV_VERSION)
 
-.PHONY: run test lint typecheck pytest install tools bench clean
+.PHONY: run test lint typecheck pytest install lock tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(UV_INSTALLED): | $(BIN)/python
+	$(BIN)/pip install --quiet pip==26.3 uv==$(UV_VERSION)
+	touch $@
+
+# --locked: install uv.lock as it is, and fail if it no longer matches pyproject.toml.
+# --compile-bytecode, as pip does: where PYTHONDONTWRITEBYTECODE is set, each
+# process would otherwise compile every module it imports, every time.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV_INSTALLED)
+	$(UV) sync --quiet --locked --compile-bytecode --extra dev
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-resolve every pin to the newest release that pyproject.toml's bounds allow.
+lock: | $(UV_INSTALLED)
+	$(UV) lock --upgrade
 
 run: install
 	$(BIN)/uvicorn app.main:app --loop app.serving:new_event_loop --host $(HOST) --port $(PORT) --timeout-graceful-shutdown 10

@@ -1,12 +1,16 @@
-"""The deployment files: the compose file is valid, and the image installs the
-project the way the README says."""
+"""The deployment files: the compose file is valid, and the image, `make` and the
+README install the project from the one lock file."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,16 +34,46 @@ def test_compose_waits_for_a_healthy_database() -> None:
     assert re.search(r"^volumes:\n  pgdata:", text, re.M)
 
 
-def _pip_installs(text: str) -> list[str]:
-    return [m.group(1).strip() for m in re.finditer(r"pip install ([^\n&]+)", text)]
+def _uv_syncs(text: str) -> list[str]:
+    return [m.group(1).strip() for m in re.finditer(r"(?:uv|\$\(UV\)) sync ([^\n&]+)", text)]
 
 
-def test_dockerfile_installs_like_the_readme() -> None:
+def test_dockerfile_makefile_and_readme_install_from_the_lock_file() -> None:
+    """Each install is `uv sync --locked` (the pins of uv.lock, refused when they
+    no longer match pyproject.toml), with one uv version; `make` reinstalls when
+    uv.lock changes. Both compile bytecode at install, as pip does."""
     dockerfile = (ROOT / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
     readme = (ROOT / "README.md").read_text()
     readme_section = readme.split("## Install without make", 1)[1].split("##", 1)[0]
-    assert _pip_installs(dockerfile) == ["."]
-    assert "." in _pip_installs(readme_section)
+
+    assert "COPY pyproject.toml uv.lock ./" in dockerfile
+    assert "UV_COMPILE_BYTECODE=1" in dockerfile
+    assert _uv_syncs(dockerfile) == ["--locked --no-install-project", "--locked --no-editable"]
+    assert _uv_syncs(makefile) == ["--quiet --locked --compile-bytecode --extra dev"]
+    assert re.search(r"^\$\(VENV\)/\.installed: .*\buv\.lock\b", makefile, re.M)
+    assert _uv_syncs(readme_section) == ["--locked"]
+    for text in (dockerfile, makefile, readme_section):
+        assert not re.search(r"pip install (-e )?['\"]?\.", text)
+
+    uv_version = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M)
+    assert uv_version
+    assert "uv==$(UV_VERSION)" in makefile
+    pins = set(re.findall(r"\buv==(\d\S*)", dockerfile + readme_section))
+    assert pins == {uv_version.group(1)}
+
+
+def test_lock_file_pins_every_dependency_within_its_bound() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    pinned = {canonicalize_name(p["name"]): p["version"] for p in lock["package"]}
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    assert declared
+    for line in declared:
+        requirement = Requirement(line)
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version, f"{requirement.name} is not in uv.lock: run `make lock`"
+        assert requirement.specifier.contains(version), (line, version)
 
 
 def test_dockerfile_runs_as_non_root_with_healthcheck_and_graceful_shutdown() -> None:
