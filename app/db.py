@@ -155,8 +155,8 @@ class DriverStatement:
 
     Compiled once per dialect, its parameters converted by the bind processors
     SQLAlchemy itself would apply, so the SQL and the values are those of
-    `AsyncConnection.execute`, without its per-call execution machinery (about
-    70 us of CPU a statement on the hot paths). Where `direct_driver` gives no
+    `AsyncConnection.execute`, without its per-call execution machinery, which
+    costs more than the statement on the hot paths. Where `direct_driver` gives no
     connection, the statement goes through `AsyncConnection.execute`.
     """
 
@@ -185,7 +185,7 @@ class DriverStatement:
     ) -> tuple[Any, ...] | None:
         """The first row the statement returns, or None. Outside a transaction
         SQLAlchemy began, the statement commits on its own (no autocommit switch
-        needed: about 45 us less). Should the driver fail, the statement runs again
+        needed). Should the driver fail, the statement runs again
         through `AsyncConnection.execute`, which raises SQLAlchemy's exceptions and
         invalidates a lost connection as usual (a statement that failed committed
         nothing; on a lost connection it fails again)."""

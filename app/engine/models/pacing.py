@@ -5,9 +5,8 @@ Every read of a model stream costs about the same work whatever it carries: the
 socket read, aiohttp's parser, waking the run's task, the SSE and JSON parsing,
 an event, its share of an event write, a fan-out and an SSE send to the client.
 A server streaming many answers at once spends most of its CPU there, reading
-one or two tokens at a time: measured with 1,024 streams of 50 tokens, 20 ms
-apart, on one core, a stream took about 45 reads and 2.8 ms of CPU, where the
-same answer arriving in one read took 1.4 ms.
+one or two tokens at a time, where the same answer arriving in fewer reads costs
+about half (bench/RESULTS.md has the figures).
 
 So while the loop's thread has been busy for most of the last window (its own
 CPU time, and on Linux the time it waited for a CPU, over the wall time,
