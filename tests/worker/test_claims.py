@@ -15,15 +15,14 @@ from app.main import create_app
 from app.tables import Run
 from app.worker.claims import TAKEOVER_BATCH
 from app.worker.manager import RunManager
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 from tests.worker.helpers import store_runs
 
 
 @pytest.fixture
 async def unswept(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
     """The app without its own sweeps meanwhile: the test calls them."""
-    app = create_app(make_settings(database_url, sweep_interval=3600))
-    async with app.router.lifespan_context(app):
+    async with served(create_app(make_settings(database_url, sweep_interval=3600))) as app:
         yield app
 
 
