@@ -150,9 +150,10 @@ function metric(name, value) {
 
 function row(view, cls, label, detail) {
   const node = h("div", {class: `item ${cls}`}, h("span", {class: "label"}, label));
-  if (detail !== undefined && detail !== null && detail !== "") {
-    node.append(typeof detail === "string" ? h("span", {}, ` ${detail}`) : fold("details", h("pre", {}, pretty(detail))));
-  }
+  if (detail === undefined || detail === null || detail === "") return view.add(node);
+  const compact = typeof detail === "string" ? detail : JSON.stringify(detail);
+  if (compact.length <= 100) node.append(" ", h(typeof detail === "string" ? "span" : "code", {}, compact));
+  else node.append(fold("details", h("pre", {}, pretty(detail))));
   return view.add(node);
 }
 
@@ -176,8 +177,9 @@ function renderTool(view, tool, done) {
     const state = h("span", {class: "badge"});
     const node = view.add(h("details", {class: "item tool", open: true, dataset: {toolCallId: tool.tool_call_id, tool: tool.tool_name}},
       h("summary", {}, h("span", {class: "label"}, `tool ${tool.tool_name}`), " ", state),
-      h("div", {class: "muted"}, "arguments"), args,
-      h("div", {class: "muted"}, "result"), result));
+      h("div", {class: "tool-io"},
+        h("div", {}, h("div", {class: "muted"}, "arguments"), args),
+        h("div", {}, h("div", {class: "muted"}, "result"), result))));
     entry = {node, args, result, state};
     view.tools.set(tool.tool_call_id, entry);
   }
