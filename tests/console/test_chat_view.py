@@ -96,20 +96,21 @@ def test_a_run_shows_its_tool_calls_custom_events_answer_and_metrics(
     wait(page, lambda _: '"last_step": "a"' in state.get_attribute("value"))
 
 
-def test_a_paused_run_is_confirmed_rejected_and_given_input_then_goes_on(
+def test_a_paused_run_is_confirmed_rejected_given_input_and_a_result_then_goes_on(
     page: WebDriver, server: ConsoleServer
 ) -> None:
     make_agent(server, id="careful", model="test:tools", tools=[
         {"name": "current_time", "requires_confirmation": True},
         {"name": "note_progress", "requires_confirmation": True},
         {"name": "calculator", "requires_user_input": True},
+        {"type": "client", "name": "get_location", "description": "Where the user is."},
     ])  # fmt: skip
     visit(page, server, "chat?agent=careful&session=chat-hitl")
     send(page, "ask me first")
     status_becomes(page, "paused")
     form = find(page, "form.requirements")
     kinds = attributes(form, ".requirement", "data-kind")
-    assert sorted(kinds) == ["confirmation", "confirmation", "user_input"]
+    assert sorted(kinds) == ["confirmation", "confirmation", "external_execution", "user_input"]
     clock = find(form, ".requirement[data-tool-call-id='call_0_0']")
     click(clock.find_element("css selector", "input.confirm"))
     noter = find(form, ".requirement[data-tool-call-id='call_0_1']")
@@ -120,12 +121,16 @@ def test_a_paused_run_is_confirmed_rejected_and_given_input_then_goes_on(
     click(expression)
     expression.clear()
     expression.send_keys("6 * 7")
+    client = find(form, ".requirement[data-kind=external_execution]")
+    click(client.find_element("css selector", "textarea.result"))
+    client.find_element("css selector", "textarea.result").send_keys("Berlin")
     click(form.find_element("css selector", "button[type=submit]"))
 
     status_becomes(page, "completed")
     run = last_run(page)
     results = tool_results(run)
     assert results["calculator"] == "42"
+    assert results["get_location"] == "Berlin"
     assert results["current_time"].startswith("20")
     assert (
         run.find_element("css selector", ".item.tool[data-tool=note_progress]").get_attribute(
@@ -133,7 +138,7 @@ def test_a_paused_run_is_confirmed_rejected_and_given_input_then_goes_on(
         )
         == "rejected"
     )
-    assert answer(run) == "Called 3 tools."
+    assert answer(run) == "Called 4 tools."
     names = attributes(run, ".event-log li", "data-event")
     assert names.index("RunPaused") < names.index("RunContinued") < names.index("RunCompleted")
     run_id = run.get_attribute("data-run-id")

@@ -196,7 +196,11 @@ async function track(view, signal, response = null) {
     for (;;) {
       const result = response ? await consume(view, response, signal) : await followOnce(view, signal);
       response = null;
-      if (signal.aborted || result.stop) return;
+      if (signal.aborted) return;
+      if (result.stop) {
+        if (state.current === view) setCurrent(null);
+        return;
+      }
       if (isEnd(result.last)) break;
       if (result.failed) {
         failures += 1;
