@@ -38,7 +38,7 @@ CHROMEDRIVER = os.environ.get("AGENTD_TEST_CHROMEDRIVER", "/usr/bin/chromedriver
 class ConsoleServer:
     """`uvicorn app.main:app` in its own process, on the test database."""
 
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(self, database_url: str, log: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "AGENTD_"))}
@@ -48,6 +48,7 @@ class ConsoleServer:
             SEED_DEMO_AGENT="false",
             LOG_LEVEL="warning",
             PYTHONPATH=str(ROOT),
+            **settings,
         )
         self.log = log
         self.process = subprocess.Popen(
