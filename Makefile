@@ -41,6 +41,10 @@ tools:
 	  echo "installing docker-compose (validates docker-compose.yml)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null \
 	  || { echo "error: docker-compose is missing and could not be installed" >&2; exit 1; }; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing chromium and chromium-driver (the console's browser tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+	  || { echo "error: chromium or chromedriver is missing and could not be installed" >&2; exit 1; }; }
 
 lint: install
 	$(BIN)/ruff check app tests migrations bench

@@ -16,13 +16,14 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Route
 
-from app import health, metrics, migrate, playground
+from app import health, metrics, migrate
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
 from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
 from app.config import Settings, get_settings
+from app.console.routes import router as console_router
 from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
@@ -184,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(require_api_key)] if settings.api_keys else []
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(playground.router)
+    app.include_router(console_router)
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)

@@ -36,8 +36,8 @@ LAYERS: list[set[str]] = [
         "tables",
     },
     {"worker"},
-    {"agents", "mcp", "runs", "sessions", "tools_routes"},
-    {"health", "main", "metrics", "openapi", "playground", "runtime"},
+    {"agents", "console", "mcp", "runs", "sessions", "tools_routes"},
+    {"health", "main", "metrics", "openapi", "runtime"},
 ]
 
 

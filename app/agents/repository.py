@@ -50,3 +50,18 @@ async def list_page(session: AsyncSession, *, limit: int, after: str | None) -> 
     if after is not None:
         statement = statement.where(Agent.id > after)
     return list(await session.scalars(statement))
+
+
+async def list_versions(
+    session: AsyncSession, agent_id: str, *, limit: int, before: int | None
+) -> list[AgentVersion]:
+    """The agent's saved versions, newest first."""
+    statement = (
+        select(AgentVersion)
+        .where(AgentVersion.agent_id == agent_id)
+        .order_by(AgentVersion.version.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        statement = statement.where(AgentVersion.version < before)
+    return list(await session.scalars(statement))

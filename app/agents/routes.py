@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository, service
-from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
 from app.agents.service import Catalog
 from app.deps import NotifierDep, SessionDep
 from app.engine.spec import AGENT_ID_PATTERN
@@ -64,6 +64,36 @@ async def list_agents(
 @router.get("/{agent_id}", responses=NOT_FOUND)
 async def get_agent(session: SessionDep, agent_id: str = AgentIdPath) -> AgentRead:
     return service.to_read(await service.get(session, agent_id))
+
+
+@router.get("/{agent_id}/versions", responses={**NOT_FOUND, **INVALID})
+async def list_versions(
+    session: SessionDep,
+    agent_id: str = AgentIdPath,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[AgentVersionRead]:
+    """Every saved version of the agent, newest first (each PATCH made one)."""
+    await service.get(session, agent_id)
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    rows = await repository.list_versions(session, agent_id, limit=limit + 1, before=before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor([rows[-1].version]) if more else None
+    return Page(data=[service.version_read(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{agent_id}/versions/{version}",
+    responses=problems({404: "No such agent or version (`agent_not_found`)."}),
+)
+async def get_version(
+    session: SessionDep,
+    agent_id: str = AgentIdPath,
+    version: int = Path(ge=1, description="A version number."),
+) -> AgentVersionRead:
+    """The definition as it was at `version` (what runs pinned to it ran)."""
+    return service.version_read(await service.get_version(session, agent_id, version))
 
 
 @router.patch("/{agent_id}", responses={**NOT_FOUND, **INVALID})

@@ -56,3 +56,9 @@ class AgentUpdate(BaseModel):
 class AgentRead(AgentSpec):
     created_at: datetime
     updated_at: datetime
+
+
+class AgentVersionRead(AgentSpec):
+    """One saved version of a definition, as it was when saved."""
+
+    created_at: datetime

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import repository
-from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
 from app.db import utcnow
 from app.engine.remote import RemoteTools, RemoteToolsUnavailable
 from app.engine.spec import (
@@ -192,6 +192,19 @@ def to_read(agent: Agent) -> AgentRead:
             "updated_at": agent.updated_at,
         }
     )
+
+
+def version_read(row: AgentVersion) -> AgentVersionRead:
+    return AgentVersionRead.model_validate(
+        {**row.spec, "id": row.agent_id, "version": row.version, "created_at": row.created_at}
+    )
+
+
+async def get_version(session: AsyncSession, agent_id: str, version: int) -> AgentVersion:
+    row = await repository.get_version(session, agent_id, version)
+    if row is None:
+        raise AgentNotFound(f"Agent {agent_id!r} has no version {version}.")
+    return row
 
 
 _PARSED: dict[tuple[str, int], tuple[dict[str, Any], AgentSpec]] = {}

@@ -76,6 +76,26 @@ async def test_patch_makes_versions(client: httpx.AsyncClient) -> None:
     assert unchanged.json()["version"] == 3
 
 
+async def test_versions_are_listed_newest_first_and_readable(client: httpx.AsyncClient) -> None:
+    await create(client, SUPPORT)
+    await client.patch("/v1/agents/support", json={"name": "Support 2"})
+    await client.patch("/v1/agents/support", json={"name": "Support 3"})
+    first = await client.get("/v1/agents/support/versions?limit=2")
+    assert first.status_code == 200
+    page = first.json()
+    assert [(v["version"], v["name"]) for v in page["data"]] == [(3, "Support 3"), (2, "Support 2")]
+    rest = await client.get(f"/v1/agents/support/versions?cursor={page['next_cursor']}")
+    assert [(v["version"], v["name"]) for v in rest.json()["data"]] == [(1, "Support")]
+    assert rest.json()["next_cursor"] is None
+    one = await client.get("/v1/agents/support/versions/1")
+    assert one.json()["tools"] == (await client.get("/v1/agents/support")).json()["tools"]
+    assert one.json()["created_at"]
+    missing = await client.get("/v1/agents/support/versions/9")
+    assert (missing.status_code, missing.json()["code"]) == (404, "agent_not_found")
+    absent = await client.get("/v1/agents/nobody/versions")
+    assert (absent.status_code, absent.json()["code"]) == (404, "agent_not_found")
+
+
 async def test_delete_then_404(client: httpx.AsyncClient) -> None:
     await create(client, SUPPORT)
     response = await client.delete("/v1/agents/support")
