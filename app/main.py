@@ -1,5 +1,5 @@
 """The application: `create_app()` and its lifespan (engine, migrations, the
-demo agent, registries, routers, error handlers)."""
+demo agent, registries, tracing, routers, error handlers)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Route
 
-from app import health, metrics, migrate, playground
+from app import health, logs, metrics, migrate, playground
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
@@ -35,6 +35,7 @@ from app.runs.service import RunService
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
+from app.tracing import plan_tracing, start_tracing
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
 from app.worker.writer import EventWriter
@@ -99,12 +100,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     maker = create_sessionmaker(engine)
     runtime: Runtime = app.state.runtime
     stored_agents = StoredAgents(maker)
+    # This app's own tracer provider (never the process-wide one): apps keep apart.
+    tracing = start_tracing(app.state.tracing_plan)
     runner = Runner(
         models=runtime.models,
         agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
         remote=runtime.mcp,
+        tracer=tracing.tracer,
     )
 
     async def prepare(session: AsyncSession, run: Any) -> Any:
@@ -127,13 +131,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.runner = runner
+    app.state.tracing = tracing
     app.state.agents = stored_agents
     app.state.notifier = notifier
     app.state.manager = manager
     app.state.run_service = RunService(
         engine=engine, maker=maker, manager=manager, runner=runner, agents=stored_agents
     )
-    app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
+    app.state.metrics = metrics.build_registry(
+        manager, engine, runtime.models.pacer, tracing.counts
+    )
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)
@@ -152,6 +159,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     manager.on_load = None
     finally:
         await manager.shutdown()
+        await tracing.shutdown()
         await notifier.stop()
         await runtime.aclose()
         await engine.dispose()
@@ -159,9 +167,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     app = FastAPI(
         title="agentd",
         version="0.1.0",
@@ -170,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runtime = build_runtime(settings)
+    app.state.tracing_plan = plan_tracing(settings)
     install_error_handlers(app)
     # No keys, no check: the dependency would cost every request for nothing.
     app.state.authorize = api_key_check(settings.api_keys) if settings.api_keys else None
