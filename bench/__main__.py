@@ -66,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve agentd with bench.sqlcensus: SQL statements per run (perturbs figures)",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="agentd exports every run's spans (OTLP/HTTP) to a local sink on the client core",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
 
@@ -99,6 +104,7 @@ def select(args: argparse.Namespace) -> Plan:
         profile=args.profile,
         census=args.sql_census,
         results_dir=args.out,
+        tracing=args.tracing,
     )
 
 
