@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tracing",
         action="store_true",
-        help="agentd exports every run's spans (OTLP/HTTP) to a local sink on the client core",
+        help="measure, beside each agentd target, the same agentd exporting every run's spans"
+        " (OTLP/HTTP) to a local sink on the client core",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
@@ -91,7 +92,12 @@ def select(args: argparse.Namespace) -> Plan:
         sys.exit(f"no workload point matches {args.points!r}")
     two = (os.cpu_count() or 1) >= 2
     return Plan(
-        targets=[t for t in TARGETS if t.key in keys],
+        targets=[
+            twin
+            for t in TARGETS
+            if t.key in keys
+            for twin in ((t, t.traced_twin()) if args.tracing and t.agentd else (t,))
+        ],
         points=points,
         quick=args.quick,
         passes=args.passes or (1 if args.quick else 3),
@@ -104,7 +110,6 @@ def select(args: argparse.Namespace) -> Plan:
         profile=args.profile,
         census=args.sql_census,
         results_dir=args.out,
-        tracing=args.tracing,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.workloads import POINTS, TARGETS
+from bench.workloads import ALL_TARGETS, POINTS
 
 # key, label, show a ratio to the floor, only for streams
 METRICS: tuple[tuple[str, str, bool, bool], ...] = (
@@ -101,7 +101,7 @@ def measure_bar(bar: Bar, results: dict[str, dict[str, Any]]) -> tuple[str, bool
 def targets(results: dict[str, dict[str, Any]]) -> list[str]:
     """The targets as a markdown table (those this run measured), and, when the
     floor ran 1,024 streams, how fast this machine was next to the reference."""
-    labels = {t.key: t.label for t in TARGETS}
+    labels = {t.key: t.label for t in ALL_TARGETS}
     lines = ["| target | bar | measured | |", "|---|---|---:|---|"]
     for bar in BARS:
         found = measure_bar(bar, results)
@@ -172,7 +172,7 @@ def _row(entry: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    targets = [t for t in TARGETS if t.key in results]
+    targets = [t for t in ALL_TARGETS if t.key in results]
     lines = [
         "| workload | metric | " + " | ".join(t.label for t in targets) + " |",
         "|---|---|" + "---:|" * len(targets),
@@ -198,7 +198,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 def notes(data: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    for target in TARGETS:
+    for target in ALL_TARGETS:
         by_point = data["results"].get(target.key, {})
         for point in POINTS:
             entry = by_point.get(point.key)
@@ -246,6 +246,33 @@ def notes(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def tracing_cost(data: dict[str, Any]) -> list[str]:
+    """With `--tracing`: each traced target against its untraced twin, point by
+    point (their passes interleaved), and the spans exported and dropped."""
+    lines = []
+    results = data["results"]
+    for target in ALL_TARGETS:
+        if not target.traced or target.key not in results:
+            continue
+        plain = target.key.removesuffix("-traced")
+        for point in POINTS:
+            on = (results[target.key].get(point.key) or {}).get("median", {})
+            off = (results.get(plain, {}).get(point.key) or {}).get("median", {})
+            if not on.get("cpu_ms_per_run") or not off.get("cpu_ms_per_run"):
+                continue
+            cpu = on["cpu_ms_per_run"] / off["cpu_ms_per_run"] - 1
+            rate = on["runs_per_s"] / off["runs_per_s"] - 1
+            lines.append(
+                f"- {target.label}, {point.key}: server CPU {fmt(off['cpu_ms_per_run'])} ->"
+                f" {fmt(on['cpu_ms_per_run'])} ms/run ({cpu:+.1%}), runs/s"
+                f" {fmt(off['runs_per_s'])} -> {fmt(on['runs_per_s'])} ({rate:+.1%})"
+            )
+    for key, counts in (data["meta"].get("tracing_spans") or {}).items():
+        listed = ", ".join(f"{name} {fmt(value)}" for name, value in counts.items())
+        lines.append(f"- spans, {key}: {listed}")
+    return lines
+
+
 def markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     head = [
@@ -255,8 +282,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"{meta['cores']} cores · Python {meta['python']} · "
         f"{meta['passes']} pass(es) per point, median shown · server on core "
         f"{meta['server_cpu']}, load generator + fake model on core {meta['client_cpu']} · "
-        f"took {meta['duration_s']:.0f} s"
-        + (" · agentd tracing on (OTLP/HTTP to a local sink)" if meta.get("tracing") else ""),
+        f"took {meta['duration_s']:.0f} s",
         "",
         "Each cell: the figure, then its ratio to the floor (floor = 1.00x; for runs/s "
         "lower is worse, for everything else higher is worse).",
@@ -267,9 +293,9 @@ def markdown(data: dict[str, Any]) -> str:
     checked = targets(data["results"])
     if checked:
         head += ["## Targets", "", *checked, ""]
-    spans = meta.get("tracing_spans")
-    if spans:
-        head += ["## Tracing", "", *[f"- {key}: {value}" for key, value in spans.items()], ""]
+    traced = tracing_cost(data)
+    if traced:
+        head += ["## Tracing", "", *traced, ""]
     found = notes(data)
     if found:
         head += ["## Notes", "", *[ln if ln.startswith("  - ") else f"- {ln}" for ln in found], ""]

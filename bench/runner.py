@@ -47,7 +47,6 @@ class Plan:
     profile: str | None  # py-spy output format, or None
     census: bool  # agentd with the SQL census (bench.sqlcensus)
     results_dir: Path
-    tracing: bool = False  # agentd exports its runs' spans to a local OTLP sink
 
     @property
     def seconds(self) -> float:
@@ -98,7 +97,7 @@ async def measure(
     before = control(live.fake_url)
     census = plan.census and live.target.agentd
     sql_before = diagnose.sql_census(live.port) if census else {}
-    pg_before = procs.postgres_cpu() if live.target.key == "pg" else {}
+    pg_before = procs.postgres_cpu() if live.target.database == "pg" else {}
     procs.reset_peak_rss(pid)
     cpu0, fake0, me0 = procs.cpu_seconds(pid), procs.cpu_seconds(fake_pid), procs.cpu_seconds(me)
     busy0, steal0 = procs.machine_cpu()
@@ -263,14 +262,14 @@ async def start_target(
         "API_KEYS": "",
         "PYTHONUNBUFFERED": "1",
     }
-    if target.agentd and sink_url is not None:
+    if target.traced and sink_url is not None:
         # Every other OTEL_* at its default: batches of 512 every 5 s, queue of 2048.
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
         env["OTEL_SERVICE_NAME"] = f"agentd-bench-{target.key}"
     database = None
-    if target.key == "sqlite":
-        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/bench.db"
-    elif target.key == "pg":
+    if target.database == "sqlite":
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/{target.key}.db"
+    elif target.database == "pg":
         database = f"agentd_bench_{uuid.uuid4().hex[:10]}"
         await procs.create_database(plan.pg_admin, database)
         base = plan.pg_admin.rsplit("/", 1)[0].split("://", 1)[1]
@@ -337,7 +336,6 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
             "client_cpu": plan.client_cpu,
             "steady_pass_seconds": plan.seconds,
             "first_delay_ms": plan.first_delay_ms,
-            "tracing": plan.tracing,
         },
         "results": {},
         "server_logs": {},
@@ -346,7 +344,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
     fake_url = f"http://127.0.0.1:{fake_port}"
     sink: procs.Proc | None = None
     sink_url: str | None = None
-    if plan.tracing:
+    if any(target.traced for target in plan.targets):
         sink, sink_port = procs.start_sink(tmp / "otlp-sink.log", plan.client_cpu)
         sink_url = f"http://127.0.0.1:{sink_port}"
     lives: list[Live] = []
@@ -388,7 +386,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
                     data["results"][key][point.key] = entry
                 break
         if sink_url is not None:
-            ports = {live.target.key: live.port for live in lives if live.target.agentd}
+            ports = {live.target.key: live.port for live in lives if live.target.traced}
             data["meta"]["tracing_spans"] = diagnose.span_counts(ports, sink_url)
     finally:
         for live in lives:

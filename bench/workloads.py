@@ -67,12 +67,23 @@ class Target:
     key: str
     label: str
     agentd: bool
+    database: str | None = None  # agentd's: "sqlite" or "pg"
+    traced: bool = False  # agentd exports its runs' spans (`--tracing`)
+
+    def traced_twin(self) -> Target:
+        """The same agentd with tracing on, measured beside this one."""
+        return Target(f"{self.key}-traced", f"{self.label}, traced", True, self.database, True)
 
 
 TARGETS: tuple[Target, ...] = (
     Target("floor", "floor", False),
-    Target("sqlite", "agentd SQLite", True),
-    Target("pg", "agentd PostgreSQL", True),
+    Target("sqlite", "agentd SQLite", True, "sqlite"),
+    Target("pg", "agentd PostgreSQL", True, "pg"),
+)
+# Every target a run may have measured, in the order of the table's columns.
+ALL_TARGETS: tuple[Target, ...] = (
+    TARGETS[0],
+    *(twin for target in TARGETS[1:] for twin in (target, target.traced_twin())),
 )
 
 
