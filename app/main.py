@@ -22,6 +22,7 @@ from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
 from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
+from app.agui.routes import router as agui_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground.router)
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
+    app.include_router(agui_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
     mcp_endpoint = McpEndpoint(

@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
         "tables",
     },
     {"worker"},
-    {"agents", "mcp", "runs", "sessions", "tools_routes"},
+    {"agents", "agui", "mcp", "runs", "sessions", "tools_routes", "vercel"},
     {"health", "main", "metrics", "playground", "runtime"},
 ]
 

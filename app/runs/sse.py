@@ -2,14 +2,20 @@
 service's `follow` yields (replay by seq, then the live tail), with a `: ping`
 comment when nothing was sent for `ping` seconds (`follow`'s waits are bounded,
 so an idle stream wakes up to send it: no timer or task per stream for it).
+
+What goes on the wire is a `Translation` of the stored frames: the native
+events as stored (`NativeEvents`), or a protocol adapter's own format (AG-UI,
+the Vercel AI SDK's UI message stream), over the same follow and the same
+response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, Protocol
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -23,6 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.engine.events import CONTENT_EVENTS
 from app.runs.service import RunService
+from app.worker.bus import Frame
 
 RETRY_MS = 2000
 PING = b": ping\n\n"
@@ -42,6 +49,43 @@ def parse_last_event_id(header: str | None, after: int | None) -> int:
         except ValueError:
             return 0
     return 0
+
+
+class Translation(Protocol):
+    """How a protocol writes a run's stored frames: what goes before the first
+    batch, what each batch becomes (empty bytes: nothing to send), and what ends
+    a stream that reached the run's pause or end (not a shutdown's cut). A
+    translation that has written all it will sets `done`: the stream ends there,
+    before the run does."""
+
+    done: bool
+
+    def opening(self) -> bytes: ...
+
+    async def batch(self, frames: list[Frame]) -> bytes: ...
+
+    def closing(self) -> bytes: ...
+
+
+class NativeEvents:
+    """The native stream: each stored event as it is, `id` = seq, `event` = name."""
+
+    __slots__ = ("content_only", "done")
+
+    def __init__(self, content_only: bool = False) -> None:
+        self.content_only = content_only
+        self.done = False
+
+    def opening(self) -> bytes:
+        return b"retry: %d\n\n" % RETRY_MS
+
+    async def batch(self, frames: list[Frame]) -> bytes:
+        if self.content_only:
+            return b"".join(frame.sse for frame in frames if frame.event in CONTENT_EVENTS)
+        return b"".join(frame.sse for frame in frames)
+
+    def closing(self) -> bytes:
+        return b""
 
 
 class _Drain:
@@ -166,10 +210,13 @@ def event_stream(
     ping: float,
     content_only: bool = False,
     on_disconnect: Callable[[], None] | None = None,
+    translation: Translation | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> RunEventsResponse:
-    """The run's events after `after` as an SSE response: `id` = seq, `event` =
-    name, a retry hint, and a `: ping` comment after `ping` seconds with nothing
-    sent (`follow`'s empty batches are the moments to check). `on_disconnect` is
+    """The run's events after `after` as an SSE response: by default `id` = seq,
+    `event` = name and a retry hint (`NativeEvents`), else what `translation`
+    makes of them; a `: ping` comment after `ping` seconds with nothing sent
+    (`follow`'s empty batches are the moments to check). `on_disconnect` is
     called when the client leaves before the end.
 
     When the server shuts down, sse-starlette sets `shutdown` and `follow` ends
@@ -177,24 +224,30 @@ def event_stream(
     elsewhere with Last-Event-ID."""
     shutdown = anyio.Event()
     batches = runs.follow(run_id, after, stopping=shutdown.is_set, idle=ping)
+    wire = translation if translation is not None else NativeEvents(content_only)
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
-            yield b"retry: %d\n\n" % RETRY_MS
+            yield wire.opening()
             sent_at = time.monotonic()
-            async for batch in batches:
-                # One write per batch: fewer sends for the same bytes.
-                if content_only:
-                    batch = [frame for frame in batch if frame.event in CONTENT_EVENTS]
-                if batch:
-                    yield b"".join(frame.sse for frame in batch)
-                elif time.monotonic() - sent_at >= ping:
-                    yield PING
-                else:
-                    continue
-                sent_at = time.monotonic()
+            async with aclosing(batches):
+                async for batch in batches:
+                    # One write per batch: fewer sends for the same bytes.
+                    data = await wire.batch(batch) if batch else b""
+                    if data:
+                        yield data
+                        sent_at = time.monotonic()
+                    elif time.monotonic() - sent_at >= ping:
+                        yield PING
+                        sent_at = time.monotonic()
+                    if wire.done:
+                        break
             finished = True
+            if not shutdown.is_set():
+                closing = wire.closing()
+                if closing:
+                    yield closing
         finally:
             if not finished and not shutdown.is_set() and on_disconnect is not None:
                 on_disconnect()
@@ -205,5 +258,5 @@ def event_stream(
         send_timeout=SEND_TIMEOUT,
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE,
-        headers={"X-Accel-Buffering": "no"},
+        headers={"X-Accel-Buffering": "no", **(headers or {})},
     )
