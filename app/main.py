@@ -36,6 +36,7 @@ from app.runs.service import RunService
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
+from app.vercel.routes import router as vercel_router
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
 from app.worker.writer import EventWriter
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
     app.include_router(agui_router, dependencies=auth)
+    app.include_router(vercel_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
     mcp_endpoint = McpEndpoint(

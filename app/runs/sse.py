@@ -229,7 +229,9 @@ def event_stream(
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
-            yield wire.opening()
+            opening = wire.opening()
+            if opening:
+                yield opening
             sent_at = time.monotonic()
             async with aclosing(batches):
                 async for batch in batches:
