@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest install tools bench clean
+.PHONY: run test lint typecheck pytest install tools js bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ tools:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null \
 	  || { echo "error: docker-compose is missing and could not be installed" >&2; exit 1; }; }
 
+# The official AG-UI and Vercel AI SDK clients the frontend tests drive with node,
+# installed from tests/js/package-lock.json into tests/js/node_modules.
+tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix tests/js
+
+js: tests/js/node_modules/.package-lock.json
+
 lint: install
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
@@ -34,7 +41,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict app
 
-pytest: install tools
+pytest: install tools js
 	scripts/ensure-postgres.sh
 	$(BIN)/pytest -q
 
@@ -45,4 +52,4 @@ bench: install
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules
