@@ -38,6 +38,7 @@ class Point:
     quick: bool = True  # part of --quick
     full: bool = True  # part of the full run
     passes: int | None = None
+    protocol: str = "native"  # or "agui", "vercel": the same run through that adapter
 
     @property
     def workload(self) -> str:
@@ -55,6 +56,28 @@ POINTS: tuple[Point, ...] = (
     Point("W1-c1", "W1 blocking, 20 tokens, c1", 1, False, False, 20, max_runs=500),
     Point("W1-c32", "W1 blocking, 20 tokens, c32", 32, False, False, 20),
     Point("W2-c32", "W2 streaming, 50 tokens, c32", 32, True, False, 50, max_runs=1500),
+    Point(
+        "W2agui-c32",
+        "W2 through AG-UI, 50 tokens, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="agui",
+    ),
+    Point(
+        "W2vercel-c32",
+        "W2 through the AI SDK UI stream, 50 tokens, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="vercel",
+    ),
     Point("W3-c32", "W3 tool round trip, c32", 32, False, True, 20, max_runs=1000),
     Point("W4-c64", "W4 64 slow streams (50 x 20 ms) at once", 64, **SLOW, full=False),
     Point("W4-c256", "W4 256 slow streams (50 x 20 ms) at once", 256, **SLOW, quick=False),
@@ -115,7 +138,54 @@ def _stream_error(body: bytes) -> str:
     return "RunError " + tail[code_at + 8 : tail.find(b'"', code_at + 8)].decode(errors="replace")
 
 
+def agui_wire(point: Point, port: int, tag: str) -> Wire:
+    """A streaming run through AG-UI: a thread and a run id of its own per run."""
+    path = f"/v1/agents/{PLAIN_AGENT}/agui"
+
+    def make(i: int) -> bytes:
+        body = (
+            b'{"threadId":"%s-%d","runId":"%s-r%d","messages":'
+            b'[{"id":"m1","role":"user","content":"Hello there"}]}'
+            % (tag.encode(), i, tag.encode(), i)
+        )
+        return _post(path, port, body)
+
+    def check(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if b'"type":"RUN_FINISHED"' in reply.body:
+            return None
+        return "RUN_ERROR" if b'"type":"RUN_ERROR"' in reply.body else "no RUN_FINISHED"
+
+    return Wire(make, b'"type":"TEXT_MESSAGE_CONTENT"', check)
+
+
+def vercel_wire(point: Point, port: int, tag: str) -> Wire:
+    """A streaming run through the AI SDK's UI message stream: a chat per run."""
+    path = f"/v1/agents/{PLAIN_AGENT}/chat"
+
+    def make(i: int) -> bytes:
+        body = (
+            b'{"id":"%s-%d","trigger":"submit-message","messages":[{"id":"m1","role":"user",'
+            b'"parts":[{"type":"text","text":"Hello there"}]}]}' % (tag.encode(), i)
+        )
+        return _post(path, port, body)
+
+    def check(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if b'"type":"finish","finishReason":"stop"' in reply.body:
+            return None
+        return "error part" if b'"type":"error"' in reply.body else "no finish part"
+
+    return Wire(make, b'"type":"text-delta"', check)
+
+
 def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+    if point.protocol == "agui":
+        return agui_wire(point, port, tag)
+    if point.protocol == "vercel":
+        return vercel_wire(point, port, tag)
     agent = TOOLS_AGENT if point.tools else PLAIN_AGENT
     path = f"/v1/agents/{agent}/runs"
     extra = b',"stream":true' if point.stream else b""
