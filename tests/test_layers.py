@@ -30,13 +30,14 @@ LAYERS: list[set[str]] = [
         "migrate",
         "notify",
         "pagination",
+        "principal",
         "routing",
         "serving",
         "sse_response",
         "tables",
     },
     {"worker"},
-    {"agents", "console", "mcp", "runs", "sessions", "tools_routes"},
+    {"agents", "console", "identity", "mcp", "runs", "sessions", "tools_routes"},
     {"health", "main", "metrics", "openapi", "runtime"},
 ]
 

@@ -15,6 +15,10 @@ second only when the first cannot decide:
    a busy session rejects, queues or interrupts per `multitask_strategy`. A run
    stored queued tells every replica there is work, in the same transaction. A
    client-chosen run id or an idempotency key always takes this step.
+
+Runs belong to the tenant of the principal creating them. With a limit on a
+tenant's active runs, every creation takes step 2, where the tenant's
+creations take turns (a lock per tenant) to count and store.
 """
 
 from __future__ import annotations
@@ -26,10 +30,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import principal
 from app.agents.resolver import Current, StoredAgents
 from app.engine.loop import Runner
 from app.engine.state import RunState
-from app.errors import RunExists, SessionBusy, ValidationFailed
+from app.errors import (
+    RunExists,
+    SessionBusy,
+    SessionNotFound,
+    TooManyActiveRuns,
+    ValidationFailed,
+)
 from app.runs import repository
 from app.runs.grouping import RunCreations
 from app.runs.records import new_run, new_session
@@ -68,6 +79,7 @@ class Creator:
     runner: Runner
     agents: StoredAgents
     creations: RunCreations
+    max_active_runs: int | None = None  # per tenant, queued and running
 
     async def create(
         self,
@@ -78,12 +90,12 @@ class Creator:
         request: Fingerprinted | None = None,
     ) -> Started:
         """Store a new run (see the module's docstring); raises AgentNotFound,
-        ValidationFailed or SessionBusy, having stored nothing; with `request`
-        (a client-chosen run id or an idempotency key), RunExists or
-        IntegrityError when that id or key was taken meanwhile."""
+        ValidationFailed, SessionBusy, SessionNotFound or TooManyActiveRuns, having
+        stored nothing; with `request` (a client-chosen run id or an idempotency
+        key), RunExists or IntegrityError when that id or key was taken meanwhile."""
         known = None
-        if not body.session_state and request is None:
-            known = self.agents.last_read(agent_id)
+        if not body.session_state and request is None and self.max_active_runs is None:
+            known = self.agents.last_read(principal.tenant(), agent_id)
         if known is not None:
             started = await self._create_in_free_session(known, body, extras, admission)
             if started is not None:
@@ -111,6 +123,7 @@ class Creator:
             values,
             agent_version=known.spec.version,
             agent_updated_at=known.updated_at,
+            owner=principal.current().user_id,
         )
         if created is None:
             return None
@@ -135,13 +148,21 @@ class Creator:
         run, values, state = new_run(self.runner, current.spec, body, extras)
         if request is not None:
             await self._claim_request(db, run, values, extras, request)
+        if self.max_active_runs is not None:
+            await repository.lock_tenant(db, run.tenant_id)
+            if await repository.active_runs(db, run.tenant_id) >= self.max_active_runs:
+                raise TooManyActiveRuns(
+                    f"The tenant has {self.max_active_runs} queued or running runs, its limit."
+                )
         start_here = admission.start()
         created = await sessions.create_session(db, new_session(run, body))
         acquired = created
         if not created:
+            if not await sessions.reachable(db, run.session_id):
+                raise SessionNotFound(f"No session {run.session_id!r}.")
             if body.session_state:
                 await sessions.merge_session_state(db, run.session_id, body.session_state)
-            acquired = await store.acquire_session(db, run.session_id, run.id)
+            acquired = await store.acquire_session(db, run.tenant_id, run.session_id, run.id)
         if not acquired:
             return await self._session_taken(db, run, values, body)
         if start_here:

@@ -68,6 +68,7 @@ class RunCreations:
         *,
         agent_version: int,
         agent_updated_at: datetime,
+        owner: str | None,
     ) -> bool | None:
         """What `repository.hold_session_and_insert_run` answers, for this run,
         stored with the runs created at the same moment."""
@@ -77,6 +78,7 @@ class RunCreations:
                 run_values,
                 agent_version=agent_version,
                 agent_updated_at=agent_updated_at,
+                owner=owner,
             )
         )
         self._pending.append(pending)

@@ -1,7 +1,9 @@
-"""Database access that only the runs domain needs: listing runs, storing a new
-run together with the session it holds, cancels that came before their run, and
-idempotency keys. Never commits. (What the worker
-reads and writes while it executes a run is in `app.worker.store`.)"""
+"""Database access that only the runs domain needs: reading and listing runs
+within the current principal's reach (its tenant, and its user when it has
+one), storing a new run together with the session it holds, cancels that came
+before their run, and idempotency keys (both per tenant). Never commits. (What
+the worker reads and writes while it executes a run is in `app.worker.store`,
+for any tenant.)"""
 
 from __future__ import annotations
 
@@ -9,14 +11,26 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, union_all, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import principal
 from app.db import DriverStatement, utcnow
 from app.tables import Agent, IdempotencyKey, Run, RunCancel
-from app.worker.store import RUNS, SESSIONS, Db
+from app.worker.store import ACTIVE_STATUSES, RUNS, SESSIONS, Db
 
 
 async def list_page(
@@ -30,7 +44,7 @@ async def list_page(
     status: str | None = None,
 ) -> list[Run]:
     """Newest first (run ids sort by creation time)."""
-    statement = select(Run).order_by(Run.id.desc()).limit(limit)
+    statement = _visible(select(Run)).order_by(Run.id.desc()).limit(limit)
     if before is not None:
         statement = statement.where(Run.id < before)
     for column, value in (
@@ -42,6 +56,40 @@ async def list_page(
         if value is not None:
             statement = statement.where(column == value)
     return list(await session.scalars(statement))
+
+
+def _visible(statement: Any) -> Any:
+    """`statement` limited to the runs the current principal may see."""
+    who = principal.current()
+    statement = statement.where(Run.tenant_id == who.tenant_id)
+    if who.user_id is not None:
+        statement = statement.where(Run.user_id == who.user_id)
+    return statement
+
+
+async def get_visible(session: AsyncSession, run_id: str) -> Run | None:
+    """The run, if the current principal may see it."""
+    statement = _visible(select(Run).where(Run.id == run_id))
+    found: Run | None = await session.scalar(statement.execution_options(populate_existing=True))
+    return found
+
+
+async def lock_tenant(db: Db, tenant_id: str) -> None:
+    """Serialize run creations of a tenant until the transaction ends (PostgreSQL;
+    an SQLite write transaction excludes every other writer already)."""
+    dialect = db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+    if dialect == "postgresql":
+        await db.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"agentd:{tenant_id}"}
+        )
+
+
+async def active_runs(db: Db, tenant_id: str) -> int:
+    """The tenant's queued and running runs, on every replica."""
+    counted = select(func.count()).where(
+        RUNS.c.tenant_id == tenant_id, RUNS.c.status.in_(ACTIVE_STATUSES)
+    )
+    return int((await db.execute(counted)).scalar_one())
 
 
 AGENTS = cast(Table, Agent.__table__)
@@ -65,10 +113,12 @@ async def insert_run(session: Db, values: dict[str, Any]) -> None:
 
 
 def _agent_unchanged() -> Any:
-    """The agent `a_id` is still at version `a_version`, written at `a_updated_at`."""
+    """The agent `a_id` of tenant `s_tenant_id` is still at version `a_version`,
+    written at `a_updated_at`."""
     return (
         select(AGENTS.c.id)
         .where(
+            AGENTS.c.tenant_id == bindparam("s_tenant_id", type_=AGENTS.c.tenant_id.type),
             AGENTS.c.id == bindparam("a_id"),
             AGENTS.c.version == bindparam("a_version"),
             AGENTS.c.updated_at == bindparam("a_updated_at", type_=AGENTS.c.updated_at.type),
@@ -80,6 +130,7 @@ def _agent_unchanged() -> Any:
 # The columns a new run and its session are stored with (the rest start NULL;
 # the optional ones here are NULL for a queued run).
 NEW_SESSION_COLUMNS = (
+    "tenant_id",
     "id",
     "user_id",
     "agent_id",
@@ -89,7 +140,8 @@ NEW_SESSION_COLUMNS = (
     "updated_at",
 )
 NEW_RUN_COLUMNS = (
-    *("id", "agent_id", "agent_version", "session_id", "user_id", "status", "model", "input"),
+    *("id", "tenant_id", "agent_id", "agent_version", "session_id", "user_id", "status"),
+    *("model", "input"),
     *("request", "metadata", "content_type", "last_seq", "cancel_requested", "attempt"),
     *("created_at", "updated_at", "started_at", "lease_owner", "lease_expires_at"),
 )
@@ -105,11 +157,15 @@ class _HoldAndInsert:
     def __init__(self) -> None:
         agent_ok = _agent_unchanged()
         new_session = select(*_params(SESSIONS, NEW_SESSION_COLUMNS, "s_")).where(agent_ok)
+        # A user-bound principal (`s_owner`) takes only its own user's session.
+        owner = bindparam("s_owner", type_=SESSIONS.c.user_id.type)
         free = (
             update(SESSIONS)
             .where(
+                SESSIONS.c.tenant_id == bindparam("s_tenant_id", type_=SESSIONS.c.tenant_id.type),
                 SESSIONS.c.id == bindparam("s_id"),
                 SESSIONS.c.active_run_id.is_(None),
+                or_(owner.is_(None), SESSIONS.c.user_id == owner),
                 agent_ok,
             )
             .values(
@@ -124,7 +180,7 @@ class _HoldAndInsert:
         created = (
             postgresql_insert(SESSIONS)
             .from_select(NEW_SESSION_COLUMNS, new_session)
-            .on_conflict_do_nothing(index_elements=["id"])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
             .returning(SESSIONS.c.id)
             .cte("created")
         )
@@ -149,7 +205,7 @@ class _HoldAndInsert:
         self.sqlite_create = (
             sqlite_insert(SESSIONS)
             .from_select(NEW_SESSION_COLUMNS, new_session)
-            .on_conflict_do_nothing(index_elements=["id"])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         )
         self.sqlite_take = free
         self.insert_run = insert(RUNS)
@@ -167,11 +223,16 @@ def hold_and_insert_params(
     *,
     agent_version: int,
     agent_updated_at: datetime,
+    owner: str | None,
 ) -> dict[str, Any]:
-    """The parameters of `HOLD_AND_INSERT` (and of the SQLite statements)."""
+    """The parameters of `HOLD_AND_INSERT` (and of the SQLite statements); `owner`
+    is the user of a user-bound principal, whose run takes only that user's
+    session. Everything the statement needs is here: it may run in a group with
+    other principals' runs, so it reads nothing from the principal in effect."""
     run = dict(run_values)
     run["metadata"] = run.pop("metadata_", {})
     return {
+        "s_owner": owner,
         "a_id": run["agent_id"],
         "a_version": agent_version,
         "a_updated_at": agent_updated_at,
@@ -195,15 +256,20 @@ async def hold_session_and_insert_run(
     *,
     agent_version: int,
     agent_updated_at: datetime,
+    owner: str | None,
 ) -> bool | None:
     """Store a run holding its session (created with `session_values`, or taken
     while it has no active run) in as few statements as the database allows,
     provided the agent is still at `agent_version` (written at
     `agent_updated_at`). Returns whether the session was created, or None
-    when nothing was stored (the session is busy, or the agent changed): the
-    caller then takes the general path."""
+    when nothing was stored (the session is busy, the agent changed, or the
+    session is another user's): the caller then takes the general path."""
     params = hold_and_insert_params(
-        session_values, run_values, agent_version=agent_version, agent_updated_at=agent_updated_at
+        session_values,
+        run_values,
+        agent_version=agent_version,
+        agent_updated_at=agent_updated_at,
+        owner=owner,
     )
     return await hold_and_insert(db, params)
 
@@ -230,7 +296,7 @@ IDEMPOTENCY_KEPT = timedelta(hours=24)
 def _keep_cancel(dialect_insert: Any) -> Any:
     statement = dialect_insert(CANCELS)
     return statement.on_conflict_do_update(
-        index_elements=["run_id"], set_={"created_at": statement.excluded.created_at}
+        index_elements=["tenant_id", "run_id"], set_={"created_at": statement.excluded.created_at}
     )
 
 
@@ -241,31 +307,38 @@ _KEEP_CANCEL = {
 
 
 async def keep_cancel(db: Db, run_id: str) -> None:
-    """Remember a cancel for `run_id`, which no run has yet (see `take_cancel`)."""
+    """Remember a cancel for `run_id`, which no run has yet (see `take_cancel`): in
+    the current tenant, for a run created there."""
     bind = db.get_bind() if isinstance(db, AsyncSession) else db
-    await db.execute(_KEEP_CANCEL[bind.dialect.name], {"run_id": run_id, "created_at": utcnow()})
+    values = {"tenant_id": principal.tenant(), "run_id": run_id, "created_at": utcnow()}
+    await db.execute(_KEEP_CANCEL[bind.dialect.name], values)
 
 
 async def take_cancel(db: Db, run_id: str) -> bool:
-    """Whether a cancel for `run_id` arrived within CANCEL_KEPT (it is used up)."""
+    """Whether a cancel for `run_id` arrived within CANCEL_KEPT in the current
+    tenant (it is used up)."""
     table = CANCELS
-    found = (await db.execute(select(table.c.created_at).where(table.c.run_id == run_id))).first()
+    this = (table.c.tenant_id == principal.tenant()) & (table.c.run_id == run_id)
+    found = (await db.execute(select(table.c.created_at).where(this))).first()
     if found is None:
         return False
-    await db.execute(delete(table).where(table.c.run_id == run_id))
+    await db.execute(delete(table).where(this))
     return bool(found[0] > utcnow() - CANCEL_KEPT)
 
 
 async def find_idempotency_key(db: Db, key: str) -> IdempotencyKey | None:
-    """The request stored under `key` within IDEMPOTENCY_KEPT (an older one is dropped)."""
+    """The request stored under `key` in the current tenant within IDEMPOTENCY_KEPT
+    (an older one is dropped)."""
     table = KEYS
-    row = (await db.execute(select(table).where(table.c.key == key))).first()
+    this = (table.c.tenant_id == principal.tenant()) & (table.c.key == key)
+    row = (await db.execute(select(table).where(this))).first()
     if row is None:
         return None
     if row.created_at <= utcnow() - IDEMPOTENCY_KEPT:
-        await db.execute(delete(table).where(table.c.key == key))
+        await db.execute(delete(table).where(this))
         return None
     return IdempotencyKey(
+        tenant_id=row.tenant_id,
         key=row.key,
         fingerprint=row.fingerprint,
         run_id=row.run_id,
@@ -280,6 +353,7 @@ async def store_idempotency_key(
     """Raises IntegrityError when another request stored the key first."""
     await db.execute(
         insert(KEYS).values(
+            tenant_id=principal.tenant(),
             key=key,
             fingerprint=fingerprint,
             run_id=run_id,

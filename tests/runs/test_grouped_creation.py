@@ -22,6 +22,8 @@ from app.tables import Run, Session
 from tests.conftest import make_settings
 from tests.runs.conftest import make_agent, wait_status
 
+pytestmark = pytest.mark.usefixtures("as_operator")
+
 
 def creations_of(app: FastAPI) -> RunCreations:
     creations: RunCreations = app.state.run_service.creations
@@ -112,6 +114,7 @@ async def create(creations: RunCreations, run: dict[str, Any]) -> bool | None:
         run["run_values"],
         agent_version=run["agent_version"],
         agent_updated_at=run["agent_updated_at"],
+        owner=None,
     )
 
 
