@@ -75,6 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also serve agentd from this checkout (e.g. a `git worktree add` of another "
         "ref), with this virtualenv, next to each agentd target, interleaved; repeatable",
     )
+    parser.add_argument(
+        "--auth",
+        choices=["none", "key"],
+        default="none",
+        help="agentd's credentials: none (loopback default) or key (API_KEYS set; runs are"
+        " sent with a stored key of a tenant)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
 
@@ -111,6 +118,7 @@ def select(args: argparse.Namespace) -> Plan:
         first_delay_ms=args.first_delay_ms,
         profile=args.profile,
         census=args.sql_census,
+        auth=args.auth,
         results_dir=args.out,
     )
 

@@ -118,10 +118,12 @@ class Wire:
     check: Callable[[Reply], str | None]  # None when the run completed
 
 
-def _post(path: str, port: int, body: bytes) -> bytes:
+def _post(path: str, port: int, body: bytes, key: str = "") -> bytes:
+    auth = b"authorization: Bearer %s\r\n" % key.encode() if key else b""
     return (
         b"POST %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n"
-        b"accept: */*\r\ncontent-length: %d\r\n\r\n%s" % (path.encode(), port, len(body), body)
+        b"accept: */*\r\n%scontent-length: %d\r\n\r\n%s"
+        % (path.encode(), port, auth, len(body), body)
     )
 
 
@@ -146,14 +148,14 @@ def _stream_error(body: bytes) -> str:
     return "RunError " + tail[code_at + 8 : tail.find(b'"', code_at + 8)].decode(errors="replace")
 
 
-def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+def agentd_wire(point: Point, port: int, tag: str, key: str = "") -> Wire:
     agent = TOOLS_AGENT if point.tools else PLAIN_AGENT
     path = f"/v1/agents/{agent}/runs"
     extra = b',"stream":true' if point.stream else b""
 
     def make(i: int) -> bytes:
         body = b'{"input":"Hello there","session_id":"%s-%d"%s}' % (tag.encode(), i, extra)
-        return _post(path, port, body)
+        return _post(path, port, body, key)
 
     def check_blocking(reply: Reply) -> str | None:
         if reply.status != 200:
@@ -193,8 +195,11 @@ def floor_wire(point: Point, port: int, tag: str) -> Wire:
     return Wire(lambda i: request, b"event: content" if point.stream else b"", check)
 
 
-def wire_for(target: Target, point: Point, port: int, tag: str) -> Wire:
-    return (agentd_wire if target.agentd else floor_wire)(point, port, tag)
+def wire_for(target: Target, point: Point, port: int, tag: str, key: str = "") -> Wire:
+    """Run requests for `target`; on agentd with `key`, sent with that API key."""
+    if target.agentd:
+        return agentd_wire(point, port, tag, key)
+    return floor_wire(point, port, tag)
 
 
 def agent_definitions() -> list[bytes]:
