@@ -41,7 +41,20 @@ def loads_storable(body: bytes) -> Any:
     value = orjson.loads(body)
     if _LONG_DIGITS.search(body):
         json.loads(body, parse_int=_storable_int)  # orjson has made floats of big integers
+    if b"\\u0000" in body and _has_nul(value):
+        # PostgreSQL's text and JSONB cannot hold the NUL character.
+        raise json.JSONDecodeError("the NUL character (\\u0000) in a string", "", 0)
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _storable_int(text: str) -> int:

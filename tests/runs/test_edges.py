@@ -222,3 +222,24 @@ async def test_integers_past_64_bits_are_stored_as_they_are(db_engine: AsyncEngi
         ).scalar()
     assert state == {"tools": [{"result": huge}], "small": 2**62}
     assert session_state == {"n": huge}
+
+
+async def test_a_nul_character_in_a_body_is_refused_before_anything_is_stored(
+    http: httpx.AsyncClient, db_engine: AsyncEngine
+) -> None:
+    """PostgreSQL's text and JSONB cannot hold it: 400, not a failed insert."""
+    await make_agent(http)
+    for body in (b'{"input": "a\\u0000b"}', b'{"input": "x", "metadata": {"\\u0000": 1}}'):
+        response = await http.post(
+            "/v1/agents/echo/runs", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "malformed_json"
+    escaped = await http.post(
+        "/v1/agents/echo/runs",
+        content=b'{"input": "a\\\\u0000b"}',
+        headers={"content-type": "application/json"},
+    )
+    assert escaped.json()["content"] == "a\\u0000b"  # the text, not the character
+    async with db_engine.connect() as conn:
+        assert len((await conn.execute(select(Run.id))).all()) == 1
