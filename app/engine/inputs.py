@@ -23,7 +23,12 @@ from app.engine.spec import AgentSpec, ClientTool, McpToolUse, mcp_use, split_mo
 from app.engine.state import RunState
 from app.engine.structured import schema_errors
 
-INPUT_ROLES = frozenset({"user", "assistant", "system", "developer"})
+INPUT_ROLES = frozenset({"user", "assistant", "system", "developer", "tool"})
+_PLAIN_FIELDS = frozenset({"role", "content"})
+_MESSAGE_FIELDS = {
+    "assistant": _PLAIN_FIELDS | {"tool_calls"},
+    "tool": _PLAIN_FIELDS | {"tool_call_id"},
+}
 
 RunInput = str | list[dict[str, Any]] | dict[str, Any]
 
@@ -110,27 +115,83 @@ def input_text(state: RunState) -> str:
 
 
 def _message_list(items: list[Any], errors: list[str]) -> list[Message]:
+    """Messages in the canonical shape; earlier tool calls and their results may be
+    among them (a client that sends the whole conversation), each call answered."""
     if not items:
         errors.append("input: the message list is empty")
     messages: list[Message] = []
+    unanswered: dict[str, str] = {}  # tool call id -> where the call was made
+    answered: set[str] = set()
     for index, item in enumerate(items):
         where = f"input[{index}]"
         if not isinstance(item, dict):
             errors.append(f"{where}: must be an object with 'role' and 'content'")
             continue
-        extra = sorted(set(item) - {"role", "content"})
+        role = item.get("role") if isinstance(item.get("role"), str) else None
+        extra = sorted(set(item) - _MESSAGE_FIELDS.get(role or "", _PLAIN_FIELDS))
         if extra:
             errors.append(f"{where}: unexpected field(s) {', '.join(extra)}")
-        if item.get("role") not in INPUT_ROLES:
+        if role not in INPUT_ROLES:
             errors.append(f"{where}.role: must be one of {', '.join(sorted(INPUT_ROLES))}")
-        content = item.get("content")
-        if isinstance(content, list):
-            for part_index, part in enumerate(content):
-                errors += _part_problems(f"{where}.content[{part_index}]", part)
-        elif not isinstance(content, str):
-            errors.append(f"{where}.content: must be a string or a list of content parts")
-        messages.append({"role": item.get("role"), "content": content})
+        message: Message = {"role": role, "content": item.get("content")}
+        if role == "assistant" and "tool_calls" in item:
+            message["tool_calls"] = _tool_calls(item["tool_calls"], where, unanswered, errors)
+        elif role == "tool":
+            message["tool_call_id"] = call_id = item.get("tool_call_id")
+            if call_id in unanswered:
+                del unanswered[call_id]
+                answered.add(call_id)
+            else:
+                reason = "answered twice" if call_id in answered else "not an earlier tool call"
+                errors.append(f"{where}.tool_call_id: {call_id!r} is {reason}")
+        errors += _content_problems(where, message)
+        messages.append(message)
+    errors += [f"{at}: no tool result for call {call_id!r}" for call_id, at in unanswered.items()]
     return messages
+
+
+def _tool_calls(
+    calls: Any, where: str, unanswered: dict[str, str], errors: list[str]
+) -> list[dict[str, Any]]:
+    """An assistant message's tool calls, in the Chat Completions shape."""
+    if not isinstance(calls, list):
+        errors.append(f"{where}.tool_calls: must be a list")
+        return []
+    for index, call in enumerate(calls):
+        at = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or not isinstance(call.get("id"), str)
+            or call.get("type", "function") != "function"
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
+            errors.append(
+                f"{at}: must be {{'id', 'type': 'function', 'function': {{'name', 'arguments'}}}}"
+            )
+        elif call["id"] in unanswered:
+            errors.append(f"{at}.id: {call['id']!r} is used twice")
+        else:
+            unanswered[call["id"]] = at
+    return [
+        {"id": c["id"], "type": "function", "function": dict(c["function"])}
+        for c in calls
+        if isinstance(c, dict) and isinstance(c.get("function"), dict)
+    ]
+
+
+def _content_problems(where: str, message: Message) -> list[str]:
+    content = message["content"]
+    if isinstance(content, list):
+        problems: list[str] = []
+        for part_index, part in enumerate(content):
+            problems += _part_problems(f"{where}.content[{part_index}]", part)
+        return problems
+    if isinstance(content, str) or (content is None and message.get("tool_calls")):
+        return []
+    return [f"{where}.content: must be a string or a list of content parts"]
 
 
 def _part_problems(where: str, part: Any) -> list[str]:

@@ -115,13 +115,53 @@ async def test_bad_message_list_lists_every_problem() -> None:
     with pytest.raises(InputError) as caught:
         new_state(runner, spec, bad)
     assert caught.value.errors == [
-        "input[0].role: must be one of assistant, developer, system, user",
+        "input[0].role: must be one of assistant, developer, system, tool, user",
         "input[1]: must be an object with 'role' and 'content'",
         "input[2]: unexpected field(s) name",
         "input[2].content: must be a string or a list of content parts",
     ]
     with pytest.raises(InputError, match="empty"):
         new_state(runner, spec, [])
+
+
+def _call(call_id: str, name: str = "lookup") -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+
+
+async def test_a_conversation_may_carry_earlier_tool_calls_and_their_results() -> None:
+    spec = agent(model="test:tools", tools=[{"type": "client", "name": "lookup"}])
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": None, "tool_calls": [_call("c1"), _call("c2")]},
+        {"role": "tool", "tool_call_id": "c1", "content": "one"},
+        {"role": "tool", "tool_call_id": "c2", "content": "two"},
+    ]
+    result = await run(make_runner(spec), spec, messages)
+    # The model sees the calls answered: it answers instead of calling again.
+    assert result.last.content == "Called 2 tools."
+    assert result.state.new_messages()[:4] == messages
+
+
+async def test_tool_calls_in_a_conversation_must_each_be_answered_once() -> None:
+    spec = agent()
+    runner = make_runner(spec)
+    bad = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [_call("c1"), _call("c2"), {"id": 3}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        {"role": "tool", "tool_call_id": "c1", "content": "again"},
+        {"role": "tool", "tool_call_id": "zz", "content": "who?", "name": "n"},
+    ]
+    with pytest.raises(InputError) as caught:
+        new_state(runner, spec, bad)
+    assert caught.value.errors == [
+        "input[1].tool_calls[2]: must be {'id', 'type': 'function', "
+        "'function': {'name', 'arguments'}}",
+        "input[3].tool_call_id: 'c1' is answered twice",
+        "input[4]: unexpected field(s) name",
+        "input[4].tool_call_id: 'zz' is not an earlier tool call",
+        "input[1].tool_calls[1]: no tool result for call 'c2'",
+    ]
 
 
 CITY_SCHEMA = {
