@@ -234,6 +234,19 @@ async def test_settings_pass_through_and_unknown_ones_go_in_the_body(
     }
 
 
+async def test_tool_choice_and_parallel_tool_calls_go_only_with_tools(
+    openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
+) -> None:
+    settings = {"tool_choice": "none", "parallel_tool_calls": False}
+    await collect(openai_model, ask(settings=settings))
+    body = openai_server.last_request.body
+    assert "tool_choice" not in body and "parallel_tool_calls" not in body
+    tool = ToolDefinition("f", "", {"type": "object", "properties": {}})
+    await collect(openai_model, ask(settings=settings, tools=[tool]))
+    body = openai_server.last_request.body
+    assert (body["tool_choice"], body["parallel_tool_calls"]) == ("none", False)
+
+
 async def test_messages_go_out_in_chat_completions_shape(
     openai_server: FakeOpenAIServer, openai_model: OpenAIChatModel
 ) -> None:

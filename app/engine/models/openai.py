@@ -142,7 +142,10 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
         for key, value in request.settings.items()
         if value is not None and key not in _NOT_SETTINGS
     }
-    if request.tools:
+    if not request.tools:  # the API refuses these without tools
+        body.pop("tool_choice", None)
+        body.pop("parallel_tool_calls", None)
+    else:
         body["tools"] = [
             {
                 "type": "function",
