@@ -1,6 +1,6 @@
 """Database access that only the runs domain needs: listing runs, storing a new
-run together with the session it holds, cancels that came before their run, and
-idempotency keys. Never commits. (What the worker
+run together with the session it holds, cancels that came before their run,
+idempotency keys, and deleting a run. Never commits. (What the worker
 reads and writes while it executes a run is in `app.worker.store`.)"""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import DriverStatement, utcnow
 from app.tables import Agent, IdempotencyKey, Run, RunCancel
-from app.worker.store import RUNS, SESSIONS, Db
+from app.worker.store import EVENTS, MESSAGES, RUNS, SESSIONS, Db
 
 
 async def list_page(
@@ -47,6 +47,15 @@ async def list_page(
 AGENTS = cast(Table, Agent.__table__)
 CANCELS = cast(Table, RunCancel.__table__)
 KEYS = cast(Table, IdempotencyKey.__table__)
+
+
+async def delete_run(db: Db, run_id: str) -> None:
+    """The run, its events, its messages in its session's history and the
+    idempotency keys that answer with it."""
+    await db.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
+    await db.execute(delete(MESSAGES).where(MESSAGES.c.run_id == run_id))
+    await db.execute(delete(IdempotencyKey).where(IdempotencyKey.run_id == run_id))
+    await db.execute(delete(RUNS).where(RUNS.c.id == run_id))
 
 
 async def run_exists(db: Db, run_id: str) -> bool:

@@ -2,7 +2,7 @@
 watches runs.
 
 Native routes and every protocol adapter call these methods and nothing
-beneath them: `create`, `continue_`, `cancel`, `get`/`output`/`list`,
+beneath them: `create`, `continue_`, `cancel`, `delete`, `get`/`output`/`list`,
 `follow` (a run's stored events from a seq: replay, then the live tail, on
 any replica) and `wait` (follow to the end, then the RunOutput). An adapter is
 then only a translation of its requests into these calls and of the stored
@@ -27,7 +27,7 @@ from app.db import utcnow
 from app.engine import jsontext
 from app.engine.errors import InputError
 from app.engine.loop import Runner
-from app.engine.output import RunOutput
+from app.engine.output import TERMINAL_STATUSES, RunOutput
 from app.engine.state import RunState
 from app.errors import (
     RunExists,
@@ -247,6 +247,16 @@ class RunService:
                 "ends cancelled."
             )
         return run
+
+    async def delete(self, run_id: str) -> None:
+        """Forget a run: cancelled first while it is active, then deleted with its
+        events and its part of the session's history. Raises RunNotFound."""
+        run = await self.get(run_id)
+        if run.status not in TERMINAL_STATUSES:
+            with contextlib.suppress(RunNotActive):  # it ended meanwhile
+                await self.cancel(run_id)
+        async with self.maker() as session, session.begin():
+            await repository.delete_run(session, run_id)
 
     def request_cancel(self, run_id: str) -> None:
         """Cancel without waiting (a client that watched the run went away)."""

@@ -2,18 +2,22 @@
 service's `follow` yields (replay by seq, then the live tail), with a `: ping`
 comment when nothing was sent for `ping` seconds (`follow`'s waits are bounded,
 so an idle stream wakes up to send it: no timer or task per stream for it).
+`translated_stream` does the same for a protocol adapter, in the protocol's
+wire format (a `Translation` of the stored events).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from sse_starlette.sse import AppStatus
 
 from app.engine.events import CONTENT_EVENTS
 from app.runs.service import RunService
 from app.sse_response import EventStreamResponse
+from app.worker.bus import Frame
 
 RETRY_MS = 2000
 PING = b": ping\n\n"
@@ -79,5 +83,46 @@ def event_stream(
         finally:
             if not finished and not server_stopping() and on_disconnect is not None:
                 on_disconnect()
+
+    return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT)
+
+
+class Translation(Protocol):
+    """A protocol's wire format for one stream of a run's stored events: the bytes
+    that open the stream, those of each batch of events (may be empty), and those
+    that end it (`closing` may read the run; it also runs when the stream stops
+    early, at shutdown)."""
+
+    def opening(self) -> bytes: ...
+
+    def frames(self, batch: list[Frame]) -> bytes: ...
+
+    async def closing(self) -> bytes: ...
+
+
+def translated_stream(
+    runs: RunService, run_id: str, after: int, translation: Translation, *, ping: float
+) -> EventStreamResponse:
+    """The run's events after `after`, as `translation` says them; pings and
+    shutdown as in `event_stream`."""
+    batches = runs.follow(run_id, after, stopping=server_stopping, idle=ping)
+
+    async def body() -> AsyncIterator[bytes]:
+        opening = translation.opening()
+        if opening:
+            yield opening
+        sent_at = time.monotonic()
+        async for batch in batches:
+            data = translation.frames(batch) if batch else b""
+            if data:
+                yield data
+            elif time.monotonic() - sent_at >= ping:
+                yield PING
+            else:
+                continue
+            sent_at = time.monotonic()
+        closing = await translation.closing()
+        if closing:
+            yield closing
 
     return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT)
