@@ -30,6 +30,7 @@ from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
 from app.mcp.server import McpEndpoint
 from app.notify import create_notifier
+from app.openai_compat.routes import router as openai_router
 from app.openapi import install_problem_docs
 from app.runs import records as run_records
 from app.runs.routes import router as runs_router
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
+    app.include_router(openai_router, dependencies=auth)
     mcp_endpoint = McpEndpoint(
         lambda: (app.state.run_service, app.state.sessionmaker), app.state.authorize
     )

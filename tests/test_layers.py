@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
         "tables",
     },
     {"worker"},
-    {"agents", "console", "mcp", "runs", "sessions", "tools_routes"},
+    {"agents", "console", "mcp", "openai_compat", "runs", "sessions", "tools_routes"},
     {"health", "main", "metrics", "openapi", "runtime"},
 ]
 
