@@ -7,7 +7,7 @@ import httpx
 from openai import AsyncOpenAI
 
 from tests.openai_compat.conftest import LONG
-from tests.sse_client import collect, collapsed
+from tests.sse_client import collapsed, collect
 
 
 async def test_a_response_is_a_run_with_its_stored_events(
