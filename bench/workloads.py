@@ -15,6 +15,7 @@ import orjson
 from bench.client import Reply
 
 PLAIN_AGENT = "bench-plain"
+DONE = b"data: [DONE]\n\n"
 TOOLS_AGENT = "bench-tools"
 
 
@@ -26,6 +27,9 @@ class Point:
     `min_runs` and `max_runs` runs (from the rate its warm-up reached). A burst
     point (W4) starts exactly `concurrency` runs at once. `quick` and `full`
     say which modes run the point; `passes` caps its passes in the full run.
+    `protocol` is how agentd is asked: its own runs API, or the OpenAI-compatible
+    `chat` (Chat Completions) or `responses` (the Responses API); the floor is
+    always asked the same way.
     """
 
     key: str
@@ -40,6 +44,7 @@ class Point:
     quick: bool = True  # part of --quick
     full: bool = True  # part of the full run
     passes: int | None = None
+    protocol: str = "native"
 
     @property
     def workload(self) -> str:
@@ -57,6 +62,28 @@ POINTS: tuple[Point, ...] = (
     Point("W1-c1", "W1 blocking, 20 tokens, c1", 1, False, False, 20, max_runs=500),
     Point("W1-c32", "W1 blocking, 20 tokens, c32", 32, False, False, 20),
     Point("W2-c32", "W2 streaming, 50 tokens, c32", 32, True, False, 50, max_runs=1500),
+    Point(
+        "W2chat-c32",
+        "W2 through /v1/chat/completions, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="chat",
+    ),
+    Point(
+        "W2resp-c32",
+        "W2 through /v1/responses, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="responses",
+    ),
     Point("W3-c32", "W3 tool round trip, c32", 32, False, True, 20, max_runs=1000),
     Point("W4-c64", "W4 64 slow streams (50 x 20 ms) at once", 64, **SLOW, full=False),
     Point("W4-c256", "W4 256 slow streams (50 x 20 ms) at once", 256, **SLOW, quick=False),
@@ -146,7 +173,37 @@ def _stream_error(body: bytes) -> str:
     return "RunError " + tail[code_at + 8 : tail.find(b'"', code_at + 8)].decode(errors="replace")
 
 
+def _openai_stream(check: Callable[[bytes], bool], end: str) -> Callable[[Reply], str | None]:
+    def check_reply(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        return None if check(reply.body) else f"stream ended without {end}"
+
+    return check_reply
+
+
+def openai_wire(point: Point, port: int) -> Wire:
+    """A W2 run through an OpenAI-compatible route (a fresh session per run, as
+    those routes make one)."""
+    if point.protocol == "chat":
+        body = (
+            b'{"model":"%s","messages":[{"role":"user","content":"Hello there"}],"stream":true}'
+            % PLAIN_AGENT.encode()
+        )
+        request = _post("/v1/chat/completions", port, body)
+        done = _openai_stream(
+            lambda b: b'"finish_reason":"stop"' in b and b.endswith(DONE), "[DONE]"
+        )
+        return Wire(lambda i: request, b'"delta":{"content":"', done)
+    body = b'{"model":"%s","input":"Hello there","stream":true}' % PLAIN_AGENT.encode()
+    request = _post("/v1/responses", port, body)
+    completed = _openai_stream(lambda b: b"event: response.completed" in b, "response.completed")
+    return Wire(lambda i: request, b"event: response.output_text.delta", completed)
+
+
 def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+    if point.protocol != "native":
+        return openai_wire(point, port)
     agent = TOOLS_AGENT if point.tools else PLAIN_AGENT
     path = f"/v1/agents/{agent}/runs"
     extra = b',"stream":true' if point.stream else b""

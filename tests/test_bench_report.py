@@ -26,6 +26,8 @@ def results(**overrides: Any) -> dict[str, dict[str, Any]]:
         "pg": {
             "W1-c32": entry(runs_per_s=260.0),
             "W2-c32": entry(runs_per_s=101.0),
+            "W2chat-c32": entry(runs_per_s=90.0),
+            "W2resp-c32": entry(runs_per_s=88.0),
             "W3-c32": entry(runs_per_s=130.0),
             "W4-c1024": entry(p99_ms=3_900.0, peak_rss_mb=240.0),
         },
@@ -52,6 +54,15 @@ def test_a_ratio_below_its_bar_is_missed() -> None:
     assert [label for label, holds in missed.items() if not holds] == [
         "W2 c32 runs/s >= 2.0x the floor pg"
     ]
+
+
+def test_a_protocol_is_measured_against_the_native_stream_of_its_target() -> None:
+    slow_chat = results(pg__W2chat_c32=entry(runs_per_s=85.0))  # 0.84x of pg's W2 101
+    bar = next(b for b in BARS if b.point == "W2chat-c32")
+    assert measure_bar(bar, slow_chat) == ("0.84x", False)
+    assert measure_bar(bar, results()) == ("0.89x", True)
+    del slow_chat["pg"]["W2-c32"]
+    assert measure_bar(bar, slow_chat) is None
 
 
 def test_the_absolute_p99_and_memory_bars() -> None:

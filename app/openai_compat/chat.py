@@ -48,7 +48,7 @@ from app.openai_compat.schemas import (
     TextPart,
     ToolMessage,
 )
-from app.openai_compat.wire import DONE, Template, data_line, hole, payload, unix_seconds
+from app.openai_compat.wire import DONE, Template, hole, payload, unix_seconds
 from app.runs.schemas import RunConfig, RunCreate, RunExtras
 from app.runs.service import RunService
 from app.worker.bus import Frame
@@ -199,6 +199,15 @@ def _last_text(messages: list[JsonObject]) -> str | None:
 
 # Run events -> chunks -----------------------------------------------------------
 
+# The parts of a chunk, from the SDK's types, encoded once per stream at most.
+_CHUNK = payload(
+    ChatCompletionChunk(id="c", object="chat.completion.chunk", created=0, model="m", choices=[])
+)
+_CHOICE = payload(ChunkChoice(index=0, delta=ChoiceDelta(), finish_reason=None, logprobs=None))
+_ROLE = payload(ChoiceDelta(role="assistant"))
+_CONTENT = payload(ChoiceDelta(content=hole("content")))
+_USAGE = payload(CompletionUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0))
+
 
 class ChatChunks:
     """A run's stored events as `chat.completion.chunk` frames, then `data: [DONE]`
@@ -210,33 +219,18 @@ class ChatChunks:
         self.runs = runs
         self.run_id = run_id
         self.include_usage = include_usage
-        self._base: JsonObject = {
-            "id": run_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-        }
-        self._content = Template.data_line(payload(self._chunk(ChoiceDelta(content=hole("c")))))
+        self._base: JsonObject = {**_CHUNK, "id": run_id, "created": created, "model": model}
+        self._content = Template.data_line(self._chunk(_CONTENT))
         self._finish: str | None = None
         self._failed = False
         self._completed: Frame | None = None
 
-    def _chunk(
-        self,
-        delta: ChoiceDelta | None = None,
-        finish: Literal["stop", "tool_calls"] | None = None,
-        usage: CompletionUsage | None = None,
-    ) -> ChatCompletionChunk:
-        choices = (
-            []
-            if delta is None
-            else [ChunkChoice(index=0, delta=delta, finish_reason=finish, logprobs=None)]
-        )
-        extra = {} if usage is None else {"usage": usage}
-        return ChatCompletionChunk(**self._base, choices=choices, **extra)
+    def _chunk(self, delta: JsonObject | None = None, finish: str | None = None) -> JsonObject:
+        choices = [] if delta is None else [{**_CHOICE, "delta": delta, "finish_reason": finish}]
+        return {**self._base, "choices": choices}
 
     def opening(self) -> bytes:
-        return data_line(self._chunk(ChoiceDelta(role="assistant", content="")))
+        return _line(self._chunk(_ROLE))
 
     def frames(self, batch: list[Frame]) -> bytes:
         out: list[bytes] = []
@@ -245,10 +239,10 @@ class ChatChunks:
             if kind == "RunContent":
                 content = orjson.loads(frame.data).get("content")
                 if isinstance(content, str) and content:
-                    out.append(self._content.fill(c=content))
+                    out.append(self._content.fill(content=content))
             elif kind == "RunCompleted":
                 self._finish, self._completed = "stop", frame
-                out.append(data_line(self._chunk(ChoiceDelta(), "stop")))
+                out.append(_line(self._chunk({}, "stop")))
             elif kind == "RunPaused":
                 out.append(self._paused(orjson.loads(frame.data)))
             elif kind in ("RunError", "RunCancelled"):
@@ -275,11 +269,11 @@ class ChatChunks:
                 for index, call in enumerate(calls)
             ]
         )
-        return data_line(self._chunk(delta)) + data_line(self._chunk(ChoiceDelta(), "tool_calls"))
+        return _line(self._chunk(payload(delta))) + _line(self._chunk({}, "tool_calls"))
 
     def _error(self, error: OpenAIError) -> bytes:
         self._failed = True
-        return b"data: %s\n\n" % orjson.dumps(error.body())
+        return _line(error.body())
 
     async def closing(self) -> bytes:
         if self._failed:
@@ -292,4 +286,14 @@ class ChatChunks:
             metrics = orjson.loads(self._completed.data).get("metrics") or {}
         else:  # paused: the event does not carry the run's metrics
             metrics = (await self.runs.output(self.run_id)).metrics.model_dump()
-        return data_line(self._chunk(usage=usage_of(metrics))) + DONE
+        usage = {
+            **_USAGE,
+            "prompt_tokens": metrics.get("input_tokens", 0),
+            "completion_tokens": metrics.get("output_tokens", 0),
+            "total_tokens": metrics.get("total_tokens", 0),
+        }
+        return _line({**self._chunk(), "usage": usage}) + DONE
+
+
+def _line(value: JsonObject) -> bytes:
+    return b"data: %s\n\n" % orjson.dumps(value)

@@ -11,12 +11,14 @@ offending `param`, where problem+json would say 422).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.utils import create_model_field
 from openai.types.shared import ErrorObject
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -135,8 +137,26 @@ def param_of(loc: Sequence[Any], body: Any) -> str | None:
     return out or None
 
 
+class ErrorBody(BaseModel):
+    """OpenAI's error answer."""
+
+    error: ErrorObject
+
+
 class OpenAIRoute(StrictJSONRoute):
-    """A route whose every expected failure is answered in OpenAI's error shape."""
+    """A route whose every expected failure is answered in OpenAI's error shape
+    (documented so: a 4XX answer is an `ErrorBody`, never a 422)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        responses = dict(kwargs.pop("responses", None) or {})
+        responses["4XX"] = {"model": ErrorBody, "description": "An error, in OpenAI's shape."}
+        super().__init__(path, endpoint, responses=responses, **kwargs)
+        if 415 in self.responses:  # the strict JSON route's, in OpenAI's shape here
+            self.responses = {**self.responses, 415: {**self.responses["4XX"]}}
+            field = create_model_field(
+                name=f"Response_415_{self.unique_id}", type_=ErrorBody, mode="serialization"
+            )
+            self.response_fields = {**self.response_fields, 415: field}
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()

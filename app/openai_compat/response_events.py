@@ -8,6 +8,10 @@ with `starting_after=N` is the replay with the first N+1 left out, and a
 retrieved Response has the items a stream showed, with the same ids. Each
 model turn's text is one message item (`msg_<run>_<seq of its first text>`);
 a run paused for client tools ends with one `function_call` item per call.
+
+Every event kind is encoded once, at import, from an instance of the SDK's own
+type: a `Template` with holes for what changes (the sequence number, the item,
+the text), so an event costs a few small orjson dumps, not a model's validation.
 """
 
 from __future__ import annotations
@@ -22,14 +26,12 @@ from openai.types.responses import (
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
-    ResponseError,
     ResponseFailedEvent,
     ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
     ResponseIncompleteEvent,
     ResponseInProgressEvent,
-    ResponseOutputItem,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
@@ -37,14 +39,13 @@ from openai.types.responses import (
     ResponseStatus,
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
-    ResponseUsage,
 )
 from pydantic import BaseModel
 
 from app.engine.spec import JsonObject
 from app.openai_compat.outcomes import arguments_of, client_calls
 from app.openai_compat.responses import ResponseShape, failure, usage_of
-from app.openai_compat.wire import Template, hole, payload, typed_event
+from app.openai_compat.wire import Template, hole, payload
 from app.runs.service import RunService
 from app.worker.bus import Frame
 
@@ -58,13 +59,117 @@ _ENDS: dict[str, ResponseStatus] = {
 }
 
 
+def _template(event: BaseModel, *holes: str) -> Template:
+    """The SSE bytes of an SDK event, with holes for the named fields (and the
+    sequence number)."""
+    value = payload(event)
+    for name in ("sequence_number", *holes):
+        value[name] = hole(name)
+    return Template.typed_event(value)
+
+
+_MESSAGE = ResponseOutputMessage(
+    id="msg", type="message", role="assistant", status="in_progress", content=[]
+)
+_TEXT = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
+_CALL = ResponseFunctionToolCall(
+    type="function_call", id="fc", call_id="call", name="f", arguments="", status="in_progress"
+)
+MESSAGE, TEXT_PART, FUNCTION_CALL = payload(_MESSAGE), payload(_TEXT), payload(_CALL)
+_RESPONSE = Response.model_validate(
+    {"id": "r", "object": "response", "created_at": 0, "model": "m", "output": [],
+     "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+)  # fmt: skip
+_AT = {"item_id": "msg", "output_index": 0}
+_PART_AT = {**_AT, "content_index": 0}
+
+CREATED = _template(
+    ResponseCreatedEvent(type="response.created", sequence_number=0, response=_RESPONSE),
+    "response",
+)
+IN_PROGRESS = _template(
+    ResponseInProgressEvent(type="response.in_progress", sequence_number=0, response=_RESPONSE),
+    "response",
+)
+TERMINAL: dict[str, Template] = {
+    status: _template(cls(type=kind, sequence_number=0, response=_RESPONSE), "response")
+    for status, cls, kind in (
+        ("completed", ResponseCompletedEvent, "response.completed"),
+        ("incomplete", ResponseIncompleteEvent, "response.incomplete"),
+        ("failed", ResponseFailedEvent, "response.failed"),
+    )
+}
+ITEM_ADDED = _template(
+    ResponseOutputItemAddedEvent(
+        type="response.output_item.added", sequence_number=0, output_index=0, item=_MESSAGE
+    ),
+    "output_index",
+    "item",
+)
+ITEM_DONE = _template(
+    ResponseOutputItemDoneEvent(
+        type="response.output_item.done", sequence_number=0, output_index=0, item=_MESSAGE
+    ),
+    "output_index",
+    "item",
+)
+PART_ADDED = _template(
+    ResponseContentPartAddedEvent(
+        type="response.content_part.added", sequence_number=0, part=_TEXT, **_PART_AT
+    ),
+    "item_id",
+    "output_index",
+    "part",
+)
+PART_DONE = _template(
+    ResponseContentPartDoneEvent(
+        type="response.content_part.done", sequence_number=0, part=_TEXT, **_PART_AT
+    ),
+    "item_id",
+    "output_index",
+    "part",
+)
+TEXT_DELTA = _template(
+    ResponseTextDeltaEvent(
+        type="response.output_text.delta", sequence_number=0, delta="", logprobs=[], **_PART_AT
+    ),
+    "item_id",
+    "output_index",
+    "delta",
+)
+TEXT_DONE = _template(
+    ResponseTextDoneEvent(
+        type="response.output_text.done", sequence_number=0, text="", logprobs=[], **_PART_AT
+    ),
+    "item_id",
+    "output_index",
+    "text",
+)
+ARGUMENTS_DELTA = _template(
+    ResponseFunctionCallArgumentsDeltaEvent(
+        type="response.function_call_arguments.delta", sequence_number=0, delta="", **_AT
+    ),
+    "item_id",
+    "output_index",
+    "delta",
+)
+ARGUMENTS_DONE = _template(
+    ResponseFunctionCallArgumentsDoneEvent(
+        type="response.function_call_arguments.done", sequence_number=0, arguments="", **_AT
+    ),
+    "item_id",
+    "output_index",
+    "arguments",
+)
+
+
 @dataclass(slots=True)
 class _Turn:
     """The message item of the turn whose text is arriving."""
 
     item_id: str
     index: int
-    delta: Template
+    delta: Template  # TEXT_DELTA for this item
     texts: list[str] = field(default_factory=list)
 
 
@@ -80,9 +185,10 @@ class ResponseEvents:
         self.after = after
         self.number = -1
         self.status: ResponseStatus = "in_progress"
-        self.output: list[ResponseOutputItem] = []
-        self.usage: ResponseUsage | None = None
-        self.error: ResponseError | None = None
+        self.output: list[JsonObject] = []
+        self.usage: JsonObject | None = None
+        self.error: JsonObject | None = None
+        self._id = shape.base["id"]
         self._turn: _Turn | None = None
         self._end: int | None = None  # the number kept for the terminal event
         self._paused = False
@@ -92,17 +198,20 @@ class ResponseEvents:
     def response(self) -> Response:
         return self.shape.response(self.status, self.output, usage=self.usage, error=self.error)
 
+    def _value(self) -> JsonObject:
+        return self.shape.value(self.status, self.output, usage=self.usage, error=self.error)
+
     async def settle(self) -> None:
         """A paused run's usage: its `RunPaused` event does not carry it."""
         if self._paused and self.usage is None and self.runs is not None:
-            metrics = (await self.runs.output(self.shape.fields["id"])).metrics
+            metrics = (await self.runs.output(self._id)).metrics
             self.usage = usage_of(metrics.model_dump())
 
     # The Translation -----------------------------------------------------------
 
     def opening(self) -> bytes:
         out: list[bytes] = []
-        self._emit(out, ResponseCreatedEvent, type="response.created", response=self.response())
+        self._emit(out, CREATED, response=self._value())
         return b"".join(out)
 
     def frames(self, batch: list[Frame]) -> bytes:
@@ -117,12 +226,7 @@ class ResponseEvents:
                 self._close_turn(out)
             elif kind in ("RunStarted", "RunContinued"):
                 self.status = "in_progress"
-                self._emit(
-                    out,
-                    ResponseInProgressEvent,
-                    type="response.in_progress",
-                    response=self.response(),
-                )
+                self._emit(out, IN_PROGRESS, response=self._value())
             elif kind in _ENDS:
                 self._close_turn(out)
                 self._ended(kind, orjson.loads(frame.data))
@@ -142,97 +246,40 @@ class ResponseEvents:
 
     # Steps ------------------------------------------------------------------------
 
-    def _emit(self, out: list[bytes], event: type[BaseModel], **fields: Any) -> None:
-        """The next event, built and encoded only when it is sent."""
+    def _emit(self, out: list[bytes], template: Template, **values: Any) -> None:
         self.number += 1
         if self.number > self.after:
-            out.append(typed_event(event(sequence_number=self.number, **fields)))
+            out.append(template.fill(sequence_number=self.number, **values))
 
     def _text(self, frame: Frame, out: list[bytes]) -> None:
         text = orjson.loads(frame.data).get("content")
         if not isinstance(text, str) or not text:
             return
-        turn = self._turn or self._open_turn(frame.seq, out)
+        turn = self._turn
+        if turn is None:
+            item_id, index = f"msg_{self._id}_{frame.seq}", len(self.output)
+            at = {"item_id": item_id, "output_index": index}
+            turn = self._turn = _Turn(item_id, index, TEXT_DELTA.partial(**at))
+            self._emit(out, ITEM_ADDED, output_index=index, item={**MESSAGE, "id": item_id})
+            self._emit(out, PART_ADDED, **at, part=TEXT_PART)
         turn.texts.append(text)
-        self.number += 1
-        if self.number > self.after:
-            out.append(turn.delta.fill(delta=text, number=self.number))
-
-    def _open_turn(self, seq: int, out: list[bytes]) -> _Turn:
-        item_id, index = f"msg_{self.shape.fields['id']}_{seq}", len(self.output)
-        item = ResponseOutputMessage(
-            id=item_id, type="message", role="assistant", status="in_progress", content=[]
-        )
-        self._emit(
-            out,
-            ResponseOutputItemAddedEvent,
-            type="response.output_item.added",
-            output_index=index,
-            item=item,
-        )
-        self._emit(
-            out,
-            ResponseContentPartAddedEvent,
-            type="response.content_part.added",
-            item_id=item_id,
-            output_index=index,
-            content_index=0,
-            part=_part(""),
-        )
-        delta = payload(
-            ResponseTextDeltaEvent(
-                type="response.output_text.delta",
-                sequence_number=0,
-                item_id=item_id,
-                output_index=index,
-                content_index=0,
-                delta=hole("delta"),
-                logprobs=[],
-            )
-        )
-        delta["sequence_number"] = hole("number")
-        self._turn = _Turn(item_id, index, Template.typed_event(delta))
-        return self._turn
+        self._emit(out, turn.delta, delta=text)
 
     def _close_turn(self, out: list[bytes]) -> None:
         turn, self._turn = self._turn, None
         if turn is None:
             return
-        text, item_id, index = "".join(turn.texts), turn.item_id, turn.index
-        item = ResponseOutputMessage(
-            id=item_id, type="message", role="assistant", status="completed", content=[_part(text)]
-        )
-        self._emit(
-            out,
-            ResponseTextDoneEvent,
-            type="response.output_text.done",
-            item_id=item_id,
-            output_index=index,
-            content_index=0,
-            text=text,
-            logprobs=[],
-        )
-        self._emit(
-            out,
-            ResponseContentPartDoneEvent,
-            type="response.content_part.done",
-            item_id=item_id,
-            output_index=index,
-            content_index=0,
-            part=_part(text),
-        )
-        self._done(out, item)
+        text = "".join(turn.texts)
+        at = {"item_id": turn.item_id, "output_index": turn.index}
+        part = {**TEXT_PART, "text": text}
+        self._emit(out, TEXT_DONE, **at, text=text)
+        self._emit(out, PART_DONE, **at, part=part)
+        self._done(out, {**MESSAGE, "id": turn.item_id, "status": "completed", "content": [part]})
 
-    def _done(self, out: list[bytes], item: ResponseOutputItem) -> None:
+    def _done(self, out: list[bytes], item: JsonObject) -> None:
         index = len(self.output)
         self.output.append(item)
-        self._emit(
-            out,
-            ResponseOutputItemDoneEvent,
-            type="response.output_item.done",
-            output_index=index,
-            item=item,
-        )
+        self._emit(out, ITEM_DONE, output_index=index, item=item)
 
     def _pause(self, out: list[bytes], data: JsonObject) -> None:
         calls = client_calls(data.get("requirements") or [])
@@ -245,38 +292,18 @@ class ResponseEvents:
 
     def _function_call(self, out: list[bytes], call: JsonObject) -> None:
         index, arguments = len(self.output), arguments_of(call["tool_args"])
-        item_id = f"fc_{self.shape.fields['id']}_{call['tool_call_id']}"
-
-        def item(status: str, args: str) -> ResponseFunctionToolCall:
-            return ResponseFunctionToolCall.model_validate(
-                {"type": "function_call", "id": item_id, "call_id": call["tool_call_id"],
-                 "name": call["tool_name"], "arguments": args, "status": status}
-            )  # fmt: skip
-
-        self._emit(
-            out,
-            ResponseOutputItemAddedEvent,
-            type="response.output_item.added",
-            output_index=index,
-            item=item("in_progress", ""),
-        )
-        self._emit(
-            out,
-            ResponseFunctionCallArgumentsDeltaEvent,
-            type="response.function_call_arguments.delta",
-            item_id=item_id,
-            output_index=index,
-            delta=arguments,
-        )
-        self._emit(
-            out,
-            ResponseFunctionCallArgumentsDoneEvent,
-            type="response.function_call_arguments.done",
-            item_id=item_id,
-            output_index=index,
-            arguments=arguments,
-        )
-        self._done(out, item("completed", arguments))
+        item_id = f"fc_{self._id}_{call['tool_call_id']}"
+        item = {
+            **FUNCTION_CALL,
+            "id": item_id,
+            "call_id": call["tool_call_id"],
+            "name": call["tool_name"],
+        }
+        at = {"item_id": item_id, "output_index": index}
+        self._emit(out, ITEM_ADDED, output_index=index, item=item)
+        self._emit(out, ARGUMENTS_DELTA, **at, delta=arguments)
+        self._emit(out, ARGUMENTS_DONE, **at, arguments=arguments)
+        self._done(out, {**item, "arguments": arguments, "status": "completed"})
 
     def _ended(self, kind: str, data: JsonObject) -> None:
         self.status = _ENDS[kind]
@@ -296,23 +323,7 @@ class ResponseEvents:
 
     def _terminal(self, out: list[bytes], number: int) -> None:
         self._end = None
-        if number <= self.after:
-            return
-        response = self.response()
-        if self.status == "completed":
-            event: BaseModel = ResponseCompletedEvent(
-                type="response.completed", sequence_number=number, response=response
-            )
-        elif self.status == "incomplete":
-            event = ResponseIncompleteEvent(
-                type="response.incomplete", sequence_number=number, response=response
-            )
-        else:
-            event = ResponseFailedEvent(
-                type="response.failed", sequence_number=number, response=response
-            )
-        out.append(typed_event(event))
-
-
-def _part(text: str) -> ResponseOutputText:
-    return ResponseOutputText(type="output_text", text=text, annotations=[], logprobs=[])
+        if number > self.after:
+            # A cancelled run's stream ends as a failed one does (its status says which).
+            template = TERMINAL.get(self.status, TERMINAL["failed"])
+            out.append(template.fill(sequence_number=number, response=self._value()))

@@ -18,7 +18,6 @@ from openai.types.responses import (
     FunctionTool,
     Response,
     ResponseError,
-    ResponseOutputItem,
     ResponseStatus,
     ResponseTextConfig,
     ResponseUsage,
@@ -47,7 +46,7 @@ from app.openai_compat.responses_schemas import (
     TextFormatJsonObject,
     TextFormatJsonSchema,
 )
-from app.openai_compat.wire import unix_seconds
+from app.openai_compat.wire import payload, unix_seconds
 from app.runs.schemas import RunConfig, RunCreate, RunExtras
 from app.runs.service import RunService
 
@@ -176,9 +175,10 @@ class RunRecord(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ResponseShape:
-    """What a run's Response is whatever becomes of the run: read from its record."""
+    """What a run's Response is whatever becomes of the run, read from its record:
+    `base` is the Response's JSON with nothing output yet, as the SDK writes it."""
 
-    fields: JsonObject
+    base: JsonObject
 
     @classmethod
     def of(
@@ -190,86 +190,134 @@ class ResponseShape:
     ) -> ResponseShape:
         overrides = run.request.get("overrides") or {}
         settings = overrides.get("model_settings") or {}
-        fields: JsonObject = {
+        tools = overrides.get("client_tools") or []
+        schema = overrides.get("output_schema")
+        base: JsonObject = {
+            **_BASE,
             "id": run.id,
-            "object": "response",
             "created_at": unix_seconds(run.created_at),
             "model": run.agent_id,
             "instructions": overrides.get("instructions"),
-            "tools": [_function_tool(tool) for tool in overrides.get("client_tools") or []],
+            "tools": [_function_tool(tool) for tool in tools],
             "tool_choice": settings.get("tool_choice") or "auto",
             "parallel_tool_calls": settings.get("parallel_tool_calls", True),
-            "text": _text_config(overrides.get("output_schema")),
+            "text": _TEXT if schema is None else {"format": _text_format(schema)},
             "temperature": settings.get("temperature"),
             "top_p": settings.get("top_p"),
             "max_output_tokens": settings.get("max_tokens"),
             "user": run.user_id,
             "metadata": dict(run.metadata_),
             "previous_response_id": previous_response_id,
-            "error": None,
-            "incomplete_details": None,
-            "usage": None,
         }
         if background is not None:
-            fields["background"] = background
-        return cls(fields)
+            base["background"] = background
+        return cls(base)
+
+    def value(
+        self,
+        status: ResponseStatus,
+        output: list[JsonObject] | None = None,
+        *,
+        usage: JsonObject | None = None,
+        error: JsonObject | None = None,
+    ) -> JsonObject:
+        """The Response's JSON at a moment (`output` and the rest as JSON too)."""
+        return {
+            **self.base,
+            "status": status,
+            "output": list(output or []),
+            "usage": usage,
+            "error": error,
+            "incomplete_details": INCOMPLETE if status == "incomplete" else None,
+        }
 
     def response(
         self,
         status: ResponseStatus,
-        output: list[ResponseOutputItem] | None = None,
+        output: list[JsonObject] | None = None,
         *,
-        usage: ResponseUsage | None = None,
-        error: ResponseError | None = None,
+        usage: JsonObject | None = None,
+        error: JsonObject | None = None,
     ) -> Response:
-        incomplete = IncompleteDetails() if status == "incomplete" else None
-        return Response(
-            **{
-                **self.fields,
-                "status": status,
-                "output": list(output or []),
-                "usage": usage,
-                "error": error,
-                "incomplete_details": incomplete,
-            }
+        return Response.model_validate(self.value(status, output, usage=usage, error=error))
+
+
+def _function_tool(tool: JsonObject) -> JsonObject:
+    return payload(
+        FunctionTool(
+            type="function",
+            name=tool["name"],
+            description=tool.get("description") or None,
+            parameters=tool.get("parameters"),
+            strict=False,
         )
-
-
-def _function_tool(tool: JsonObject) -> FunctionTool:
-    return FunctionTool(
-        type="function",
-        name=tool["name"],
-        description=tool.get("description") or None,
-        parameters=tool.get("parameters"),
-        strict=False,
     )
 
 
-def _text_config(schema: JsonObject | None) -> ResponseTextConfig:
-    if schema is None:
-        return ResponseTextConfig(format=ResponseFormatText(type="text"))
+def _text_format(schema: JsonObject) -> JsonObject:
     if schema == JSON_OBJECT:
-        return ResponseTextConfig(format=ResponseFormatJSONObject(type="json_object"))
-    return ResponseTextConfig(
-        format=ResponseFormatTextJSONSchemaConfig(
+        return payload(ResponseFormatJSONObject(type="json_object"))
+    return payload(
+        ResponseFormatTextJSONSchemaConfig(
             type="json_schema", name=str(schema.get("title") or "output"), schema=schema
         )
     )
 
 
-def usage_of(metrics: JsonObject) -> ResponseUsage:
-    return ResponseUsage(
-        input_tokens=metrics.get("input_tokens", 0),
-        input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
-        output_tokens=metrics.get("output_tokens", 0),
-        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
-        total_tokens=metrics.get("total_tokens", 0),
+# What every Response has, from the SDK's type; `ResponseShape.of` sets the values.
+_BASE = payload(
+    Response.model_validate(
+        {
+            "id": "r",
+            "object": "response",
+            "created_at": 0,
+            "model": "m",
+            "status": "in_progress",
+            "output": [],
+            "instructions": None,
+            "tools": [],
+            "tool_choice": "auto",
+            "parallel_tool_calls": True,
+            "text": {"format": {"type": "text"}},
+            "temperature": None,
+            "top_p": None,
+            "max_output_tokens": None,
+            "user": None,
+            "metadata": {},
+            "previous_response_id": None,
+            "error": None,
+            "incomplete_details": None,
+            "usage": None,
+        }
     )
+)
+_TEXT = payload(ResponseTextConfig(format=ResponseFormatText(type="text")))
+# Paused for a person: no reason OpenAI names.
+INCOMPLETE = payload(IncompleteDetails(reason=None))
+_USAGE = payload(
+    ResponseUsage(
+        input_tokens=0,
+        input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
+        output_tokens=0,
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+        total_tokens=0,
+    )
+)
 
 
-def failure(error: JsonObject | None) -> ResponseError:
+def usage_of(metrics: JsonObject) -> JsonObject:
+    """A run's metrics as the Response's usage."""
+    return {
+        **_USAGE,
+        "input_tokens": metrics.get("input_tokens", 0),
+        "output_tokens": metrics.get("output_tokens", 0),
+        "total_tokens": metrics.get("total_tokens", 0),
+    }
+
+
+def failure(error: JsonObject | None) -> JsonObject:
     """A run's error in the Response: OpenAI's codes are a closed set, so the
     run's own code leads the message."""
     code = (error or {}).get("code") or "internal_error"
     message = (error or {}).get("message") or "The run failed."
-    return ResponseError(code="server_error", message=f"{code}: {message}")
+    return payload(ResponseError(code="server_error", message=f"{code}: {message}"))

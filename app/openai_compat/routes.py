@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from openai.pagination import AsyncPage
 from openai.types import Model
-from openai.types.shared import ErrorObject
+from openai.types.responses import Response as OpenAIResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -24,9 +24,15 @@ from app.agents import repository as agents
 from app.deps import SessionDep
 from app.errors import AppError, RunNotActive
 from app.openai_compat import chat, responses
-from app.openai_compat.errors import OpenAIError, OpenAIRoute, from_app_error, model_not_found
+from app.openai_compat.errors import (
+    ErrorBody,
+    OpenAIError,
+    OpenAIRoute,
+    from_app_error,
+    model_not_found,
+)
 from app.openai_compat.response_events import NOTHING_SENT, ResponseEvents
-from app.openai_compat.responses import ResponseShape, RunRecord
+from app.openai_compat.responses import ResponseShape
 from app.openai_compat.responses_schemas import ResponseCreateRequest
 from app.openai_compat.schemas import ChatCompletionRequest
 from app.openai_compat.wire import payload, unix_seconds
@@ -34,12 +40,9 @@ from app.routing import direct
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.service import RunService
 from app.runs.sse import translated_stream
+from app.tables import Run
 
 router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
-
-
-class ErrorBody(BaseModel):
-    error: ErrorObject
 
 
 class ResponseDeleted(BaseModel):
@@ -214,16 +217,17 @@ async def delete_response(runs: RunServiceDep, response_id: str) -> Response:
     return _json(ResponseDeleted(id=response_id).model_dump())
 
 
-async def _current(runs: RunService, run: RunRecord, shape: ResponseShape) -> Any:
-    status = getattr(run, "status", "queued")
-    if status == "queued":
+async def _current(runs: RunService, run: Run, shape: ResponseShape) -> OpenAIResponse:
+    """The Response of a stored run: its events tell what it said once it paused
+    or ended; before that it has said nothing yet."""
+    if run.status == "queued":
         return shape.response("queued")
-    if status == "running":
+    if run.status == "running":
         return shape.response("in_progress")
     return await _replayed(runs, run.id, shape)
 
 
-async def _replayed(runs: RunService, run_id: str, shape: ResponseShape) -> Any:
+async def _replayed(runs: RunService, run_id: str, shape: ResponseShape) -> OpenAIResponse:
     """The Response of a run followed to its end (or pause) through its events."""
     events = ResponseEvents(shape, runs, after=NOTHING_SENT)
     async for batch in runs.follow(run_id, 0):

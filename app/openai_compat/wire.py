@@ -2,9 +2,10 @@
 
 Every payload is built with the `openai` package's types and dumped with the
 fields that were set (as OpenAI sends them: no page of nulls for the fields it
-leaves out). The parts of a stream sent many times per run (a text delta) are
-encoded once per stream as a `Template`: the SDK's payload with holes for the
-values that change, filled with orjson.
+leaves out). What a stream sends many times (a text delta, an item's events) is
+encoded once, as a `Template`: the SDK's payload with holes for the values that
+change, filled with orjson; an SDK model's validation costs far more than the
+bytes it describes.
 """
 
 from __future__ import annotations
@@ -27,18 +28,7 @@ def hole(name: str) -> str:
 
 def payload(model: BaseModel) -> dict[str, Any]:
     """The JSON value of an SDK object, with the fields that were set."""
-    return model.model_dump(mode="json", exclude_unset=True)
-
-
-def data_line(model: BaseModel) -> bytes:
-    """`data: <json>` as Chat Completions streams send each chunk."""
-    return b"data: %s\n\n" % orjson.dumps(payload(model))
-
-
-def typed_event(model: BaseModel) -> bytes:
-    """`event: <type>` and `data: <json>`, as the Responses API streams each event."""
-    value = payload(model)
-    return b"event: %s\ndata: %s\n\n" % (value["type"].encode(), orjson.dumps(value))
+    return model.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 class Template:
@@ -59,6 +49,19 @@ class Template:
     @classmethod
     def typed_event(cls, value: dict[str, Any]) -> Template:
         return cls(b"event: %s\ndata: %s\n\n" % (value["type"].encode(), orjson.dumps(value)))
+
+    def partial(self, **values: Any) -> Template:
+        """This template with some of its holes filled (those of a text item, say)."""
+        filled = Template(b"")
+        parts, names = [self.parts[0]], []
+        for index, name in enumerate(self.names, 1):
+            if name in values:
+                parts[-1] += orjson.dumps(values[name]) + self.parts[index]
+            else:
+                names.append(name)
+                parts.append(self.parts[index])
+        filled.parts, filled.names = parts, names
+        return filled
 
     def fill(self, **values: Any) -> bytes:
         """The bytes with each hole filled with the JSON of its value."""
