@@ -189,9 +189,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_router)
     app.include_router(agents_router, dependencies=auth)
     app.include_router(runs_router, dependencies=auth)
+    # Routes are matched in order: the ones that start runs come first.
+    app.include_router(openai_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
-    app.include_router(openai_router, dependencies=auth)
     mcp_endpoint = McpEndpoint(
         lambda: (app.state.run_service, app.state.sessionmaker), app.state.authorize
     )
