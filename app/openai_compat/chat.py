@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import orjson
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 from openai.types.chat.chat_completion import Choice
@@ -27,6 +26,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
     Function,
 )
 
+from app.engine import jsontext
 from app.engine.spec import ClientTool, JsonObject
 from app.openai_compat.errors import OpenAIError
 from app.openai_compat.outcomes import (
@@ -237,16 +237,16 @@ class ChatChunks:
         for frame in batch:
             kind = frame.event
             if kind == "RunContent":
-                content = orjson.loads(frame.data).get("content")
+                content = jsontext.loads(frame.data).get("content")
                 if isinstance(content, str) and content:
                     out.append(self._content.fill(content=content))
             elif kind == "RunCompleted":
                 self._finish, self._completed = "stop", frame
                 out.append(_line(self._chunk({}, "stop")))
             elif kind == "RunPaused":
-                out.append(self._paused(orjson.loads(frame.data)))
+                out.append(self._paused(jsontext.loads(frame.data)))
             elif kind in ("RunError", "RunCancelled"):
-                data = orjson.loads(frame.data)
+                data = jsontext.loads(frame.data)
                 status = "error" if kind == "RunError" else "cancelled"
                 out.append(self._error(run_failed(self.run_id, status, data.get("error"))))
         return b"".join(out)
@@ -283,7 +283,7 @@ class ChatChunks:
         if not self.include_usage:
             return DONE
         if self._completed is not None:
-            metrics = orjson.loads(self._completed.data).get("metrics") or {}
+            metrics = jsontext.loads(self._completed.data).get("metrics") or {}
         else:  # paused: the event does not carry the run's metrics
             metrics = (await self.runs.output(self.run_id)).metrics.model_dump()
         usage = {
@@ -296,4 +296,4 @@ class ChatChunks:
 
 
 def _line(value: JsonObject) -> bytes:
-    return b"data: %s\n\n" % orjson.dumps(value)
+    return b"data: %s\n\n" % jsontext.dumps(value)

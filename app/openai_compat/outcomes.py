@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from app.engine import jsontext
 from app.openai_compat.errors import NO_RETRY, OpenAIError
 
 # Run errors caused by what the client sent, not by the service or the model.
@@ -30,11 +29,11 @@ def text_of(content: Any) -> str:
     """An answer as text: structured output as its JSON."""
     if content is None:
         return ""
-    return content if isinstance(content, str) else orjson.dumps(content).decode()
+    return content if isinstance(content, str) else jsontext.dumps(content).decode()
 
 
 def arguments_of(tool_args: Any) -> str:
-    return orjson.dumps(tool_args).decode()
+    return jsontext.dumps(tool_args).decode()
 
 
 def client_calls(requirements: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

@@ -11,7 +11,7 @@ a run paused for client tools ends with one `function_call` item per call.
 
 Every event kind is encoded once, at import, from an instance of the SDK's own
 type: a `Template` with holes for what changes (the sequence number, the item,
-the text), so an event costs a few small orjson dumps, not a model's validation.
+the text), so an event costs a few small JSON dumps, not a model's validation.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
@@ -42,6 +41,7 @@ from openai.types.responses import (
 )
 from pydantic import BaseModel
 
+from app.engine import jsontext
 from app.engine.spec import JsonObject
 from app.openai_compat.outcomes import arguments_of, client_calls
 from app.openai_compat.responses import ResponseShape, failure, usage_of
@@ -229,10 +229,10 @@ class ResponseEvents:
                 self._emit(out, IN_PROGRESS, response=self._value())
             elif kind in _ENDS:
                 self._close_turn(out)
-                self._ended(kind, orjson.loads(frame.data))
+                self._ended(kind, jsontext.loads(frame.data))
             elif kind == "RunPaused":
                 self._close_turn(out)
-                self._pause(out, orjson.loads(frame.data))
+                self._pause(out, jsontext.loads(frame.data))
         return b"".join(out)
 
     async def closing(self) -> bytes:
@@ -252,7 +252,7 @@ class ResponseEvents:
             out.append(template.fill(sequence_number=self.number, **values))
 
     def _text(self, frame: Frame, out: list[bytes]) -> None:
-        text = orjson.loads(frame.data).get("content")
+        text = jsontext.loads(frame.data).get("content")
         if not isinstance(text, str) or not text:
             return
         turn = self._turn

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from openai.pagination import AsyncPage
 from openai.types import Model
@@ -22,6 +21,7 @@ from starlette.responses import Response
 
 from app.agents import repository as agents
 from app.deps import SessionDep
+from app.engine import jsontext
 from app.errors import AppError, RunNotActive
 from app.openai_compat import chat, responses
 from app.openai_compat.errors import (
@@ -70,7 +70,7 @@ CREATE_ERRORS = _errors(
 
 def _json(value: BaseModel | dict[str, Any]) -> Response:
     body = payload(value) if isinstance(value, BaseModel) else value
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(jsontext.dumps(body), media_type="application/json")
 
 
 def _ping(request: Request) -> float:

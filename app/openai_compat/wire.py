@@ -4,8 +4,8 @@ Every payload is built with the `openai` package's types and dumped with the
 fields that were set (as OpenAI sends them: no page of nulls for the fields it
 leaves out). What a stream sends many times (a text delta, an item's events) is
 encoded once, as a `Template`: the SDK's payload with holes for the values that
-change, filled with orjson; an SDK model's validation costs far more than the
-bytes it describes.
+change, filled with their JSON text (`jsontext`: integers past 64 bits too); an
+SDK model's validation costs far more than the bytes it describes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
+
+from app.engine import jsontext
 
 DONE = b"data: [DONE]\n\n"
 _HOLE = re.compile(rb'"@@(\w+)@@"')
@@ -44,11 +45,11 @@ class Template:
 
     @classmethod
     def data_line(cls, value: dict[str, Any]) -> Template:
-        return cls(b"data: %s\n\n" % orjson.dumps(value))
+        return cls(b"data: %s\n\n" % jsontext.dumps(value))
 
     @classmethod
     def typed_event(cls, value: dict[str, Any]) -> Template:
-        return cls(b"event: %s\ndata: %s\n\n" % (value["type"].encode(), orjson.dumps(value)))
+        return cls(b"event: %s\ndata: %s\n\n" % (value["type"].encode(), jsontext.dumps(value)))
 
     def partial(self, **values: Any) -> Template:
         """This template with some of its holes filled (those of a text item, say)."""
@@ -56,7 +57,7 @@ class Template:
         parts, names = [self.parts[0]], []
         for index, name in enumerate(self.names, 1):
             if name in values:
-                parts[-1] += orjson.dumps(values[name]) + self.parts[index]
+                parts[-1] += jsontext.dumps(values[name]) + self.parts[index]
             else:
                 names.append(name)
                 parts.append(self.parts[index])
@@ -68,7 +69,7 @@ class Template:
         parts = self.parts
         out = [parts[0]]
         for index, name in enumerate(self.names, 1):
-            out.append(orjson.dumps(values[name]))
+            out.append(jsontext.dumps(values[name]))
             out.append(parts[index])
         return b"".join(out)
 
