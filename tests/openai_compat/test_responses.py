@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import AsyncOpenAI, NotFoundError
+from openai import AsyncOpenAI, ConflictError, NotFoundError
 from pydantic import BaseModel
 
 from tests.openai_compat.conftest import CITY, LONG, WEATHER
@@ -243,3 +243,31 @@ async def test_delete_forgets_the_response_and_its_run(
     deleted = await http.delete(f"/v1/responses/{running.id}")
     assert deleted.json() == {"id": running.id, "object": "response.deleted", "deleted": True}
     assert (await http.get(f"/v1/runs/{running.id}")).status_code == 404
+
+
+async def test_a_run_waiting_for_a_person_is_an_incomplete_response(
+    oai: AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    agent = {
+        "id": "careful",
+        "model": "test:tools",
+        "tools": [{"name": "current_time", "requires_confirmation": True}],
+    }
+    assert (await http.post("/v1/agents", json=agent)).status_code == 201
+    response = await oai.responses.create(model="careful", input="What time is it?")
+    assert (response.status, response.output) == ("incomplete", [])
+    events = [e async for e in await oai.responses.create(model="careful", input="x", stream=True)]
+    assert events[-1].type == "response.incomplete"
+    # Chat Completions cannot say it: an error pointing to the native continue.
+    with pytest.raises(ConflictError) as raised:
+        await oai.chat.completions.create(
+            model="careful", messages=[{"role": "user", "content": "x"}]
+        )
+    assert raised.value.code == "run_paused" and "/continue" in raised.value.message
+    # The person answers natively; the same response then completes.
+    paused = (await http.get(f"/v1/runs/{response.id}")).json()
+    [requirement] = paused["requirements"]
+    decision = {"tools": [{"tool_call_id": requirement["tool_call_id"], "confirmed": True}]}
+    assert (await http.post(f"/v1/runs/{response.id}/continue", json=decision)).status_code == 200
+    done = await oai.responses.retrieve(response.id)
+    assert (done.status, done.output_text) == ("completed", "Called 1 tools.")
