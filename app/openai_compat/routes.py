@@ -36,7 +36,6 @@ from app.openai_compat.responses import ResponseShape
 from app.openai_compat.responses_schemas import ResponseCreateRequest
 from app.openai_compat.schemas import ChatCompletionRequest
 from app.openai_compat.wire import payload, unix_seconds
-from app.routing import direct
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.service import RunService
 from app.runs.sse import translated_stream
@@ -130,7 +129,6 @@ async def retrieve_model(session: SessionDep, model: str) -> Response:
 
 
 @router.post("/v1/chat/completions", response_model=None, responses={200: STREAM, **CREATE_ERRORS})
-@direct
 async def create_chat_completion(request: Request, body: ChatCompletionRequest) -> Response:
     """A run of the agent named by `model` on the whole conversation (see `chat`)."""
     runs = run_service(request)
@@ -156,7 +154,6 @@ async def create_chat_completion(request: Request, body: ChatCompletionRequest) 
 
 
 @router.post("/v1/responses", response_model=None, responses={200: STREAM, **CREATE_ERRORS})
-@direct
 async def create_response(request: Request, body: ResponseCreateRequest) -> Response:
     """A run of the agent named by `model` (see `responses`); `background` answers
     at once, `stream` with the typed events."""
