@@ -28,7 +28,7 @@ from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
 from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
 from app.gctune import tuned_gc
-from app.mcp.server import McpEndpoint
+from app.mcp.route import McpRoute
 from app.notify import create_notifier
 from app.openai_compat.routes import router as openai_router
 from app.openapi import install_problem_docs
@@ -151,15 +151,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.models.preload()
         await notifier.start()
         await manager.start()
-        mcp_endpoint: McpEndpoint = app.state.mcp_endpoint
-        async with mcp_endpoint.running():
-            with tuned_gc(settings.gc_threshold, settings.gc_objects_per_run) as young:
-                manager.on_load = young.resize if young is not None else None
-                try:
-                    yield
-                finally:
-                    manager.on_load = None
+        with tuned_gc(settings.gc_threshold, settings.gc_objects_per_run) as young:
+            manager.on_load = young.resize if young is not None else None
+            try:
+                yield
+            finally:
+                manager.on_load = None
     finally:
+        mcp_route: McpRoute = app.state.mcp_route
+        await mcp_route.aclose()
         await manager.shutdown()
         await notifier.stop()
         await runtime.aclose()
@@ -193,13 +193,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
-    mcp_endpoint = McpEndpoint(
+    mcp_route = McpRoute(
         lambda: (app.state.run_service, app.state.sessionmaker), app.state.authorize
     )
-    app.state.mcp_endpoint = mcp_endpoint
+    app.state.mcp_route = mcp_route
     # One route at exactly /mcp (a mount would redirect /mcp to /mcp/).
     app.router.routes.append(
-        Route("/mcp", mcp_endpoint.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+        Route("/mcp", mcp_route, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     )
     if settings.cors_origins:
         app.add_middleware(
