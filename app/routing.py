@@ -16,6 +16,10 @@ what is wrong with its body), and that a body sent to a route that takes JSON
 is JSON, by its `Content-Type` (415, not a validation error about a form or
 text it never meant; a JSON body sent as a form is how a browser's cross-site
 request would arrive, which is why FastAPI too refuses it).
+
+Endpoints marked `@direct` (app/compat/fastapi.py: the routes that start runs)
+are called without FastAPI's generic request handler when the request is
+well-formed; anything else takes FastAPI's handler, after the checks above.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from app.compat.fastapi import direct_handler, is_direct, recording
 from app.errors import UnsupportedMediaType
 
 # What orjson stores: signed and unsigned 64-bit integers.
@@ -89,6 +94,7 @@ class StrictJSONRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None
+        fast = direct_handler(self) if is_direct(self.endpoint) else None
 
         async def strict_handler(request: Request) -> Response:
             strict = StrictJSONRequest(request.scope, request.receive)
@@ -102,6 +108,10 @@ class StrictJSONRoute(APIRoute):
                     raise UnsupportedMediaType(
                         f"The body must be JSON: send `Content-Type: application/json` ({got})."
                     )
+            if fast is not None and not recording():
+                response = await fast(strict)
+                if response is not None:
+                    return response
             return await handler(strict)
 
         return strict_handler

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.agents import repository as agents
+from app.compat.fastapi import direct
 from app.deps import SessionDep
 from app.engine import jsontext
 from app.errors import AppError, RunNotActive
@@ -129,6 +130,7 @@ async def retrieve_model(session: SessionDep, model: str) -> Response:
 
 
 @router.post("/v1/chat/completions", response_model=None, responses={200: STREAM, **CREATE_ERRORS})
+@direct
 async def create_chat_completion(request: Request, body: ChatCompletionRequest) -> Response:
     """A run of the agent named by `model` on the whole conversation (see `chat`)."""
     runs = run_service(request)
@@ -154,6 +156,7 @@ async def create_chat_completion(request: Request, body: ChatCompletionRequest) 
 
 
 @router.post("/v1/responses", response_model=None, responses={200: STREAM, **CREATE_ERRORS})
+@direct
 async def create_response(request: Request, body: ResponseCreateRequest) -> Response:
     """A run of the agent named by `model` (see `responses`); `background` answers
     at once, `stream` with the typed events."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
+from app.compat.fastapi import direct
 from app.engine import jsontext
 from app.engine.output import TERMINAL_STATUSES, RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
@@ -127,6 +128,7 @@ async def _answer(
     },
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC]},
 )
+@direct
 async def create_run(
     request: Request,
     body: RunCreate,

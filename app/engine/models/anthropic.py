@@ -21,6 +21,7 @@ import anthropic
 import orjson
 from anthropic.resources.messages import AsyncMessages
 
+from app.compat.httpx2 import MergedHeaders, ParsedURLs
 from app.engine.models.anthropic_messages import output_tool, tool_choice, translate
 from app.engine.models.base import (
     ContentDelta,
@@ -87,6 +88,11 @@ _ERROR_STATUS = {
 }
 
 
+class HTTPClient(ParsedURLs, MergedHeaders, anthropic.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL and merging each set of
+    request headers once."""
+
+
 class AnthropicModel:
     """A ModelClient over `POST {base_url}/v1/messages` with `stream: true`.
 
@@ -112,7 +118,7 @@ class AnthropicModel:
             timeout=timeout,
             max_retries=max_retries,
             # the SDK's transport for many concurrent streams (as for OpenAI)
-            http_client=anthropic.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
+            http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:

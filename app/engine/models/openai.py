@@ -22,6 +22,8 @@ import httpx2
 import openai
 import orjson
 
+from app.compat.httpx2 import MergedHeaders, ParsedURLs
+from app.compat.openai import Client
 from app.engine import jsontext
 from app.engine.models.base import (
     ContentDelta,
@@ -67,6 +69,11 @@ _LOCAL_MESSAGE_KEYS = ("reasoning_content", "reasoning")
 _FINISH_REASONS = {"function_call": "tool_calls"}
 
 
+class HTTPClient(ParsedURLs, MergedHeaders, openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client, parsing each request URL and merging each set of
+    request headers once."""
+
+
 class OpenAIChatModel:
     """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
 
@@ -89,12 +96,12 @@ class OpenAIChatModel:
     ) -> None:
         key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
         self._pacer = pacer
-        self._client = openai.AsyncOpenAI(
+        self._client = Client(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=openai.DefaultAioHttpClient(limits=CONNECTION_LIMITS),
+            http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelDelta]:
