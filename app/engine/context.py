@@ -1,8 +1,8 @@
 """What the active agent sends to its model: system message, tools, request.
 
 `RunScope` is the live view of one `Runner.stream` call: the state, the active
-agent with its resolved tools, the timers, and the event factory that stamps
-every event with run_id, session_id and the active agent_id.
+agent with its resolved tools and its span, the timers, and the event factory
+that stamps every event with run_id, session_id and the active agent_id.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from app.engine.spec import (
 from app.engine.state import RunState
 from app.engine.structured import output_schema
 from app.engine.tools import AnyTool, ToolRegistry
+from app.engine.tracing import NO_SPAN, NO_TRACE, RunTrace, Span
 
 E = TypeVar("E", bound=BaseEvent)
 
@@ -210,6 +211,11 @@ class RunScope:
     spec: AgentSpec
     slots: dict[str, ToolSlot]
     depth: int = 0
+    trace: RunTrace = NO_TRACE
+    agent_span: Span = NO_SPAN  # the active agent's
+    # What the agents' spans hang under: None for the execution's root, or the span
+    # of the guardrail whose classifier agent this call runs.
+    parent_span: Span | None = None
     started: float = field(default_factory=time.monotonic)
     base_duration: float = 0.0
 

@@ -6,7 +6,8 @@ after a human confirmed or filled in arguments), or left pending for a human.
 Server calls run concurrently; each result is appended to the state and
 checkpointed before its `ToolCallCompleted` is yielded, and `CustomEvent`s from
 the tools are forwarded as they happen. Cancelling the consumer cancels every
-running tool task. Handoff calls are not handled here (see the loop).
+running tool task. Handoff calls are not handled here (see the loop). A call
+is one `execute_tool` span of the run's trace, from its start to its result.
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def start_call(scope: RunScope, call: dict[str, Any]) -> ToolCallStarted:
     """Record the call as running; returns its `ToolCallStarted`."""
     execution = _execution(scope, call, status="running")
     scope.state.upsert_tool(execution)
+    if scope.trace.recording:
+        slot = scope.slots.get(execution.tool_name)
+        description = slot.definition.description if slot is not None else ""
+        scope.trace.tool_started(scope.agent_span, execution, description)
     return scope.event(ToolCallStarted, tool=execution.model_copy())
 
 
@@ -190,6 +195,7 @@ def finish_call(scope: RunScope, done: Done) -> ToolCallCompleted:
         }
     )
     state.upsert_tool(execution)
+    scope.trace.tool_finished(execution)
     if done.session_state is not None and done.outcome.error is None:
         _merge_session_state(state.session_state, *done.session_state)
     state.pending = [req for req in state.pending if req.tool_call_id != done.call_id]

@@ -3,7 +3,8 @@
 Five kinds (see `app.engine.spec`): `regex`, `blocklist`, `max_length`,
 `agent` (another stored agent classifies the text) and `python` (a function
 registered with `@guardrail` in a module named in TOOL_MODULES). Each check
-answers a `GuardrailResult`; `tripwire_triggered` stops the run.
+answers a `GuardrailResult`; `tripwire_triggered` stops the run. Each check
+is one `apply_guardrail` span of the run's trace.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.engine.spec import (
     PythonGuardrail,
     RegexGuardrail,
 )
+from app.engine.tracing import Span
 
 TRIP_WORDS = frozenset({"true", "yes", "trip"})
 
@@ -57,8 +59,9 @@ class GuardrailContext:
 
 
 GuardrailFunction = Callable[[str, GuardrailContext], Any]
-# Runs a stored agent on the text without persistence: (agent_id, text) -> its RunOutput.
-Classifier = Callable[[str, str], Awaitable[RunOutput]]
+# Runs a stored agent on the text without persistence, its spans under the guardrail's:
+# (agent_id, text, span) -> its RunOutput.
+Classifier = Callable[[str, str, Span], Awaitable[RunOutput]]
 
 
 class PythonGuardrailFunction:
@@ -190,8 +193,10 @@ async def check(
     *,
     registry: GuardrailRegistry,
     classify: Classifier,
+    span: Span,
 ) -> GuardrailResult:
-    """Evaluate one guardrail on `text`. Raises KeyError for an unregistered python guardrail."""
+    """Evaluate one guardrail on `text` (`span`: its span). Raises RunFailure for an
+    unregistered python guardrail."""
     if isinstance(config, RegexGuardrail):
         flags = re.IGNORECASE if config.ignore_case else 0
         match = re.search(config.pattern, text, flags)
@@ -213,7 +218,7 @@ async def check(
             tripwire_triggered=len(text) > config.max_length, output_info=lengths
         )
     if isinstance(config, AgentGuardrail):
-        output = await classify(config.agent_id, text)
+        output = await classify(config.agent_id, text, span)
         return GuardrailResult(
             tripwire_triggered=classifier_trips(output.content),
             output_info={"agent_id": config.agent_id, "content": output.content},
@@ -248,16 +253,22 @@ async def run_guardrails(
 ) -> AsyncGenerator[GuardrailTripped, None]:
     """Check the active agent's guardrails of `stage` in order; the first that trips
     is announced (`GuardrailTripped`), then raises RunFailure with the stage's code."""
-    state = scope.state
+    state, trace = scope.state, scope.trace
     configs = scope.spec.input_guardrails if stage == "input" else scope.spec.output_guardrails
     for config in configs:
         session_state = copy.deepcopy(state.session_state)  # guardrails only read it
         ctx = GuardrailContext(
             state.run_id, state.session_id, state.user_id, scope.spec.id, stage, session_state
         )
-        result = await check(config, text, ctx, registry=registry, classify=classify)
+        name = guardrail_name(config)
+        span = trace.guardrail(scope.agent_span, name, config.type, stage)
+        try:
+            result = await check(config, text, ctx, registry=registry, classify=classify, span=span)
+        except BaseException as exc:
+            trace.failed(span, exc)
+            raise
+        trace.guardrail_done(span, result.tripwire_triggered)
         if result.tripwire_triggered:
-            name = guardrail_name(config)
             yield scope.event(
                 GuardrailTripped,
                 guardrail=name,

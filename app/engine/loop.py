@@ -6,6 +6,8 @@ run resumed after a crash. It yields typed events and, between them,
 `Checkpoint`s: persist the state at each checkpoint before announcing what
 follows. A run-time failure ends the stream with one `RunError` event;
 `asyncio.CancelledError` propagates (the service announces `RunCancelled`).
+Each call is one execution of the run, traced through the Runner's `Tracer`
+(see `app.engine.tracing`; no-op by default).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from app.engine.steps import (
 )
 from app.engine.structured import OutputValidationError, content_type, parse_output
 from app.engine.tools import ToolOutcome, ToolRegistry
+from app.engine.tracing import NO_TRACER, RunTrace, Span, Tracer, start_trace
 from app.engine.turn import model_turn
 
 __all__ = [
@@ -117,6 +120,7 @@ class Runner:
         guardrails: GuardrailRegistry,
         remote: RemoteTools | None = None,
         max_output_retries: int = 2,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self.models = models
         self.agents = agents
@@ -124,6 +128,7 @@ class Runner:
         self.remote = remote
         self.guardrails = guardrails
         self.max_output_retries = max_output_retries
+        self.tracer = tracer
 
     def new_state(
         self,
@@ -188,18 +193,30 @@ class Runner:
         resumed.decisions.update({key: dict(value) for key, value in accepted.items()})
         return resumed
 
-    def stream(self, state: RunState) -> AsyncGenerator[RunEvent | Checkpoint, None]:
-        """Run (or continue) `state`, yielding events and checkpoints; mutates `state`."""
+    def trace(self, state: RunState) -> RunTrace:
+        """Start tracing one execution of `state` (its root span): call before
+        `stream`, which it is given to; the caller ends it (`RunTrace.end`)."""
+        return start_trace(self.tracer, state)
+
+    def stream(
+        self, state: RunState, trace: RunTrace | None = None
+    ) -> AsyncGenerator[RunEvent | Checkpoint, None]:
+        """Run (or continue) `state`, yielding events and checkpoints; mutates `state`.
+        Without `trace`, the stream starts and ends the execution's trace itself."""
         if state.status in TERMINAL_STATUSES:
             raise ValueError(f"run {state.run_id} is already {state.status}")
         undecided = [r.tool_call_id for r in state.pending if r.tool_call_id not in state.decisions]
         if state.status == "paused" and undecided:
             raise ValueError(f"run {state.run_id} is paused: apply_decisions first")
-        return self._stream(state, depth=0)
+        return self._stream(state, 0, trace)
 
     async def _stream(
-        self, state: RunState, depth: int
+        self, state: RunState, depth: int, trace: RunTrace | None, parent: Span | None = None
     ) -> AsyncGenerator[RunEvent | Checkpoint, None]:
+        """`parent`: where the agents' spans hang (None: the root of `trace`)."""
+        owned = trace is None
+        if trace is None:
+            trace = self.trace(state)
         scope: RunScope | None = None
         fresh = state.status == "queued"
         try:
@@ -208,7 +225,9 @@ class Runner:
             if opening is not None:
                 yield opening
             spec = await self._agent(state.active_agent_id, state.active_agent_version)
-            scope = RunScope(state, spec, await self._slots(spec, state), depth)
+            slots = await self._slots(spec, state)
+            scope = RunScope(state, spec, slots, depth, trace, parent_span=parent)
+            scope.agent_span = trace.agent(spec, state, parent)
             phase: Phase | None = self._opening(scope, fresh)
             while phase is not None:
                 step: NextStep | None = None
@@ -232,6 +251,11 @@ class Runner:
             logger.exception("run %s failed", state.run_id)
             for item in _fail(state, scope, "internal_error", INTERNAL_ERROR_MESSAGE):
                 yield item
+        finally:
+            if scope is not None:
+                trace.agent_done(scope.agent_span, state)
+            if owned:
+                trace.end(state)
 
     def _phase(self, scope: RunScope, step: NextStep) -> Phase:
         if isinstance(step, NextStepRunAgain):
@@ -295,6 +319,8 @@ class Runner:
         slots = await self._slots(target, state)
         for call in [step.call, *step.ignored]:
             yield start_call(scope, call)
+        trace = scope.trace
+        trace.handoff(scope.agent_span, source, target, step.call["id"])
         completed = [
             finish_call(scope, Done(step.call["id"], ToolOutcome({"assistant": target.id})))
         ]
@@ -303,6 +329,8 @@ class Runner:
             completed.append(finish_call(scope, Done(call["id"], ToolOutcome(error=error))))
         state.active_agent_id, state.active_agent_version = target.id, target.version
         scope.spec, scope.slots = target, slots
+        trace.agent_done(scope.agent_span, state)
+        scope.agent_span = trace.agent(target, state, scope.parent_span)
         yield scope.checkpoint()
         for event in completed:
             yield event
@@ -354,8 +382,9 @@ class Runner:
         classify = partial(self._classify, scope)
         return run_guardrails(scope, stage, text, registry=self.guardrails, classify=classify)
 
-    async def _classify(self, parent: RunScope, agent_id: str, text: str) -> RunOutput:
-        """Run a stored agent on `text`, without persistence: an `agent` guardrail's classifier."""
+    async def _classify(self, parent: RunScope, agent_id: str, text: str, span: Span) -> RunOutput:
+        """Run a stored agent on `text`, without persistence: an `agent` guardrail's
+        classifier (its spans under the guardrail's `span`)."""
         if parent.depth >= MAX_GUARDRAIL_DEPTH:
             raise RunFailure("user_error", "guardrail agents are nested too deeply")
         spec = await self._agent(agent_id, None)
@@ -371,7 +400,8 @@ class Runner:
         except InputError as exc:
             raise RunFailure("user_error", f"guardrail agent {agent_id!r}: {exc}") from None
         state.streaming = False  # nobody sees its events: whole answers suffice
-        async with aclosing(self._stream(state, parent.depth + 1)) as items:
+        stream = self._stream(state, parent.depth + 1, parent.trace, span)
+        async with aclosing(stream) as items:
             async for _ in items:
                 pass
         if state.status != "completed":

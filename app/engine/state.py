@@ -41,6 +41,23 @@ class RunOverrides(BaseModel):
     client_tools: list[ClientTool] = Field(default_factory=list)
 
 
+class TraceContext(BaseModel):
+    """The trace a run belongs to for its whole life, and how it is traced (run_config).
+
+    Kept with the state, so a run continued after a pause, or resumed by another
+    worker after a crash, goes on in the same trace."""
+
+    trace_id: str | None = None  # 32 lowercase hex digits; None: chosen when first traced
+    parent_span_id: str | None = None  # the caller's span (W3C traceparent), 16 hex digits
+    sampled: bool = True  # the caller's sampled flag
+    last_span_id: str | None = None  # the root span of the run's latest execution
+    disabled: bool = False
+    include_sensitive_data: bool = True
+    workflow_name: str | None = None
+    group_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunState(BaseModel):
     format_version: int = 1
 
@@ -80,6 +97,8 @@ class RunState(BaseModel):
     # A client follows the events as they happen (a stream or a background run): the
     # model streams. A blocking run's client waits for the end: whole answers suffice.
     streaming: bool = True
+    # None: the run was created without tracing; a tracing worker starts a trace for it.
+    trace: TraceContext | None = None
 
     @property
     def last_agent_id(self) -> str:

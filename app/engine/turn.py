@@ -3,7 +3,8 @@
 Content deltas become `RunContent`, reasoning deltas `ReasoningStarted` /
 `ReasoningStep` / `ReasoningCompleted`; tool-call fragments are assembled by
 index. When the stream ends, the assistant message is appended to the state
-and the call's metrics recorded; the caller checkpoints.
+and the call's metrics recorded; the caller checkpoints. The call is one
+`chat {model}` span of the run's trace.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class _Turn:
         self.calls: dict[int, dict[str, Any]] = {}
         self.input_tokens = 0
         self.output_tokens = 0
+        self.finish_reason: str | None = None
 
     def feed(self, delta: ModelDelta) -> list[RunEvent]:
         """Take one delta; returns the events it causes."""
@@ -55,7 +57,8 @@ class _Turn:
             self.output_tokens += delta.output_tokens
             return []
         if isinstance(delta, FinishDelta):
-            return []  # the message's shape already says how it ended
+            self.finish_reason = delta.reason  # the message's shape says it too: no event
+            return []
         self._first_token()
         if isinstance(delta, ReasoningDelta):
             events: list[RunEvent] = []
@@ -114,18 +117,20 @@ async def model_turn(
     scope: RunScope, client: ModelClient, request: ModelRequest, model: str
 ) -> AsyncGenerator[RunEvent, None]:
     """Stream one model call; append its assistant message to the state at the end."""
-    state = scope.state
+    state, trace = scope.state, scope.trace
     state.turns += 1
     state.model = model
     turn = _Turn(scope)
+    span = trace.chat(scope.agent_span, model.partition(":")[0], request)
     deltas = client.stream(request)
     try:
         async for delta in deltas:
             for event in turn.feed(delta):
                 yield event
-    except asyncio.CancelledError:
-        if turn.text:  # a cancelled run keeps the answer its client saw begin
-            state.content = "".join(turn.text)
+    except BaseException as exc:  # GeneratorExit too: the consumer stopped early
+        trace.failed(span, exc)
+        if isinstance(exc, asyncio.CancelledError) and turn.text:
+            state.content = "".join(turn.text)  # a cancelled run keeps the answer begun
         raise
     finally:
         aclose = getattr(deltas, "aclose", None)
@@ -133,11 +138,13 @@ async def model_turn(
             await aclose()
     for event in turn.end_reasoning():
         yield event
-    state.messages.append(turn.message())
+    message = turn.message()
+    state.messages.append(message)
     if turn.reasoning:
         previous, joined = state.reasoning_content, "".join(turn.reasoning)
         state.reasoning_content = f"{previous}\n\n{joined}" if previous else joined
     _record(scope, model, turn)
+    trace.chat_done(span, message, turn.input_tokens, turn.output_tokens, turn.finish_reason)
 
 
 def _record(scope: RunScope, model: str, turn: _Turn) -> None:
