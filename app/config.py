@@ -73,6 +73,26 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`json`: one JSON object per line, with the run being handled (run_id,"
+            " session_id, agent_id, trace_id, span_id) on every line written for it."
+        ),
+    )
+
+    # Tracing (where spans go: the standard OTEL_* variables, see app/tracing)
+    tracing_disabled: bool = Field(
+        default=False,
+        description="No run is traced, whatever OTEL_* say or a run asks for.",
+    )
+    trace_include_sensitive_data: bool = Field(
+        default=True,
+        description=(
+            "Traces may record message contents, tool arguments and results; a run can"
+            " turn it off for itself (run_config), not on when this is false."
+        ),
+    )
 
     # Models
     openai_base_url: str | None = None
@@ -117,7 +137,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

@@ -1,5 +1,5 @@
 """The application: `create_app()` and its lifespan (engine, migrations, the
-demo agent, registries, routers, error handlers)."""
+demo agent, registries, tracing, routers, error handlers)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Route
 
-from app import health, metrics, migrate
+from app import health, logs, metrics, migrate
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
@@ -39,6 +39,7 @@ from app.runs.sse import server_stopping
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
+from app.tracing import plan_tracing, start_tracing
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
 from app.worker.writer import EventWriter
@@ -103,12 +104,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     maker = create_sessionmaker(engine)
     runtime: Runtime = app.state.runtime
     stored_agents = StoredAgents(maker)
+    # This app's own tracer provider (never the process-wide one): apps keep apart.
+    tracing = start_tracing(app.state.tracing_plan)
     runner = Runner(
         models=runtime.models,
         agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
         remote=runtime.mcp,
+        tracer=tracing.tracer,
     )
 
     async def prepare(session: AsyncSession, run: Any) -> Any:
@@ -131,6 +135,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = maker
     app.state.runner = runner
+    app.state.tracing = tracing
     app.state.agents = stored_agents
     app.state.notifier = notifier
     app.state.manager = manager
@@ -142,7 +147,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agents=stored_agents,
         server_stopping=server_stopping,
     )
-    app.state.metrics = metrics.build_registry(manager, engine, runtime.models.pacer)
+    app.state.metrics = metrics.build_registry(
+        manager, engine, runtime.models.pacer, tracing.counts
+    )
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)
@@ -161,6 +168,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mcp_route: McpRoute = app.state.mcp_route
         await mcp_route.aclose()
         await manager.shutdown()
+        await tracing.shutdown()
         await notifier.stop()
         await runtime.aclose()
         await engine.dispose()
@@ -168,9 +176,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     app = FastAPI(
         title="agentd",
         version="0.1.0",
@@ -179,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runtime = build_runtime(settings)
+    app.state.tracing_plan = plan_tracing(settings)
     install_error_handlers(app)
     install_problem_docs(app)
     # No keys, no check: the dependency would cost every request for nothing.

@@ -26,19 +26,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from app.engine.models.pacing import ReadPacer
+from app.tracing import SpanCounts
 from app.worker.manager import RunManager
 
 router = APIRouter(tags=["health"])
 
 
 class ServiceCollector(Collector):
-    """Runs, live event channels, model-stream pacing and database connections, as
-    they are now."""
+    """Runs, live event channels, model-stream pacing, trace spans and database
+    connections, as they are now."""
 
-    def __init__(self, manager: RunManager, engine: AsyncEngine, pacer: ReadPacer) -> None:
+    def __init__(
+        self,
+        manager: RunManager,
+        engine: AsyncEngine,
+        pacer: ReadPacer,
+        spans: SpanCounts | None = None,
+    ) -> None:
         self.manager = manager
         self.engine = engine
         self.pacer = pacer
+        self.spans = spans
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         manager = self.manager
@@ -74,6 +82,21 @@ class ServiceCollector(Collector):
             "Model-stream reads that waited for the tokens after them, under load.",
             value=self.pacer.holds,
         )
+        if self.spans is not None:  # tracing is on
+            yield CounterMetricFamily(
+                "agentd_trace_spans_exported",
+                "Spans of runs' traces the collector accepted.",
+                value=self.spans.exported,
+            )
+            dropped = CounterMetricFamily(
+                "agentd_trace_spans_dropped",
+                "Spans of runs' traces lost: no room in the export queue (OTEL_BSP_MAX_QUEUE_SIZE)"
+                " or their export failed (the collector unreachable or refusing them).",
+                labels=["reason"],
+            )
+            dropped.add_metric(["queue_full"], self.spans.dropped_queue_full)
+            dropped.add_metric(["export_failed"], self.spans.dropped_export_failed)
+            yield dropped
         pool = self.engine.sync_engine.pool
         if isinstance(pool, QueuePool):
             yield GaugeMetricFamily(
@@ -86,9 +109,11 @@ class ServiceCollector(Collector):
             )
 
 
-def build_registry(manager: RunManager, engine: AsyncEngine, pacer: ReadPacer) -> CollectorRegistry:
+def build_registry(
+    manager: RunManager, engine: AsyncEngine, pacer: ReadPacer, spans: SpanCounts | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(ServiceCollector(manager, engine, pacer))
+    registry.register(ServiceCollector(manager, engine, pacer, spans))
     # The process, platform and GC collectors read global state: share prometheus_client's.
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)

@@ -14,15 +14,26 @@ from app.engine.errors import InputError
 from app.engine.loop import Runner
 from app.engine.output import RunOutput
 from app.engine.spec import AgentSpec, ClientTool, ModelRef
-from app.engine.state import RunState
+from app.engine.state import RunState, TraceContext
 from app.errors import ValidationFailed
 from app.ids import new_id
 from app.runs.schemas import RunCreate, RunExtras
 from app.sessions import repository as sessions
 from app.tables import Run
+from app.tracing import trace_id_hex, trace_origin
 from app.worker.store import NewRun
 
 NO_EXTRAS = RunExtras()
+
+# run_config's tracing options and their defaults (see RunConfig).
+TRACE_OPTIONS = {
+    "tracing_disabled": False,
+    "trace_include_sensitive_data": True,
+    "workflow_name": None,
+    "trace_id": None,
+    "group_id": None,
+    "trace_metadata": None,
+}
 
 
 def iso(value: Any) -> str:
@@ -88,7 +99,31 @@ def new_state(
     )
     fresh.metadata = dict(run.metadata_)
     fresh.streaming = run.request.get("streaming", True)
+    fresh.trace = trace_context(run.request)
     return fresh
+
+
+def trace_context(request: dict[str, Any]) -> TraceContext | None:
+    """The run's trace, from its stored request: None when the run was created
+    without tracing and its run_config left every tracing option as it was."""
+    config = request.get("run_config") or {}
+    origin = request.get("trace")
+    if origin is None and all(config.get(k, v) == v for k, v in TRACE_OPTIONS.items()):
+        return None
+    origin = origin or {}
+    trace_id = origin.get("trace_id")
+    if trace_id is None and config.get("trace_id"):
+        trace_id = trace_id_hex(config["trace_id"])
+    return TraceContext(
+        trace_id=trace_id,
+        parent_span_id=origin.get("parent_span_id"),
+        sampled=origin.get("sampled", True),
+        disabled=config.get("tracing_disabled", False),
+        include_sensitive_data=config.get("trace_include_sensitive_data", True),
+        workflow_name=config.get("workflow_name"),
+        group_id=config.get("group_id"),
+        metadata=config.get("trace_metadata") or {},
+    )
 
 
 def new_run(
@@ -98,6 +133,8 @@ def new_run(
     engine state it starts from when its session is new (raises
     ValidationFailed for bad input)."""
     now = utcnow()
+    config = body.run_config
+    traced = runner.tracer.enabled and not config.tracing_disabled
     values: dict[str, Any] = {
         "id": extras.run_id or new_id(),
         "agent_id": spec.id,
@@ -111,8 +148,9 @@ def new_run(
             "overrides": _overrides(body, extras),
             "session_history": extras.session_history,
             "multitask_strategy": body.multitask_strategy,
-            "run_config": body.run_config.model_dump(mode="json", exclude={"model"}),
+            "run_config": config.model_dump(mode="json", exclude={"model"}),
             "streaming": body.watched,
+            "trace": trace_origin(config.trace_id, extras.traceparent, traced=traced),
         },
         "metadata_": body.metadata,
         "content_type": "str",

@@ -18,8 +18,8 @@ from app.errors import ValidationFailed, problems
 from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from app.routing import StrictJSONRoute
 from app.runs.deps import RunServiceDep, run_service
-from app.runs.records import output_of
-from app.runs.schemas import RunAccepted, RunContinue, RunCreate, StreamOptions
+from app.runs.records import NO_EXTRAS, output_of
+from app.runs.schemas import RunAccepted, RunContinue, RunCreate, RunExtras, StreamOptions
 from app.runs.service import RunService
 from app.runs.sse import MAX_SEQ, event_stream, parse_last_event_id
 
@@ -106,9 +106,23 @@ async def _answer(
     return Response(jsontext.dumps(output), media_type="application/json")
 
 
+TRACEPARENT_DOC = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": (
+        "W3C trace context of the caller: the run's trace continues it (its root span under"
+        " the caller's span) unless `run_config.trace_id` names a trace. A malformed value"
+        " is ignored."
+    ),
+}
+
+
 @router.post(
     "/v1/agents/{agent_id}/runs",
     response_model=RunOutput,
+    openapi_extra={"parameters": [TRACEPARENT_DOC]},
     responses={
         200: STREAM_DOC,
         202: {"model": RunAccepted, "description": "Background run accepted."},
@@ -135,10 +149,13 @@ async def create_run(
     agent_id: Annotated[str, Path(pattern=AGENT_ID_PATTERN)],
 ) -> StarletteResponse:
     """Run an agent: wait for the answer (200 RunOutput), stream it (`stream`), or
-    start it in the background (`background`, 202 with a `Location`)."""
+    start it in the background (`background`, 202 with a `Location`). A W3C
+    `traceparent` header puts the run's trace under the caller's span."""
     runs = run_service(request)
     key = idempotency_key(request.headers.get("idempotency-key"))
-    started = await runs.create(agent_id, body, idempotency_key=key)
+    traceparent = request.headers.get("traceparent")
+    extras = RunExtras(traceparent=traceparent) if traceparent else NO_EXTRAS
+    started = await runs.create(agent_id, body, extras, idempotency_key=key)
     return await _answer(request, runs, started.run.id, started.run.session_id, body, 0)
 
 

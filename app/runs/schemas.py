@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from app.engine.output import RunOutput, RunStatus
 from app.engine.spec import MAX_INT32, ClientTool, JsonObject, ModelRef
+from app.tracing import valid_trace_id
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -43,12 +44,44 @@ class RunConfig(BaseModel):
     model: str | ModelRef | None = None
     model_settings: JsonObject | None = None
     max_turns: StrictInt | None = Field(default=None, ge=1, le=MAX_INT32)
-    tracing_disabled: StrictBool = False
-    trace_include_sensitive_data: StrictBool = True
-    workflow_name: str | None = None
-    trace_id: str | None = None
-    group_id: str | None = None
-    trace_metadata: JsonObject | None = None
+    tracing_disabled: StrictBool = Field(default=False, description="Export nothing for this run.")
+    trace_include_sensitive_data: StrictBool = Field(
+        default=True,
+        description=(
+            "Record message contents, tool arguments and results in the run's spans"
+            " (never when the server's TRACE_INCLUDE_SENSITIVE_DATA is false)."
+        ),
+    )
+    workflow_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The name of the run's root span (default `Agent workflow`).",
+    )
+    trace_id: str | None = Field(
+        default=None,
+        description=(
+            "The OpenTelemetry trace id of the run: 32 hex digits, or `trace_` + 32 hex digits"
+            " (as the OpenAI Agents SDK writes it). Without it, a W3C `traceparent` header"
+            " continues the caller's trace; otherwise the run starts a trace. A run keeps"
+            " its trace when continued or resumed."
+        ),
+        examples=["trace_4bf92f3577b34da6a3ce929d0e0e4736"],
+    )
+    group_id: str | None = Field(
+        default=None, max_length=200, description="Becomes the attribute `agentd.group_id`."
+    )
+    trace_metadata: JsonObject | None = Field(
+        default=None, description="Each key becomes the attribute `agentd.trace_metadata.<key>`."
+    )
+
+    @field_validator("trace_id")
+    @classmethod
+    def _trace_id(cls, value: str | None) -> str | None:
+        if value is not None and not valid_trace_id(value):
+            raise ValueError(
+                "must be 32 hex digits, or `trace_` followed by 32 hex digits, not all zero"
+            )
+        return value
 
 
 class StreamOptions(BaseModel):
@@ -135,6 +168,11 @@ class RunExtras(BaseModel):
         default=True,
         description="False: the input carries the whole conversation; the session's stored "
         "history is not added again.",
+    )
+    traceparent: str | None = Field(
+        default=None,
+        description="The caller's W3C trace context (its `traceparent` header): the run's trace"
+        " continues it unless `run_config.trace_id` names one; a malformed value is ignored.",
     )
 
 

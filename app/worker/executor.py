@@ -4,7 +4,9 @@ The task loads the run (or takes the row and state its creator handed over),
 drives the engine, and records what the engine yields through a `RunRecorder`.
 A run ends recorded as completed, error, cancelled or paused; a run whose
 process is shutting down is handed back for another worker; a run whose lease
-another worker took writes nothing more (`LeaseLost`).
+another worker took writes nothing more (`LeaseLost`). Each execution of a run
+is traced (the engine's `RunTrace`, started and ended here), and every log
+line written meanwhile carries the run's ids and its trace's (`app.logs`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from app.engine.errors import InputError
 from app.engine.events import TERMINAL_EVENTS, RunContinued
 from app.engine.loop import Checkpoint, Runner
 from app.engine.state import RunState
+from app.engine.tracing import RunTrace
+from app.logs import handling
 from app.notify import Notifier
 from app.tables import Run
 from app.worker import outcomes, store
@@ -176,6 +180,25 @@ class RunExecutor:
             notifier=self.notifier,
             flusher=self.flusher,
         )
+        trace = self.runner.trace(state)
+        try:
+            with handling(state, trace.trace_id, trace.span_id):
+                await self._record(run, state, trace, recorder, resumed)
+        finally:
+            trace.end(state)
+            self.bus.close(channel)
+            if state.status != "running":  # not a run handed back or lost to another worker
+                self.ended[state.status] += 1
+
+    async def _record(
+        self,
+        run: Run | NewRun,
+        state: RunState,
+        trace: RunTrace,
+        recorder: RunRecorder,
+        resumed: bool,
+    ) -> None:
+        run_id = run.id
         try:
             if run.cancel_requested:
                 raise asyncio.CancelledError
@@ -188,7 +211,7 @@ class RunExecutor:
                         reason="resumed",
                     )
                 )
-            await self._drive(state, recorder, skip_start=run.last_seq > 0)
+            await self._drive(state, trace, recorder, skip_start=run.last_seq > 0)
         except asyncio.CancelledError:
             await recorder.drain()
             recorder.discard_endings()
@@ -204,17 +227,15 @@ class RunExecutor:
             recorder.discard_endings()
             with contextlib.suppress(Exception):
                 await outcomes.record_error(state, recorder)
-        finally:
-            self.bus.close(channel)
-            if state.status != "running":  # not a run handed back or lost to another worker
-                self.ended[state.status] += 1
 
-    async def _drive(self, state: RunState, recorder: RunRecorder, *, skip_start: bool) -> None:
+    async def _drive(
+        self, state: RunState, trace: RunTrace, recorder: RunRecorder, *, skip_start: bool
+    ) -> None:
         """Record what the engine yields. A checkpoint's state is written in the same
         transaction as the next event (the one announcing it), never after it; a
         final checkpoint's in the transaction that records the run's end."""
         checkpoint = False
-        async with contextlib.aclosing(self.runner.stream(state)) as stream:
+        async with contextlib.aclosing(self.runner.stream(state, trace)) as stream:
             async for item in stream:
                 if isinstance(item, Checkpoint):
                     # A final one is written with the run's end, a moment later.
