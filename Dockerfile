@@ -18,7 +18,8 @@ RUN uv sync --locked --no-editable
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    LOG_FORMAT=json
 RUN groupadd --system agentd && useradd --system --gid agentd --home-dir /srv/agentd agentd
 WORKDIR /srv/agentd
 COPY --from=build /opt/venv /opt/venv

@@ -119,3 +119,8 @@ def test_compose_runs_two_replicas_on_one_database() -> None:
     urls = re.findall(r"DATABASE_URL: (\S+)", config)
     assert len(urls) == 2 and len(set(urls)) == 1
     assert "8000:8000" in config.replace('"', "") or "published: 8000" in config
+
+
+def test_the_image_and_compose_log_json_lines() -> None:
+    assert re.search(r"^\s+LOG_FORMAT=json$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert re.search(r"^\s+LOG_FORMAT: json$", (ROOT / "docker-compose.yml").read_text(), re.M)

@@ -113,6 +113,8 @@ class OTLPReceiver:
 
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
+    # While set and not released, exports wait before they are answered (a slow collector).
+    hold: asyncio.Event | None = None
     _runner: web.AppRunner | None = None
     _port: int = 0
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -151,6 +153,8 @@ class OTLPReceiver:
             body = zlib.decompress(body)
         if request.content_type != PROTOBUF:
             return web.Response(status=415)
+        if self.hold is not None:
+            await self.hold.wait()
         self.requests += 1
         self.spans.extend(_decode(ExportTraceServiceRequest.FromString(body)))
         self._arrived.set()
