@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also serve agentd from this checkout (e.g. a `git worktree add` of another "
         "ref), with this virtualenv, next to each agentd target, interleaved; repeatable",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="agentd exports every run's spans (OTLP/HTTP) to a local sink on the client core",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
 
@@ -112,6 +117,7 @@ def select(args: argparse.Namespace) -> Plan:
         profile=args.profile,
         census=args.sql_census,
         results_dir=args.out,
+        tracing=args.tracing,
     )
 
 

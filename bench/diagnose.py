@@ -96,3 +96,22 @@ def scan_log(path: Path) -> dict[str, Any]:
             messages[text] = messages.get(text, 0) + 1
     top = sorted(messages.items(), key=lambda kv: -kv[1])[:15]
     return {"counts": counts, "messages": dict(top)}
+
+
+def span_counts(ports: dict[str, int], sink_url: str) -> dict[str, Any]:
+    """With `--tracing`: the spans each agentd target exported and dropped (its
+    /metrics), and what the OTLP sink received."""
+    counts: dict[str, Any] = {}
+    for key, port in ports.items():
+        _, body = procs.http_json(f"http://127.0.0.1:{port}/metrics")
+        found = re.findall(
+            r'^agentd_trace_spans_(exported|dropped)_total(?:\{reason="(\w+)"\})? (\S+)$',
+            body.decode(),
+            re.MULTILINE,
+        )
+        counts[key] = {
+            kind + (f"_{reason}" if reason else ""): float(value) for kind, reason, value in found
+        }
+    _, stats = procs.http_json(f"{sink_url}/stats")
+    counts["sink"] = orjson.loads(stats)
+    return counts

@@ -127,7 +127,17 @@ class Proc:
 
 def start_fake(log: Path, cpu: int | None) -> tuple[Proc, int]:
     """The fake model in its own process; returns it and its port."""
-    args = [sys.executable, "-m", "bench.fake", "--port", "0"]
+    return _start_listening("fake", "bench.fake", log, cpu)
+
+
+def start_sink(log: Path, cpu: int | None) -> tuple[Proc, int]:
+    """The OTLP sink (`--tracing`) in its own process; returns it and its port."""
+    return _start_listening("otlp-sink", "bench.otlp_sink", log, cpu)
+
+
+def _start_listening(name: str, module: str, log: Path, cpu: int | None) -> tuple[Proc, int]:
+    """A `python -m module --port 0` that prints `listening <port>` once it is."""
+    args = [sys.executable, "-m", module, "--port", "0"]
     if cpu is not None:
         args += ["--cpu", str(cpu)]
     popen = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("wb"))
@@ -135,8 +145,8 @@ def start_fake(log: Path, cpu: int | None) -> tuple[Proc, int]:
     line = popen.stdout.readline().decode()
     if not line.startswith("listening"):
         popen.kill()
-        raise RuntimeError(f"the fake model did not start: {log.read_text()[-2000:]}")
-    return Proc("fake", popen, log), int(line.split()[1])
+        raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
+    return Proc(name, popen, log), int(line.split()[1])
 
 
 # How agentd is served (the Makefile and the Dockerfile say the same); the floor
@@ -179,7 +189,9 @@ def start_uvicorn(
         "4096",
         *(["--loop", loop] if loop else []),
     ]
-    full_env = served_from(root, {**os.environ, **env})
+    # Tracing is what `env` says (`--tracing`), never what this shell has in OTEL_*.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env = served_from(root, {**inherited, **env})
     popen = subprocess.Popen(
         args, cwd=root, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )

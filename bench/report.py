@@ -300,7 +300,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"{meta['cores']} cores · Python {meta['python']} · "
         f"{meta['passes']} pass(es) per point, median shown · server on core "
         f"{meta['server_cpu']}, load generator + fake model on core {meta['client_cpu']} · "
-        f"took {meta['duration_s']:.0f} s",
+        f"took {meta['duration_s']:.0f} s"
+        + (" · agentd tracing on (OTLP/HTTP to a local sink)" if meta.get("tracing") else ""),
         "",
         *[
             f"{labels(data).get(key, key)}: served from {where['root']} "
@@ -319,6 +320,9 @@ def markdown(data: dict[str, Any]) -> str:
     checked = targets(data["results"])
     if checked:
         head += ["## Targets", "", *checked, ""]
+    spans = meta.get("tracing_spans")
+    if spans:
+        head += ["## Tracing", "", *[f"- {key}: {value}" for key, value in spans.items()], ""]
     found = notes(data)
     if found:
         head += ["## Notes", "", *[ln if ln.startswith("  - ") else f"- {ln}" for ln in found], ""]

@@ -47,6 +47,7 @@ class Plan:
     profile: str | None  # py-spy output format, or None
     census: bool  # agentd with the SQL census (bench.sqlcensus)
     results_dir: Path
+    tracing: bool = False  # agentd exports its runs' spans to a local OTLP sink
 
     @property
     def seconds(self) -> float:
@@ -247,7 +248,12 @@ async def profile_pass(live: Live, plan: Plan, point: Point, runs: int) -> str |
 
 
 async def start_target(
-    target: Target, plan: Plan, tmp: Path, fake: procs.Proc, fake_url: str
+    target: Target,
+    plan: Plan,
+    tmp: Path,
+    fake: procs.Proc,
+    fake_url: str,
+    sink_url: str | None = None,
 ) -> tuple[Live, str | None]:
     env = {
         "OPENAI_BASE_URL": f"{fake_url}/v1",
@@ -257,6 +263,10 @@ async def start_target(
         "API_KEYS": "",
         "PYTHONUNBUFFERED": "1",
     }
+    if target.agentd and sink_url is not None:
+        # Every other OTEL_* at its default: batches of 512 every 5 s, queue of 2048.
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
+        env["OTEL_SERVICE_NAME"] = f"agentd-bench-{target.key}"
     database = None
     if target.database == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/{target.key}.db"
@@ -346,12 +356,18 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
             "client_cpu": plan.client_cpu,
             "steady_pass_seconds": plan.seconds,
             "first_delay_ms": plan.first_delay_ms,
+            "tracing": plan.tracing,
         },
         "results": {},
         "server_logs": {},
     }
     fake, fake_port = procs.start_fake(tmp / "fake.log", plan.client_cpu)
     fake_url = f"http://127.0.0.1:{fake_port}"
+    sink: procs.Proc | None = None
+    sink_url: str | None = None
+    if plan.tracing:
+        sink, sink_port = procs.start_sink(tmp / "otlp-sink.log", plan.client_cpu)
+        sink_url = f"http://127.0.0.1:{sink_port}"
     lives: list[Live] = []
     databases: dict[str, str] = {}
 
@@ -364,7 +380,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
         for target in plan.targets:
             log(f"{target.label}: starting")
             try:
-                live, database = await start_target(target, plan, tmp, fake, fake_url)
+                live, database = await start_target(target, plan, tmp, fake, fake_url, sink_url)
             except Exception as exc:
                 failed(target, exc)
                 continue
@@ -390,10 +406,15 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
                 for key, entry in entries.items():
                     data["results"][key][point.key] = entry
                 break
+        if sink_url is not None:
+            ports = {live.target.key: live.port for live in lives if live.target.agentd}
+            data["meta"]["tracing_spans"] = diagnose.span_counts(ports, sink_url)
     finally:
         for live in lives:
             live.proc.stop()
             data["server_logs"][live.target.key] = diagnose.scan_log(live.proc.log)
+        if sink is not None:  # after the targets: they export their last spans as they stop
+            sink.stop()
         for database in databases.values():
             with contextlib.suppress(Exception):
                 await procs.drop_database(plan.pg_admin, database)
