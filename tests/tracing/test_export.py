@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,19 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+EXPORTED = "agentd_trace_spans_exported"
+
+
+async def metrics_when(client: httpx.AsyncClient, ready: Callable[[str], bool]) -> str:
+    """/metrics once `ready` says so (10 s at most)."""
+    async with asyncio.timeout(10):
+        while True:
+            metrics = (await client.get("/metrics")).text
+            if ready(metrics):
+                return metrics
+            await asyncio.sleep(0.05)
 
 
 def counter(metrics: str, name: str, reason: str | None = None) -> float:
@@ -98,13 +112,12 @@ async def test_a_slow_collector_holds_no_run_and_a_full_queue_drops_counted_span
         metrics = (await client.get("/metrics")).text
         # A run ends three spans; the queue holds two, and its first batch is stuck.
         assert counter(metrics, "agentd_trace_spans_dropped", "queue_full") >= 4
-        assert counter(metrics, "agentd_trace_spans_exported") == 0
+        assert counter(metrics, EXPORTED) == 0
         receiver.hold.set()
         await receiver.wait_for(lambda spans: len(spans) >= 2)
-        async with asyncio.timeout(10):
-            while counter(metrics, "agentd_trace_spans_exported") < len(receiver.spans):
-                await asyncio.sleep(0.05)
-                metrics = (await client.get("/metrics")).text
+        metrics = await metrics_when(
+            client, lambda text: counter(text, EXPORTED) >= len(receiver.spans)
+        )
     assert counter(metrics, "agentd_trace_spans_dropped", "export_failed") == 0
 
 
@@ -123,12 +136,9 @@ async def test_an_unreachable_collector_fails_no_run_and_its_spans_are_counted(
         output = await run(client)
         assert output["status"] == "completed"
         assert time.monotonic() - started < 2
-        async with asyncio.timeout(10):
-            while True:
-                metrics = (await client.get("/metrics")).text
-                if counter(metrics, "agentd_trace_spans_dropped", "export_failed") >= 3:
-                    break
-                await asyncio.sleep(0.1)
+        await metrics_when(
+            client, lambda text: counter(text, "agentd_trace_spans_dropped", "export_failed") >= 3
+        )
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 7  # a stop waits for the queue 5 s at most
 
@@ -195,6 +205,8 @@ async def test_metrics_show_the_spans_exported(
     await create_agent(traced, model="test:echo")
     output = await run(traced)
     spans = await receiver.wait_run(output["run_id"])
-    metrics = (await traced.get("/metrics")).text
-    assert counter(metrics, "agentd_trace_spans_exported") >= len(spans) == 3
+    assert len(spans) == 3
+    # Counted once the collector's answer is read, a moment after it received them.
+    metrics = await metrics_when(traced, lambda text: counter(text, EXPORTED) >= 3)
+    assert counter(metrics, EXPORTED) == 3
     assert counter(metrics, "agentd_trace_spans_dropped", "queue_full") == 0
