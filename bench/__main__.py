@@ -13,7 +13,7 @@ import orjson
 
 from bench.report import markdown
 from bench.runner import Plan, run_plan
-from bench.workloads import POINTS, TARGETS, with_baselines
+from bench.workloads import POINTS, TARGETS, with_baselines, with_traced
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -78,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tracing",
         action="store_true",
-        help="agentd exports every run's spans (OTLP/HTTP) to a local sink on the client core",
+        help="measure, beside each agentd target, the same agentd exporting every run's spans"
+        " (OTLP/HTTP) to a local sink on the client core",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
@@ -104,7 +105,9 @@ def select(args: argparse.Namespace) -> Plan:
     roots = [root.resolve() for root in args.baseline]
     two = (os.cpu_count() or 1) >= 2
     return Plan(
-        targets=with_baselines([t for t in TARGETS if t.key in keys], roots),
+        targets=with_traced(
+            with_baselines([t for t in TARGETS if t.key in keys], roots), args.tracing
+        ),
         points=points,
         quick=args.quick,
         passes=args.passes or (1 if args.quick else 3),
@@ -117,7 +120,6 @@ def select(args: argparse.Namespace) -> Plan:
         profile=args.profile,
         census=args.sql_census,
         results_dir=args.out,
-        tracing=args.tracing,
     )
 
 

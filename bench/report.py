@@ -291,6 +291,48 @@ def notes(data: dict[str, Any]) -> list[str]:
     return out
 
 
+# Tracing on may cost at most this much more server CPU per run than tracing off.
+TRACING_CPU_BAR = 0.15
+
+
+def tracing_cost(data: dict[str, Any]) -> list[str]:
+    """With `--tracing`: each traced twin against its untraced target, point by
+    point (their passes interleaved): server CPU per run (held to
+    TRACING_CPU_BAR) and runs/s; then the spans each twin exported and dropped,
+    and what the sink received."""
+    results, names = data["results"], labels(data)
+    lines: list[str] = []
+    for key in results:
+        if not key.endswith("-traced"):
+            continue
+        plain = key.removesuffix("-traced")
+        for point in POINTS:
+            on = (results[key].get(point.key) or {}).get("median", {})
+            off = (results.get(plain, {}).get(point.key) or {}).get("median", {})
+            if not on.get("cpu_ms_per_run") or not off.get("cpu_ms_per_run"):
+                continue
+            cpu = on["cpu_ms_per_run"] / off["cpu_ms_per_run"] - 1
+            rate = on["runs_per_s"] / off["runs_per_s"] - 1
+            verdict = "holds" if cpu <= TRACING_CPU_BAR else "**missed**"
+            lines.append(
+                f"| {names.get(key, key)} | {point.key} | {fmt(off['cpu_ms_per_run'])} ->"
+                f" {fmt(on['cpu_ms_per_run'])} ({cpu:+.1%}) | {verdict} |"
+                f" {fmt(off['runs_per_s'])} -> {fmt(on['runs_per_s'])} ({rate:+.1%}) |"
+            )
+    if lines:
+        lines = [
+            f"| traced | point | server CPU ms/run, off -> on | <= +{TRACING_CPU_BAR:.0%} |"
+            " runs/s, off -> on |",
+            "|---|---|---:|---|---:|",
+            *lines,
+            "",
+        ]
+    for key, counts in (data["meta"].get("tracing_spans") or {}).items():
+        listed = ", ".join(f"{name} {fmt(value)}" for name, value in counts.items())
+        lines.append(f"- spans, {names.get(key, key)}: {listed}")
+    return lines
+
+
 def markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     head = [
@@ -300,8 +342,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"{meta['cores']} cores · Python {meta['python']} · "
         f"{meta['passes']} pass(es) per point, median shown · server on core "
         f"{meta['server_cpu']}, load generator + fake model on core {meta['client_cpu']} · "
-        f"took {meta['duration_s']:.0f} s"
-        + (" · agentd tracing on (OTLP/HTTP to a local sink)" if meta.get("tracing") else ""),
+        f"took {meta['duration_s']:.0f} s",
         "",
         *[
             f"{labels(data).get(key, key)}: served from {where['root']} "
@@ -320,9 +361,9 @@ def markdown(data: dict[str, Any]) -> str:
     checked = targets(data["results"])
     if checked:
         head += ["## Targets", "", *checked, ""]
-    spans = meta.get("tracing_spans")
-    if spans:
-        head += ["## Tracing", "", *[f"- {key}: {value}" for key, value in spans.items()], ""]
+    traced = tracing_cost(data)
+    if traced:
+        head += ["## Tracing", "", *traced, ""]
     found = notes(data)
     if found:
         head += ["## Notes", "", *[ln if ln.startswith("  - ") else f"- {ln}" for ln in found], ""]

@@ -47,7 +47,6 @@ class Plan:
     profile: str | None  # py-spy output format, or None
     census: bool  # agentd with the SQL census (bench.sqlcensus)
     results_dir: Path
-    tracing: bool = False  # agentd exports its runs' spans to a local OTLP sink
 
     @property
     def seconds(self) -> float:
@@ -263,7 +262,7 @@ async def start_target(
         "API_KEYS": "",
         "PYTHONUNBUFFERED": "1",
     }
-    if target.agentd and sink_url is not None:
+    if target.traced and sink_url is not None:
         # Every other OTEL_* at its default: batches of 512 every 5 s, queue of 2048.
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
         env["OTEL_SERVICE_NAME"] = f"agentd-bench-{target.key}"
@@ -356,7 +355,6 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
             "client_cpu": plan.client_cpu,
             "steady_pass_seconds": plan.seconds,
             "first_delay_ms": plan.first_delay_ms,
-            "tracing": plan.tracing,
         },
         "results": {},
         "server_logs": {},
@@ -365,7 +363,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
     fake_url = f"http://127.0.0.1:{fake_port}"
     sink: procs.Proc | None = None
     sink_url: str | None = None
-    if plan.tracing:
+    if any(target.traced for target in plan.targets):
         sink, sink_port = procs.start_sink(tmp / "otlp-sink.log", plan.client_cpu)
         sink_url = f"http://127.0.0.1:{sink_port}"
     lives: list[Live] = []
@@ -407,7 +405,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
                     data["results"][key][point.key] = entry
                 break
         if sink_url is not None:
-            ports = {live.target.key: live.port for live in lives if live.target.agentd}
+            ports = {live.target.key: live.port for live in lives if live.target.traced}
             data["meta"]["tracing_spans"] = diagnose.span_counts(ports, sink_url)
     finally:
         for live in lives:

@@ -1,7 +1,8 @@
-"""The workloads, the three targets (and the baselines: agentd served from
-another checkout), and what one run looks like on the wire for each pair: the
-request bytes, the marker of the first content event, and the check that tells
-a completed run from an error."""
+"""The workloads, the three targets (the baselines too: agentd served from
+another checkout; and the traced twins: agentd exporting its spans), and what
+one run looks like on the wire for each pair: the request bytes, the marker of
+the first content event, and the check that tells a completed run from an
+error."""
 
 from __future__ import annotations
 
@@ -96,13 +97,15 @@ POINTS: tuple[Point, ...] = (
 @dataclass(frozen=True)
 class Target:
     """A server to measure. `database` is agentd's (`sqlite` or `pg`); `root`, the
-    checkout whose `app` package it serves (None: this one)."""
+    checkout whose `app` package it serves (None: this one); `traced`, whether it
+    exports every run's spans to the benchmark's OTLP sink."""
 
     key: str
     label: str
     agentd: bool
     database: str | None = None
     root: Path | None = None
+    traced: bool = False
 
 
 TARGETS: tuple[Target, ...] = (
@@ -131,6 +134,22 @@ def with_baselines(targets: list[Target], roots: list[Path]) -> list[Target]:
                     key=f"{target.key}-baseline{suffix}",
                     label=f"{target.label} (baseline{named})",
                     root=root,
+                )
+            )
+    return out
+
+
+def with_traced(targets: list[Target], traced: bool) -> list[Target]:
+    """`targets`, and when `traced`, each agentd target of this checkout followed by
+    its traced twin: the same agentd (own server, own database) exporting every
+    run's spans, key `pg-traced`, label "agentd PostgreSQL, traced"."""
+    out: list[Target] = []
+    for target in targets:
+        out.append(target)
+        if traced and target.agentd and target.root is None:
+            out.append(
+                replace(
+                    target, key=f"{target.key}-traced", label=f"{target.label}, traced", traced=True
                 )
             )
     return out
