@@ -122,7 +122,6 @@ TRACEPARENT_DOC = {
 @router.post(
     "/v1/agents/{agent_id}/runs",
     response_model=RunOutput,
-    openapi_extra={"parameters": [TRACEPARENT_DOC]},
     responses={
         200: STREAM_DOC,
         202: {"model": RunAccepted, "description": "Background run accepted."},
@@ -140,7 +139,7 @@ TRACEPARENT_DOC = {
             }
         ),
     },
-    openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC]},
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_DOC, TRACEPARENT_DOC]},
 )
 @direct
 async def create_run(
