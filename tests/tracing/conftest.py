@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 from tests.fakes import FakeOpenAIServer
 from tests.fakes.otlp_receiver import OTLPReceiver
 
@@ -64,8 +64,7 @@ async def started_app(
         openai_api_key="sk-test",
         **overrides,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with served(create_app(settings)) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agentd.test") as client:
             yield app, client
