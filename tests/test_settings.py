@@ -70,6 +70,9 @@ def test_gc_threshold_defaults_to_tuned() -> None:
         ("GC_THRESHOLD", "50000,20", "GC_THRESHOLD"),
         ("MODEL_READ_COALESCE_SECONDS", "-0.1", "MODEL_READ_COALESCE_SECONDS"),
         ("MODEL_READ_COALESCE_SECONDS", "5", "MODEL_READ_COALESCE_SECONDS"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("TRACE_INCLUDE_SENSITIVE_DATA", "maybe", "TRACE_INCLUDE_SENSITIVE_DATA"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "OTEL_TRACES_EXPORTER"),
     ],
 )
 def test_bad_setting_fails_start_up_with_one_line(name: str, value: str, mention: str) -> None:

@@ -171,10 +171,7 @@ def start_call(scope: RunScope, call: dict[str, Any]) -> ToolCallStarted:
     """Record the call as running; returns its `ToolCallStarted`."""
     execution = _execution(scope, call, status="running")
     scope.state.upsert_tool(execution)
-    if scope.trace.recording:
-        slot = scope.slots.get(execution.tool_name)
-        description = slot.definition.description if slot is not None else ""
-        scope.trace.tool_started(scope.agent_span, execution, description)
+    scope.trace.tool_started(scope.agent_span, execution)
     return scope.event(ToolCallStarted, tool=execution.model_copy())
 
 

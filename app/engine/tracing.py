@@ -242,7 +242,7 @@ class RunTrace:
 
     # Tools -------------------------------------------------------------------
 
-    def tool_started(self, parent: Span, execution: ToolExecution, description: str) -> None:
+    def tool_started(self, parent: Span, execution: ToolExecution) -> None:
         """`execute_tool {name}`, ended by `tool_finished` (a handoff has its own span)."""
         if execution.kind == "handoff":
             return
@@ -251,10 +251,9 @@ class RunTrace:
             "gen_ai.tool.name": execution.tool_name,
             "gen_ai.tool.call.id": execution.tool_call_id,
             "gen_ai.tool.type": "function",
-            "agentd.tool.kind": execution.kind,
         }
-        if description:
-            attributes["gen_ai.tool.description"] = description
+        if execution.kind == "client":  # executed by the client, not here
+            attributes["agentd.tool.kind"] = "client"
         if self.sensitive:
             attributes["gen_ai.tool.call.arguments"] = dumps(execution.tool_args)
         name = f"execute_tool {execution.tool_name}"
@@ -264,13 +263,16 @@ class RunTrace:
         span = self._tools.pop(execution.tool_call_id, None)
         if span is None:
             return
-        attributes: Attributes = {"agentd.tool.status": execution.status}
+        attributes: Attributes = {}
+        if execution.status != "completed":  # error, or rejected by a person
+            attributes["agentd.tool.status"] = execution.status
         if self.sensitive:
             value = execution.error if execution.error is not None else execution.result
             attributes["gen_ai.tool.call.result"] = (
                 value if isinstance(value, str) else dumps(value)
             )
-        span.set_attributes(attributes)
+        if attributes:
+            span.set_attributes(attributes)
         if execution.status == "error":
             self._error(span, "tool_error", execution.error)
         span.end()
@@ -349,7 +351,7 @@ class _NoTrace(RunTrace):
     def failed(self, span: Span, error: BaseException) -> None:
         return None
 
-    def tool_started(self, parent: Span, execution: ToolExecution, description: str) -> None:
+    def tool_started(self, parent: Span, execution: ToolExecution) -> None:
         return None
 
     def tool_finished(self, execution: ToolExecution) -> None:
