@@ -3,7 +3,9 @@ each a translation into the run service's calls and of the run's stored events.
 
 A stored agent is a model (its id is the `model`); every completion of either
 API is a run, visible, resumable and cancellable through the native routes as
-well. Errors are in OpenAI's shape (`errors.OpenAIRoute`).
+well. Errors are in OpenAI's shape (`errors.OpenAIRoute`). A caller's W3C
+`traceparent` header puts the run's trace under the caller's span, as on the
+native route.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app.openai_compat.responses_schemas import ResponseCreateRequest
 from app.openai_compat.schemas import ChatCompletionRequest
 from app.openai_compat.wire import payload, unix_seconds
 from app.runs.deps import RunServiceDep, run_service
+from app.runs.schemas import RunExtras
 from app.runs.service import RunService
 from app.runs.sse import translated_stream
 from app.tables import Run
@@ -98,6 +101,12 @@ def _run_errors(params: dict[str, str], model: str) -> Iterator[None]:
 # Models ---------------------------------------------------------------------------
 
 
+def _traced(request: Request, extras: RunExtras) -> RunExtras:
+    """`extras` with the caller's trace context, which the run's trace continues."""
+    traceparent = request.headers.get("traceparent")
+    return extras.model_copy(update={"traceparent": traceparent}) if traceparent else extras
+
+
 def _model(agent: Any) -> Model:
     return Model(
         id=agent.id, object="model", created=unix_seconds(agent.created_at), owned_by="agentd"
@@ -137,7 +146,7 @@ async def create_chat_completion(request: Request, body: ChatCompletionRequest) 
     _supported(body.unsupported())
     create, extras = chat.run_request(body)
     with _run_errors(chat.PARAMS, body.model):
-        run = (await runs.create(body.model, create, extras)).run
+        run = (await runs.create(body.model, create, _traced(request, extras))).run
     if body.stream:
         options = body.stream_options
         chunks = chat.ChatChunks(
@@ -164,7 +173,7 @@ async def create_response(request: Request, body: ResponseCreateRequest) -> Resp
     _supported(body.unsupported())
     with _run_errors(responses.PARAMS, body.model):
         create, extras = await responses.run_request(runs, body)
-        started = await runs.create(body.model, create, extras)
+        started = await runs.create(body.model, create, _traced(request, extras))
     run = started.run
     shape = ResponseShape.of(
         run, background=bool(body.background), previous_response_id=body.previous_response_id

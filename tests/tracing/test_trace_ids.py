@@ -76,6 +76,24 @@ async def test_traceparent_continues_the_callers_trace(
     assert (root.trace_id, root.parent_span_id) == (TRACE, CALLER_SPAN)
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
+        ("/v1/responses", {"input": "hi"}),
+    ],
+)
+async def test_traceparent_continues_the_callers_trace_through_the_openai_routes(
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, path: str, body: dict[str, object]
+) -> None:
+    await create_agent(traced, model="test:echo")
+    headers = {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
+    response = await traced.post(path, json={"model": "helper", **body}, headers=headers)
+    assert response.status_code == 200, response.text
+    root = root_of(await receiver.wait_run(response.json()["id"]))  # its id is the run's
+    assert (root.trace_id, root.parent_span_id) == (TRACE, CALLER_SPAN)
+
+
 async def test_run_config_trace_id_wins_over_traceparent(
     traced: httpx.AsyncClient, receiver: OTLPReceiver
 ) -> None:
