@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import BARS, against_baselines, labels, markdown, measure_bar, table, targets
-from bench.workloads import TARGETS, with_baselines
+from bench.report import (
+    BARS,
+    against_baselines,
+    labels,
+    markdown,
+    measure_bar,
+    table,
+    targets,
+    tracing_cost,
+)
+from bench.workloads import TARGETS, with_baselines, with_traced
 
 
 def entry(*, errors: int = 0, discarded_errors: int | None = None, **median: float) -> Any:
@@ -149,3 +158,37 @@ def test_the_report_shows_a_baseline_as_its_own_column_and_compares_with_it() ->
     assert "agentd PostgreSQL (baseline): served from /src/agentd-main at def5678" in text
     # Bars are this checkout's: the baseline's figures never count against them.
     assert "(baseline) | W1" not in "\n".join(targets(data["results"]))
+
+
+def test_a_traced_twin_follows_each_agentd_target_of_this_checkout() -> None:
+    chosen = with_baselines([t for t in TARGETS if t.key in ("floor", "pg")], [Path("/src/m")])
+    assert with_traced(chosen, False) == chosen
+    twins = with_traced(chosen, True)
+    assert [(t.key, t.label, t.traced) for t in twins] == [
+        ("floor", "floor", False),
+        ("pg", "agentd PostgreSQL", False),
+        ("pg-traced", "agentd PostgreSQL, traced", True),
+        ("pg-baseline", "agentd PostgreSQL (baseline)", False),  # a baseline gets no twin
+    ]
+    assert (twins[2].database, twins[2].root) == ("pg", None)
+
+
+def test_the_report_gives_each_traced_twins_cost_against_its_bar() -> None:
+    data = run_with_baseline()
+    data["results"]["pg-traced"] = {
+        "W1-c32": entry(runs_per_s=247.0, cpu_ms_per_run=1.71),  # +14%
+        "W2-c32": entry(runs_per_s=90.0, cpu_ms_per_run=3.0),
+    }
+    data["results"]["pg"]["W2-c32"] = entry(runs_per_s=100.0, cpu_ms_per_run=2.5)  # +20%
+    data["meta"]["labels"]["pg-traced"] = "agentd PostgreSQL, traced"
+    data["meta"]["tracing_spans"] = {"pg-traced": {"exported": 900.0, "dropped_queue_full": 0.0}}
+    lines = tracing_cost(data)
+    assert lines[2:4] == [
+        "| agentd PostgreSQL, traced | W1-c32 | 1.50 -> 1.71 (+14.0%) | holds |"
+        " 260 -> 247 (-5.0%) |",
+        "| agentd PostgreSQL, traced | W2-c32 | 2.50 -> 3.00 (+20.0%) | **missed** |"
+        " 100 -> 90 (-10.0%) |",
+    ]
+    assert lines[-1] == "- spans, agentd PostgreSQL, traced: exported 900, dropped_queue_full 0"
+    assert "## Tracing" in markdown(data)
+    assert tracing_cost(run_with_baseline()) == []
