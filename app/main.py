@@ -22,6 +22,7 @@ from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
 from app.agents.routes import router as agents_router
 from app.agents.schemas import AgentCreate
+from app.agui.routes import router as agui_router
 from app.config import Settings, get_settings
 from app.console.routes import router as console_router
 from app.db import create_engine, create_sessionmaker
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs_router, dependencies=auth)
     # Routes are matched in order: the ones that start runs come first.
     app.include_router(openai_router, dependencies=auth)
+    app.include_router(agui_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
     mcp_route = McpRoute(

@@ -38,7 +38,17 @@ LAYERS: list[set[str]] = [
         "tracing",
     },
     {"worker"},
-    {"agents", "console", "mcp", "openai_compat", "runs", "sessions", "tools_routes"},
+    {
+        "agents",
+        "agui",
+        "console",
+        "mcp",
+        "openai_compat",
+        "runs",
+        "sessions",
+        "tools_routes",
+        "vercel",
+    },
     {"health", "main", "metrics", "openapi", "runtime"},
 ]
 

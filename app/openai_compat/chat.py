@@ -213,6 +213,8 @@ class ChatChunks:
     """A run's stored events as `chat.completion.chunk` frames, then `data: [DONE]`
     (a `Translation`). Text deltas are the hot path: one template per stream."""
 
+    done = False  # the whole run is one stream: it ends with the run
+
     def __init__(
         self, runs: RunService, run_id: str, model: str, created: int, *, include_usage: bool
     ) -> None:

@@ -177,6 +177,8 @@ class ResponseEvents:
     """The Responses events of one run (a `Translation`); those numbered up to
     `after` are left out. `response()` is the Response as the events so far make it."""
 
+    done = False  # the whole run is one stream: it ends with the run
+
     def __init__(
         self, shape: ResponseShape, runs: RunService | None = None, *, after: int = -1
     ) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,7 +300,7 @@ class RunService:
         *,
         stopping: Callable[[], bool] = lambda: False,
         idle: float | None = None,
-    ) -> AsyncIterator[list[Frame]]:
+    ) -> AsyncGenerator[list[Frame], None]:
         """Batches of the run's stored events after seq `after`, as they are stored,
         until the run pauses or ends (or the process shuts down, or `stopping()`);
         with `idle`, an empty batch after each `idle` seconds without events."""
@@ -334,6 +334,13 @@ class RunService:
                 extra={"run_id": run_id},
             )
         return run.model_dump(mode="json")
+
+    async def session_state(self, session_id: str) -> dict[str, Any] | None:
+        """The session's state as stored (None: no such session): what a protocol
+        shows its client of the state its runs read and write."""
+        async with self.maker() as session:
+            stored = await sessions.get_session(session, session_id)
+            return dict(stored.state) if stored is not None else None
 
     @staticmethod
     async def _get(session: AsyncSession, run_id: str) -> Run:

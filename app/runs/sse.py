@@ -9,7 +9,8 @@ wire format (a `Translation` of the stored events).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from typing import Protocol
 
 from sse_starlette.sse import AppStatus
@@ -91,7 +92,11 @@ class Translation(Protocol):
     """A protocol's wire format for one stream of a run's stored events: the bytes
     that open the stream, those of each batch of events (may be empty), and those
     that end it (`closing` may read the run; it also runs when the stream stops
-    early, at shutdown)."""
+    early, at shutdown). A translation that has written all its stream holds sets
+    `done`: the stream ends there even when the run goes on (one protocol's run
+    may be a part of a stored run, up to a pause)."""
+
+    done: bool
 
     def opening(self) -> bytes: ...
 
@@ -101,7 +106,13 @@ class Translation(Protocol):
 
 
 def translated_stream(
-    runs: RunService, run_id: str, after: int, translation: Translation, *, ping: float
+    runs: RunService,
+    run_id: str,
+    after: int,
+    translation: Translation,
+    *,
+    ping: float,
+    headers: Mapping[str, str] | None = None,
 ) -> EventStreamResponse:
     """The run's events after `after`, as `translation` says them; pings and
     shutdown as in `event_stream`."""
@@ -112,17 +123,19 @@ def translated_stream(
         if opening:
             yield opening
         sent_at = time.monotonic()
-        async for batch in batches:
-            data = translation.frames(batch) if batch else b""
-            if data:
-                yield data
-            elif time.monotonic() - sent_at >= ping:
-                yield PING
-            else:
-                continue
-            sent_at = time.monotonic()
+        async with aclosing(batches):
+            async for batch in batches:
+                data = translation.frames(batch) if batch else b""
+                if data:
+                    yield data
+                    sent_at = time.monotonic()
+                elif time.monotonic() - sent_at >= ping:
+                    yield PING
+                    sent_at = time.monotonic()
+                if translation.done:
+                    break
         closing = await translation.closing()
         if closing:
             yield closing
 
-    return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT)
+    return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT, headers=headers)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -35,7 +35,7 @@ async def follow(
     maker: async_sessionmaker[AsyncSession],
     stopping: Callable[[], bool] = lambda: False,
     idle: float | None = None,
-) -> AsyncIterator[list[Frame]]:
+) -> AsyncGenerator[list[Frame], None]:
     """Batches of consecutive frames after `after`, as they become available; with
     `idle`, an empty batch after each `idle` seconds without frames."""
     bus, notifier = manager.bus, manager.notifier
