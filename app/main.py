@@ -41,6 +41,7 @@ from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
 from app.tools_routes import router as tools_router
 from app.tracing import plan_tracing, start_tracing
+from app.vercel.routes import router as vercel_router
 from app.worker.bus import EventBus
 from app.worker.manager import RunManager
 from app.worker.writer import EventWriter
@@ -200,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes are matched in order: the ones that start runs come first.
     app.include_router(openai_router, dependencies=auth)
     app.include_router(agui_router, dependencies=auth)
+    app.include_router(vercel_router, dependencies=auth)
     app.include_router(sessions_router, dependencies=auth)
     app.include_router(tools_router, dependencies=auth)
     mcp_route = McpRoute(
