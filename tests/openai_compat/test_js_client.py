@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.js_clients import js_clients
 from tests.runs.conftest import LiveServer
-
-JS = Path(__file__).resolve().parents[1] / "js"
 
 
 @pytest.fixture(scope="session")
 def js_script() -> Path:
-    if not (JS / "node_modules" / "openai" / "package.json").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=JS,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return JS / "stream.mjs"
+    return js_clients() / "stream.mjs"
 
 
 async def test_the_javascript_client_streams_a_completion_and_a_response(
