@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.js_clients import js_clients as installed_js_clients
 from tests.runs.conftest import LiveServer, serving
+from tests.sse_client import iter_sse
 
 AGENTS: list[dict[str, Any]] = [
     {"id": "echo", "model": "test:echo"},
@@ -88,3 +90,12 @@ async def node(js_clients: Path, script: str, scenario: dict[str, Any]) -> dict[
     assert process.returncode == 0, err.decode()
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+async def wait_for_content(client: httpx.AsyncClient, run_id: str) -> None:
+    """Return once the run has streamed some of its answer (read natively)."""
+    async with asyncio.timeout(20):
+        async with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
+            async for message in iter_sse(response):
+                if message.event == "RunContent":
+                    return

@@ -13,7 +13,7 @@ import httpx
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply
-from tests.frontends.conftest import LOCATION_TOOL, node
+from tests.frontends.conftest import LOCATION_TOOL, node, wait_for_content
 from tests.runs.conftest import LiveServer, wait_status
 from tests.sse_client import iter_sse
 
@@ -305,7 +305,7 @@ async def test_a_run_started_through_agui_is_cancelled_through_the_native_route(
     )
     async with served.client() as client:
         await wait_status(client, "agui-run", {"running"}, within=20)
-        await asyncio.sleep(0.3)
+        await wait_for_content(client, "agui-run")
         cancelled = await client.post("/v1/runs/agui-run/cancel")
         assert cancelled.status_code == 202
         result = await client_run
