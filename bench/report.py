@@ -57,6 +57,8 @@ BARS: tuple[Bar, ...] = (
     Bar("pg", "W3-c32", "ratio", 1.2, "W3 c32 runs/s >= 1.2x the floor"),
     Bar("pg", "W2chat-c32", "ratio", 0.85, "W2 via chat completions >= 0.85x W2", "W2-c32"),
     Bar("pg", "W2resp-c32", "ratio", 0.85, "W2 via responses >= 0.85x W2", "W2-c32"),
+    Bar("pg", "W2agui-c32", "ratio", 0.85, "W2 via AG-UI >= 0.85x W2", "W2-c32"),
+    Bar("pg", "W2vercel-c32", "ratio", 0.85, "W2 via the AI SDK UI stream >= 0.85x W2", "W2-c32"),
     Bar("pg", "W4-c1024", "errors", 0, "1,024 slow streams: no errors"),
     Bar("pg", "W4-c1024", "p99_ms", 4000, "1,024 slow streams: p99 <= 4 s"),
     Bar("pg", "W4-c1024", "peak_rss_mb", 250, "1,024 slow streams: peak RSS <= 250 MB"),

@@ -28,9 +28,10 @@ class Point:
     `min_runs` and `max_runs` runs (from the rate its warm-up reached). A burst
     point (W4) starts exactly `concurrency` runs at once. `quick` and `full`
     say which modes run the point; `passes` caps its passes in the full run.
-    `protocol` is how agentd is asked: its own runs API, or the OpenAI-compatible
-    `chat` (Chat Completions) or `responses` (the Responses API); the floor is
-    always asked the same way.
+    `protocol` is how agentd is asked: its own runs API, the OpenAI-compatible
+    `chat` (Chat Completions) or `responses` (the Responses API), or a frontend
+    protocol, `agui` (AG-UI) or `vercel` (the AI SDK's UI message stream); the
+    floor is always asked the same way.
     """
 
     key: str
@@ -84,6 +85,28 @@ POINTS: tuple[Point, ...] = (
         max_runs=1500,
         quick=False,
         protocol="responses",
+    ),
+    Point(
+        "W2agui-c32",
+        "W2 through AG-UI, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="agui",
+    ),
+    Point(
+        "W2vercel-c32",
+        "W2 through the AI SDK UI message stream, c32",
+        32,
+        True,
+        False,
+        50,
+        max_runs=1500,
+        quick=False,
+        protocol="vercel",
     ),
     Point("W3-c32", "W3 tool round trip, c32", 32, False, True, 20, max_runs=1000),
     Point("W4-c64", "W4 64 slow streams (50 x 20 ms) at once", 64, **SLOW, full=False),
@@ -220,7 +243,54 @@ def openai_wire(point: Point, port: int) -> Wire:
     return Wire(lambda i: request, b"event: response.output_text.delta", completed)
 
 
+def agui_wire(point: Point, port: int, tag: str) -> Wire:
+    """A streaming run through AG-UI: a thread and a run id of its own per run."""
+    path = f"/v1/agents/{PLAIN_AGENT}/agui"
+
+    def make(i: int) -> bytes:
+        body = (
+            b'{"threadId":"%s-%d","runId":"%s-r%d","messages":'
+            b'[{"id":"m1","role":"user","content":"Hello there"}]}'
+            % (tag.encode(), i, tag.encode(), i)
+        )
+        return _post(path, port, body)
+
+    def check(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if b'"type":"RUN_FINISHED"' in reply.body:
+            return None
+        return "RUN_ERROR" if b'"type":"RUN_ERROR"' in reply.body else "no RUN_FINISHED"
+
+    return Wire(make, b'"type":"TEXT_MESSAGE_CONTENT"', check)
+
+
+def vercel_wire(point: Point, port: int, tag: str) -> Wire:
+    """A streaming run through the AI SDK's UI message stream: a chat per run."""
+    path = f"/v1/agents/{PLAIN_AGENT}/chat"
+
+    def make(i: int) -> bytes:
+        body = (
+            b'{"id":"%s-%d","trigger":"submit-message","messages":[{"id":"m1","role":"user",'
+            b'"parts":[{"type":"text","text":"Hello there"}]}]}' % (tag.encode(), i)
+        )
+        return _post(path, port, body)
+
+    def check(reply: Reply) -> str | None:
+        if reply.status != 200:
+            return _problem(reply)
+        if b'"type":"finish","finishReason":"stop"' in reply.body:
+            return None
+        return "error part" if b'"type":"error"' in reply.body else "no finish part"
+
+    return Wire(make, b'"type":"text-delta"', check)
+
+
 def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+    if point.protocol == "agui":
+        return agui_wire(point, port, tag)
+    if point.protocol == "vercel":
+        return vercel_wire(point, port, tag)
     if point.protocol != "native":
         return openai_wire(point, port)
     agent = TOOLS_AGENT if point.tools else PLAIN_AGENT

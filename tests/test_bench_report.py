@@ -37,6 +37,8 @@ def results(**overrides: Any) -> dict[str, dict[str, Any]]:
             "W2-c32": entry(runs_per_s=101.0),
             "W2chat-c32": entry(runs_per_s=90.0),
             "W2resp-c32": entry(runs_per_s=88.0),
+            "W2agui-c32": entry(runs_per_s=92.0),
+            "W2vercel-c32": entry(runs_per_s=94.0),
             "W3-c32": entry(runs_per_s=130.0),
             "W4-c1024": entry(p99_ms=3_900.0, peak_rss_mb=240.0),
         },
