@@ -27,7 +27,6 @@ from ag_ui.core import (
     BaseEvent,
     CustomEvent,
     ReasoningEndEvent,
-    ReasoningMessageContentEvent,
     ReasoningMessageEndEvent,
     ReasoningMessageStartEvent,
     ReasoningStartEvent,
@@ -38,7 +37,6 @@ from ag_ui.core import (
     RunFinishedSuccessOutcome,
     RunStartedEvent,
     StateSnapshotEvent,
-    TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
     TokenUsage,
@@ -196,7 +194,7 @@ class AguiStream:
             self.text = self.turn_text = f"{self.stored_run_id}-{self._seq}"
             self._emit(TextMessageStartEvent(message_id=self.text, role="assistant"))
         delta = content if isinstance(content, str) else orjson.dumps(content).decode()
-        self._emit(TextMessageContentEvent(message_id=self.text, delta=delta))
+        self._emit_delta("TEXT_MESSAGE_CONTENT", self.text, delta)
 
     def _close_text(self) -> None:
         if self.text is not None:
@@ -213,7 +211,7 @@ class AguiStream:
     def _reasoning(self, delta: str) -> None:
         self._open_reasoning()
         if delta and self.reasoning is not None:
-            self._emit(ReasoningMessageContentEvent(message_id=self.reasoning, delta=delta))
+            self._emit_delta("REASONING_MESSAGE_CONTENT", self.reasoning, delta)
 
     def _close_reasoning(self) -> None:
         if self.reasoning is not None:
@@ -314,17 +312,33 @@ class AguiStream:
         return self.cut is None or (seq, index) > self.cut
 
     def _emit(self, event: BaseEvent) -> None:
-        seq, index = self._seq, self._index
-        self._index += 1
-        if self._past_cut(seq, index):
-            if self.cut is not None and not self._resumed:
-                self._resumed = True
-                if not isinstance(event, RunStartedEvent):
-                    self._reopen()
-            frame_id = b"%d" % seq if index == 0 else b"%d.%d" % (seq, index)
-            self._out.append(b"id: " + frame_id + b"\n" + _ENCODER.encode(event).encode())
+        if self._place(starts_run=isinstance(event, RunStartedEvent)):
+            self._out.append(_ENCODER.encode(event).encode())
         if self.cut is not None:
             self._track(event)
+
+    def _emit_delta(self, kind: str, message_id: str, delta: str) -> None:
+        """A `*_MESSAGE_CONTENT` event, most of a stream's frames: written as
+        EventEncoder writes it (tests/frontends/test_agui_wire.py holds them
+        equal) without building and dumping a model per delta."""
+        if self._place(starts_run=False):
+            body = orjson.dumps({"type": kind, "messageId": message_id, "delta": delta})
+            self._out.append(b"data: " + body + b"\n\n")
+
+    def _place(self, *, starts_run: bool) -> bool:
+        """Give the next frame its id; False when it is not sent (at or before
+        the resume point)."""
+        seq, index = self._seq, self._index
+        self._index += 1
+        if not self._past_cut(seq, index):
+            return False
+        if self.cut is not None and not self._resumed:
+            self._resumed = True
+            if not starts_run:
+                self._reopen()
+        frame_id = b"%d" % seq if index == 0 else b"%d.%d" % (seq, index)
+        self._out.append(b"id: " + frame_id + b"\n")
+        return True
 
     def _track(self, event: BaseEvent) -> None:
         if isinstance(event, (TextMessageStartEvent, ReasoningMessageStartEvent)):
