@@ -7,7 +7,9 @@ pending calls) or `RUN_ERROR`. Text and reasoning stream as messages; each
 tool call is announced once, with its arguments whole, and answered by
 `TOOL_CALL_RESULT`; a tool's `CustomEvent` is `CUSTOM`. Before the end, the
 thread's state is sent as `STATE_SNAPSHOT` when the client sent one or a tool
-ran (tools are what change it).
+ran (tools are what change it). The stored events do not carry the changes a
+tool makes to the state, so there is no `STATE_DELTA`: the snapshot is read
+from the session once the run has stored its end.
 
 Every frame's SSE id comes from the seq of the event it was made from: `7` for
 the first frame of event 7, `7.1`, `7.2` for the next ones, so no id is ever
