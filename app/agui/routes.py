@@ -17,7 +17,7 @@ from app.agui.events import AguiStream, parse_position
 from app.agui.schemas import resume_decisions, run_request, tool_results
 from app.engine.output import TERMINAL_STATUSES
 from app.engine.spec import AGENT_ID_PATTERN
-from app.errors import Conflict, RunExists, RunNotFound, problems
+from app.errors import Conflict, RunNotFound, problems
 from app.routing import StrictJSONRoute
 from app.runs.deps import run_service
 from app.runs.records import output_of
@@ -63,9 +63,9 @@ LAST_EVENT_ID = {
             {
                 404: "No such agent (`agent_not_found`).",
                 409: (
-                    "The thread has an active run (`session_busy`), `runId` names a run of "
-                    "another thread (`run_exists`), or `resume` answers calls no paused run "
-                    "of the thread waits on (`interrupt_not_pending`)."
+                    "The thread has an active run (`session_busy`), `runId` names a run "
+                    "another input started (`run_exists`), or `resume` answers calls no "
+                    "paused run of the thread waits on (`interrupt_not_pending`)."
                 ),
                 422: "Invalid `RunAgentInput`, or answers of the wrong kind (`validation_error`).",
             }
@@ -101,14 +101,9 @@ async def run_agent(
             answers = RunContinue.model_validate({"tools": decisions, "stream": True})
             return await _continue(request, runs, agent_input, paused, answers)
     body, extras = run_request(agent_input)
-    try:
-        started = await runs.create(agent_id, body, extras)
-    except RunExists:
-        # The same input again (a retry that got no frame): its stream from the start.
-        existing = await runs.get(agent_input.run_id)
-        if existing.session_id != agent_input.thread_id or existing.agent_id != agent_id:
-            raise
-        return _stream(request, runs, agent_input, existing.id, 0)
+    # The same input again (a retry that got no frame) answers the run it started,
+    # whose stream is then sent from the start; another input with its runId is 409.
+    started = await runs.create(agent_id, body, extras)
     return _stream(request, runs, agent_input, started.run.id, 0)
 
 

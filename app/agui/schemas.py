@@ -67,7 +67,7 @@ def run_request(agent_input: RunAgentInput) -> tuple[RunCreate, RunExtras]:
         "stream": True,
         "session_state": state or None,
     }
-    if agent_input.forwarded_props is not None:
+    if agent_input.forwarded_props:
         body["metadata"] = {"forwarded_props": agent_input.forwarded_props}
     extras = {
         "run_id": agent_input.run_id,

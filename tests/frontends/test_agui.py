@@ -271,10 +271,16 @@ async def test_a_dropped_stream_resumes_from_its_last_event_id(
     ]
     async with served.client() as client:
         ids = []
-        async with client.stream("POST", "/v1/agents/slow/agui", json=body) as response:
+        everything = {"Last-Event-ID": "0"}
+        async with client.stream(
+            "POST", "/v1/agents/slow/agui", json=body, headers=everything
+        ) as response:
             async for message in iter_sse_ids(response):
                 ids.append(message)
-        assert len(ids) == len(set(ids))  # the replay from the start: no id twice
+        assert len(ids) == len(set(ids)) > 5  # the replay from the start: no id twice
+        other = {**body, "messages": [user("something else")]}
+        taken = await client.post("/v1/agents/slow/agui", json=other)
+        assert (taken.status_code, taken.json()["code"]) == (409, "run_exists")
         done = await client.post(
             "/v1/agents/slow/agui", json=body, headers={"Last-Event-ID": ids[-1]}
         )

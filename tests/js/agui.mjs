@@ -24,8 +24,14 @@ async function watchingFetch(url, init) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffered = "";
+  let cut = false;
   const body = new ReadableStream({
     async pull(sink) {
+      if (cut) {
+        // Only now: what was passed before the cut is read first.
+        controller.abort();
+        return sink.error(new TypeError("network connection lost"));
+      }
       const { done, value } = await reader.read();
       if (done) return sink.close();
       buffered += decoder.decode(value, { stream: true });
@@ -34,9 +40,8 @@ async function watchingFetch(url, init) {
       let passed = "";
       for (const block of blocks) {
         if (scenario.cutAfter != null && frames >= scenario.cutAfter) {
-          controller.abort();
-          sink.enqueue(new TextEncoder().encode(passed));
-          return sink.error(new TypeError("network connection lost"));
+          cut = true;
+          break;
         }
         const id = block.split("\n").find((line) => line.startsWith("id:"));
         if (id) lastEventId = id.slice(3).trim();
