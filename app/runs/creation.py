@@ -5,16 +5,19 @@ A run is stored holding its session, started here when this process has room
 second only when the first cannot decide:
 
 1. The common case, one statement per run: a run of the agent version this
-   process read last, in a new session or a free one. It is stored with the
-   runs created at the same moment (`RunCreations`: a group of one when nothing
-   else is being written), started or queued; the replicas hear of queued runs
-   once the group is stored. The statement stores nothing when the session is
-   busy or the agent changed meanwhile.
+   process read last, in a new session or a free one, its id generated or the
+   client's. It is stored with the runs created at the same moment
+   (`RunCreations`: a group of one when nothing else is being written), started
+   or queued; the replicas hear of queued runs once the group is stored. The
+   statement stores nothing when the session is busy or the agent changed
+   meanwhile, nor when a run has the client's id (`RunIdTaken`: the service
+   answers the create sent again from that run); a cancel for that id that came
+   first is used up there, and the run ends cancelled at once.
 2. Everything else, on a connection of its own: the agent read from the
    database, the session created, taken, merged into (`session_state`) or busy;
    a busy session rejects, queues or interrupts per `multitask_strategy`. A run
-   stored queued tells every replica there is work, in the same transaction. A
-   client-chosen run id or an idempotency key always takes this step.
+   stored queued tells every replica there is work, in the same transaction. An
+   idempotency key always takes this step.
 """
 
 from __future__ import annotations
@@ -29,16 +32,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.agents.resolver import Current, StoredAgents
 from app.engine.loop import Runner
 from app.engine.state import RunState
-from app.errors import RunExists, SessionBusy, ValidationFailed
+from app.errors import SessionBusy, ValidationFailed
 from app.runs import repository
 from app.runs.grouping import RunCreations
 from app.runs.records import new_run, new_session
+from app.runs.repository import IdTaken
 from app.runs.schemas import RunCreate, RunExtras
 from app.sessions import repository as sessions
 from app.worker import store
 from app.worker.capacity import Admission
 from app.worker.manager import RunManager
 from app.worker.store import NewRun
+
+
+class RunIdTaken(Exception):
+    """A run has the client-chosen id already: nothing was stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +87,13 @@ class Creator:
     ) -> Started:
         """Store a new run (see the module's docstring); raises AgentNotFound,
         ValidationFailed or SessionBusy, having stored nothing; with `request`
-        (a client-chosen run id or an idempotency key), RunExists or
+        (a client-chosen run id or an idempotency key), RunIdTaken, or
         IntegrityError when that id or key was taken meanwhile."""
         known = None
-        if not body.session_state and request is None:
+        if not body.session_state and (request is None or request.idempotency_key is None):
             known = self.agents.last_read(agent_id)
         if known is not None:
-            started = await self._create_in_free_session(known, body, extras, admission)
+            started = await self._create_in_free_session(known, body, extras, admission, request)
             if started is not None:
                 return started
         async with self.connect() as db:
@@ -94,7 +102,12 @@ class Creator:
         return started
 
     async def _create_in_free_session(
-        self, known: Current, body: RunCreate, extras: RunExtras, admission: Admission
+        self,
+        known: Current,
+        body: RunCreate,
+        extras: RunExtras,
+        admission: Admission,
+        request: Fingerprinted | None,
     ) -> Started | None:
         """Step 1: None (nothing stored) when the session is busy, that agent
         version is no longer the newest, or the input does not fit it (the newest
@@ -103,22 +116,29 @@ class Creator:
             run, values, state = new_run(self.runner, known.spec, body, extras)
         except ValidationFailed:
             return None
+        if request is not None:
+            values["request"]["fingerprint"] = request.fingerprint
         start_here = admission.start()
         if start_here:
             self._start_here(run, values)
-        created = await self.creations.hold_session_and_insert_run(
+        held = await self.creations.hold_session_and_insert_run(
             new_session(run, body),
             values,
             agent_version=known.spec.version,
             agent_updated_at=known.updated_at,
+            chosen_id=extras.run_id is not None,
         )
-        if created is None:
+        if held is None:
             return None
+        if isinstance(held, IdTaken):
+            raise RunIdTaken(run.id)
+        if held.cancelled:  # a cancel for its id came first: it ends at once
+            run.cancel_requested = True
         if not start_here:  # a worker with room claims it
             self.manager.notifier.queued()
             return Started(run, launch=False)
         # A new session has no history: the state built here is all there is.
-        return Started(run, launch=True, state=state if created else None)
+        return Started(run, launch=True, state=state if held.created else None)
 
     async def _create_general(
         self,
@@ -188,9 +208,7 @@ class Creator:
         if extras.run_id is not None:
             await repository.lock_run_id(db, extras.run_id)
             if await repository.run_exists(db, extras.run_id):
-                raise RunExists(
-                    f"A run with id {extras.run_id!r} exists.", extra={"run_id": extras.run_id}
-                )
+                raise RunIdTaken(extras.run_id)
             if await repository.take_cancel(db, extras.run_id):
                 values["cancel_requested"] = run.cancel_requested = True
         if request.idempotency_key is not None:

@@ -17,9 +17,15 @@ way each run sees the ones before it (two runs of one session: the second
 finds the session held and is not stored), and they commit together or not at
 all.
 
-Every run learns its own outcome: stored (in a session created or taken), or
-not stored (the session busy, the agent changed): that request then takes the
-general path, as it would have after its own statement. Should the group fail
+A run with a client-chosen id is stored this way too: a group holding such
+runs first locks their ids (the lock a cancel for an id that has no run yet
+takes), in a statement of its own, and their statement checks that the id is
+free and uses up a cancel kept for it.
+
+Every run learns its own outcome: stored (in a session created or taken,
+cancelled at once if a cancel came first), or not stored (the session busy, the
+agent changed: that request then takes the general path, as it would have after
+its own statement; or its id taken: the request is answered from that run). Should the group fail
 as a whole (a deadlock with another replica, a bad value), each run is stored
 again on its own, so one run's failure is only that run's.
 """
@@ -38,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.compat.sqlalchemy import direct_driver
 from app.runs import repository
+from app.runs.repository import Outcome
 
 log = logging.getLogger("agentd.runs")
 
@@ -47,7 +54,8 @@ MAX_GROUP = 256  # runs per group at most
 @dataclass(slots=True)
 class _Pending:
     params: dict[str, Any]
-    done: asyncio.Future[bool | None] = field(
+    chosen_id: bool  # the client chose the run's id
+    done: asyncio.Future[Outcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -68,7 +76,8 @@ class RunCreations:
         *,
         agent_version: int,
         agent_updated_at: datetime,
-    ) -> bool | None:
+        chosen_id: bool = False,
+    ) -> Outcome:
         """What `repository.hold_session_and_insert_run` answers, for this run,
         stored with the runs created at the same moment."""
         pending = _Pending(
@@ -77,7 +86,8 @@ class RunCreations:
                 run_values,
                 agent_version=agent_version,
                 agent_updated_at=agent_updated_at,
-            )
+            ),
+            chosen_id,
         )
         self._pending.append(pending)
         if self._writing is None:
@@ -107,20 +117,29 @@ class RunCreations:
         finally:
             self._writing = None
 
-    async def _store(self, group: list[_Pending]) -> list[bool | None]:
+    async def _store(self, group: list[_Pending]) -> list[Outcome]:
         async with self._connect() as conn:
             driver = await direct_driver(conn)
             if driver is None or len(group) == 1:
                 # One run after another (SQLite; or statements that listeners must
                 # see), in one transaction: one commit.
-                outcomes = [await repository.hold_and_insert(conn, p.params) for p in group]
+                outcomes = [
+                    await repository.hold_and_insert(conn, p.params, chosen_id=p.chosen_id)
+                    for p in group
+                ]
                 await conn.commit()
             else:
-                statement = repository.HOLD_AND_INSERT
+                chosen = [p.params["r_id"] for p in group if p.chosen_id]
+                if chosen:
+                    # Begins the transaction, on the driver connection too.
+                    await repository.lock_run_ids(conn, chosen)
+                statement = repository.hold_and_insert_statement(chosen_id=bool(chosen))
                 sql, first = statement.bind(conn.dialect, group[0].params)
                 args = [first, *(statement.bind(conn.dialect, p.params)[1] for p in group[1:])]
                 rows = await driver.fetchmany(sql, args)
                 outcomes = [repository.hold_and_insert_outcome(tuple(row)) for row in rows]
+                if chosen:
+                    await conn.commit()
         self.groups += 1
         return outcomes
 
@@ -128,7 +147,9 @@ class RunCreations:
         for pending in group:
             try:
                 async with self._connect() as conn:
-                    outcome = await repository.hold_and_insert(conn, pending.params)
+                    outcome = await repository.hold_and_insert(
+                        conn, pending.params, chosen_id=pending.chosen_id
+                    )
                     await conn.commit()
             except Exception as exc:
                 exc.__context__ = failure
@@ -137,7 +158,7 @@ class RunCreations:
                 _settle(pending, outcome)
 
 
-def _settle(pending: _Pending, outcome: bool | None) -> None:
+def _settle(pending: _Pending, outcome: Outcome) -> None:
     if not pending.done.done():
         pending.done.set_result(outcome)
 

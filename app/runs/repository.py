@@ -6,10 +6,23 @@ reads and writes while it executes a run is in `app.worker.store`.)"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, union_all, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -108,66 +121,116 @@ def _params(table: Table, columns: Sequence[str], prefix: str) -> list[Any]:
     return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A run stored holding its session."""
+
+    created: bool  # the session was created (else taken while it was free)
+    cancelled: bool = False  # a cancel for the run's client-chosen id came first
+
+
+@dataclass(frozen=True, slots=True)
+class IdTaken:
+    """Nothing stored: a run has the client-chosen id already."""
+
+
+ID_TAKEN = IdTaken()
+# What storing a run holding its session did; None: nothing stored (the session
+# is busy, or the agent changed).
+Outcome = Held | IdTaken | None
+
+
+def _new_session(guard: Any) -> Any:
+    return select(*_params(SESSIONS, NEW_SESSION_COLUMNS, "s_")).where(guard)
+
+
+def _take_free(guard: Any) -> Any:
+    return (
+        update(SESSIONS)
+        .where(SESSIONS.c.id == bindparam("s_id"), SESSIONS.c.active_run_id.is_(None), guard)
+        .values(
+            active_run_id=bindparam("s_active_run_id"),
+            updated_at=bindparam("s_updated_at", type_=SESSIONS.c.updated_at.type),
+        )
+    )
+
+
+def _postgresql(*, chosen_id: bool) -> DriverStatement:
+    """One statement. Both parts see the same snapshot, so at most one returns the
+    session: created, or taken while free. The run is inserted from that row. It
+    always answers one row, (runs stored, sessions created, id taken, cancelled),
+    so a pipeline of them answers a row per run. With `chosen_id` nothing is
+    stored when a run has the id, and a cancel kept for it is used up: the
+    transaction locked the ids first (`lock_run_ids`, a statement of its own, so
+    this one's snapshot sees a cancel stored under that lock)."""
+    run_id = bindparam("r_id", type_=RUNS.c.id.type)
+    id_taken = exists().where(RUNS.c.id == run_id)
+    guard = _agent_unchanged()
+    if chosen_id:
+        guard = guard & ~id_taken
+    created = (
+        postgresql_insert(SESSIONS)
+        .from_select(NEW_SESSION_COLUMNS, _new_session(guard))
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(SESSIONS.c.id)
+        .cte("created")
+    )
+    taken = _take_free(guard).returning(SESSIONS.c.id).cte("taken")
+    held = union_all(select(created.c.id), select(taken.c.id)).subquery("held")
+    values = _params(RUNS, NEW_RUN_COLUMNS, "r_")
+    cancelled: Any = literal_column("false")
+    if chosen_id:
+        used_up = (
+            delete(CANCELS)
+            .where(CANCELS.c.run_id == run_id, exists(select(held.c.id)))
+            .returning(CANCELS.c.created_at)
+            .cte("used_up")
+        )
+        since = bindparam("c_since", type_=CANCELS.c.created_at.type)
+        cancelled = exists().where(used_up.c.created_at > since)
+        at = NEW_RUN_COLUMNS.index("cancel_requested")
+        values[at] = values[at] | cancelled
+    inserted = (
+        insert(RUNS)
+        .from_select(NEW_RUN_COLUMNS, select(*values).select_from(held))
+        .returning(RUNS.c.id)
+        .cte("inserted")
+    )
+    return DriverStatement(
+        select(
+            select(func.count()).select_from(inserted).scalar_subquery(),
+            select(func.count()).select_from(created).scalar_subquery(),
+            id_taken if chosen_id else literal_column("false"),
+            cancelled,
+        )
+    )
+
+
 class _HoldAndInsert:
     """The statements of `hold_session_and_insert_run`, per dialect."""
 
     def __init__(self) -> None:
-        agent_ok = _agent_unchanged()
-        new_session = select(*_params(SESSIONS, NEW_SESSION_COLUMNS, "s_")).where(agent_ok)
-        free = (
-            update(SESSIONS)
-            .where(
-                SESSIONS.c.id == bindparam("s_id"),
-                SESSIONS.c.active_run_id.is_(None),
-                agent_ok,
-            )
-            .values(
-                active_run_id=bindparam("s_active_run_id"),
-                updated_at=bindparam("s_updated_at", type_=SESSIONS.c.updated_at.type),
-            )
-        )
-        # PostgreSQL: one statement. Both parts see the same snapshot, so at most
-        # one returns the session: created, or taken while free. The run is
-        # inserted from that row. It always answers one row, (runs stored,
-        # sessions created), so a pipeline of them answers a row per run.
-        created = (
-            postgresql_insert(SESSIONS)
-            .from_select(NEW_SESSION_COLUMNS, new_session)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(SESSIONS.c.id)
-            .cte("created")
-        )
-        taken = free.returning(SESSIONS.c.id).cte("taken")
-        held = union_all(select(created.c.id), select(taken.c.id)).subquery("held")
-        inserted = (
-            insert(RUNS)
-            .from_select(
-                NEW_RUN_COLUMNS, select(*_params(RUNS, NEW_RUN_COLUMNS, "r_")).select_from(held)
-            )
-            .returning(RUNS.c.id)
-            .cte("inserted")
-        )
-        self.postgresql = DriverStatement(
-            select(
-                select(func.count()).select_from(inserted).scalar_subquery(),
-                select(func.count()).select_from(created).scalar_subquery(),
-            )
-        )
+        self.postgresql = _postgresql(chosen_id=False)
+        self.postgresql_chosen = _postgresql(chosen_id=True)
         # SQLite has no data-modifying CTEs: up to three statements, in a
         # transaction that holds the write lock from its start.
         self.sqlite_create = (
             sqlite_insert(SESSIONS)
-            .from_select(NEW_SESSION_COLUMNS, new_session)
+            .from_select(NEW_SESSION_COLUMNS, _new_session(_agent_unchanged()))
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        self.sqlite_take = free
+        self.sqlite_take = _take_free(_agent_unchanged())
         self.insert_run = insert(RUNS)
 
 
 _HOLD_AND_INSERT = _HoldAndInsert()
 
 
-HOLD_AND_INSERT = _HOLD_AND_INSERT.postgresql
+def hold_and_insert_statement(*, chosen_id: bool) -> DriverStatement:
+    """The PostgreSQL statement of `hold_and_insert`; with `chosen_id`, the one for
+    runs of which some have a client-chosen id (the transaction locked them first)."""
+    statements = _HOLD_AND_INSERT
+    return statements.postgresql_chosen if chosen_id else statements.postgresql
 
 
 def hold_and_insert_params(
@@ -177,24 +240,27 @@ def hold_and_insert_params(
     agent_version: int,
     agent_updated_at: datetime,
 ) -> dict[str, Any]:
-    """The parameters of `HOLD_AND_INSERT` (and of the SQLite statements)."""
+    """The parameters of the `hold_and_insert` statements."""
     run = dict(run_values)
     run["metadata"] = run.pop("metadata_", {})
     return {
         "a_id": run["agent_id"],
         "a_version": agent_version,
         "a_updated_at": agent_updated_at,
+        "c_since": run["created_at"] - CANCEL_KEPT,
         **{f"s_{name}": session_values[name] for name in NEW_SESSION_COLUMNS},
         **{f"r_{name}": run.get(name) for name in NEW_RUN_COLUMNS},
     }
 
 
-def hold_and_insert_outcome(row: tuple[Any, ...] | None) -> bool | None:
-    """A row of `HOLD_AND_INSERT`: whether the session was created, or None
-    when nothing was stored."""
-    if row is None or not row[0]:
+def hold_and_insert_outcome(row: tuple[Any, ...] | None) -> Outcome:
+    """What a row of the PostgreSQL statements says was stored."""
+    if row is None:
         return None
-    return bool(row[1])
+    inserted, created, id_taken, cancelled = row
+    if id_taken:
+        return ID_TAKEN
+    return Held(bool(created), bool(cancelled)) if inserted else None
 
 
 async def hold_session_and_insert_run(
@@ -204,30 +270,43 @@ async def hold_session_and_insert_run(
     *,
     agent_version: int,
     agent_updated_at: datetime,
-) -> bool | None:
+    chosen_id: bool = False,
+) -> Outcome:
     """Store a run holding its session (created with `session_values`, or taken
     while it has no active run) in as few statements as the database allows,
     provided the agent is still at `agent_version` (written at
-    `agent_updated_at`). Returns whether the session was created, or None
-    when nothing was stored (the session is busy, or the agent changed): the
-    caller then takes the general path."""
+    `agent_updated_at`). With `chosen_id` (the client chose the run's id),
+    nothing is stored when a run has that id (`ID_TAKEN`), and a cancel kept
+    for it is used up (`Held.cancelled`). None when nothing was stored (the
+    session is busy, or the agent changed): the caller then takes the general
+    path."""
     params = hold_and_insert_params(
         session_values, run_values, agent_version=agent_version, agent_updated_at=agent_updated_at
     )
-    return await hold_and_insert(db, params)
+    return await hold_and_insert(db, params, chosen_id=chosen_id)
 
 
-async def hold_and_insert(db: AsyncConnection, params: dict[str, Any]) -> bool | None:
+async def hold_and_insert(
+    db: AsyncConnection, params: dict[str, Any], *, chosen_id: bool = False
+) -> Outcome:
     """`hold_session_and_insert_run` from its `hold_and_insert_params`."""
+    run_id = params["r_id"]
     if db.dialect.name == "postgresql":
-        return hold_and_insert_outcome(await HOLD_AND_INSERT.first(db, params))
+        if chosen_id:
+            await lock_run_ids(db, [run_id])
+        statement = hold_and_insert_statement(chosen_id=chosen_id)
+        return hold_and_insert_outcome(await statement.first(db, params))
     statements = _HOLD_AND_INSERT
+    if chosen_id and await run_exists(db, run_id):
+        return ID_TAKEN
     created = bool((await db.execute(statements.sqlite_create, params)).rowcount)
     if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
         return None
     run = {name: params[f"r_{name}"] for name in NEW_RUN_COLUMNS}
+    cancelled = chosen_id and await take_cancel(db, run_id, now=params["c_since"] + CANCEL_KEPT)
+    run["cancel_requested"] = run["cancel_requested"] or cancelled
     await db.execute(statements.insert_run, run)
-    return created
+    return Held(created, cancelled)
 
 
 # Cancels of runs not created yet, and idempotency keys -----------------------
@@ -255,14 +334,15 @@ async def keep_cancel(db: Db, run_id: str) -> None:
     await db.execute(_KEEP_CANCEL[bind.dialect.name], {"run_id": run_id, "created_at": utcnow()})
 
 
-async def take_cancel(db: Db, run_id: str) -> bool:
-    """Whether a cancel for `run_id` arrived within CANCEL_KEPT (it is used up)."""
+async def take_cancel(db: Db, run_id: str, *, now: datetime | None = None) -> bool:
+    """Whether a cancel for `run_id` arrived within CANCEL_KEPT of `now` (it is
+    used up)."""
     table = CANCELS
     found = (await db.execute(select(table.c.created_at).where(table.c.run_id == run_id))).first()
     if found is None:
         return False
     await db.execute(delete(table).where(table.c.run_id == run_id))
-    return bool(found[0] > utcnow() - CANCEL_KEPT)
+    return bool(found[0] > (now or utcnow()) - CANCEL_KEPT)
 
 
 async def find_idempotency_key(db: Db, key: str) -> IdempotencyKey | None:
@@ -302,6 +382,24 @@ async def lock_run_id(db: Db, run_id: str) -> None:
     """Serialize, until the transaction ends, what concerns a client-chosen run id
     that may not exist yet (its creation, a cancel that comes first). SQLite's
     write transactions are serial already."""
+    await lock_run_ids(db, [run_id])
+
+
+# Locks in one order (their keys sorted), so transactions that lock several at
+# once never wait for each other in a circle.
+_LOCK_RUN_IDS = text(
+    "SELECT pg_advisory_xact_lock(key) FROM "
+    "(SELECT DISTINCT hashtext(id) AS key FROM unnest(CAST(:ids AS text[])) AS id "
+    "ORDER BY key) AS keys"
+)
+
+
+async def lock_run_ids(db: Db, run_ids: Sequence[str]) -> None:
+    """`lock_run_id` for each of `run_ids`, in one statement."""
     bind = db.get_bind() if isinstance(db, AsyncSession) else db
-    if bind.dialect.name == "postgresql":
-        await db.execute(select(func.pg_advisory_xact_lock(func.hashtext(run_id))))
+    if bind.dialect.name != "postgresql":
+        return
+    if len(run_ids) == 1:
+        await db.execute(select(func.pg_advisory_xact_lock(func.hashtext(run_ids[0]))))
+    else:
+        await db.execute(_LOCK_RUN_IDS, {"ids": list(run_ids)})

@@ -38,7 +38,7 @@ from app.errors import (
     ShuttingDown,
 )
 from app.runs import idempotency, repository
-from app.runs.creation import Creator, Fingerprinted, Started
+from app.runs.creation import Creator, Fingerprinted, RunIdTaken, Started
 from app.runs.grouping import RunCreations
 from app.runs.records import NO_EXTRAS, input_failed, output_of
 from app.runs.schemas import RUN_ID_PATTERN, RunContinue, RunCreate, RunExtras
@@ -89,13 +89,15 @@ class RunService:
         AgentNotFound, ValidationFailed, SessionBusy or RunExists, having stored
         nothing. `extras` is what a protocol adapter adds (see `RunExtras`). A
         create sent again (the same `run_id`, or `idempotency_key`) answers the run
-        it started (`Started.replayed`) and starts nothing."""
+        it started (not launched) and starts nothing: a key is looked up first, a
+        run id is found taken when the run is stored."""
         if body.run_id is not None:
             extras = extras.model_copy(update={"run_id": body.run_id})
         request: Fingerprinted | None = None
         if extras.run_id is not None or idempotency_key is not None:
             digest = idempotency.fingerprint("create", agent_id, body, extras)
             request = Fingerprinted(digest, idempotency_key)
+        if idempotency_key is not None and request is not None:
             replay = await self._replayed_create(extras.run_id, request)
             if replay is not None:
                 return replay
@@ -106,10 +108,11 @@ class RunService:
                 started = await self._creator.create(agent_id, body, admission, extras, request)
                 if started.launch:
                     manager.launch(started.run.id, run=started.run, state=started.state)
-        except IntegrityError:
+        except (IntegrityError, RunIdTaken):
             if request is None:
                 raise
-            # The same request, on another replica, stored it first.
+            # Sent before (this run id is taken), or the same request, on another
+            # replica, stored it first.
             replay = await self._replayed_create(extras.run_id, request)
             if replay is None:
                 raise RunExists("The run's id or idempotency key was just taken.") from None
