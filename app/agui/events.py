@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from ag_ui.core import (
     BaseEvent,
     CustomEvent,
@@ -50,6 +49,7 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 
 from app.agui.schemas import interrupt
+from app.engine import jsontext
 from app.engine.output import Requirement
 from app.worker.bus import Frame
 
@@ -146,7 +146,7 @@ class AguiStream:
     def _translate(self, frame: Frame) -> None:
         name = frame.event
         if name == "RunContent":
-            self._content(orjson.loads(frame.data).get("content"))
+            self._content(jsontext.loads(frame.data).get("content"))
         elif name in ("RunStarted", "RunContinued"):
             if not self.started:
                 self._start()
@@ -155,22 +155,22 @@ class AguiStream:
         elif name == "ReasoningStarted":
             self._open_reasoning()
         elif name == "ReasoningStep":
-            self._reasoning(orjson.loads(frame.data)["reasoning_content"])
+            self._reasoning(jsontext.loads(frame.data)["reasoning_content"])
         elif name == "ReasoningCompleted":
             self._close_reasoning()
         elif name == "ToolCallStarted":
-            self._announce(orjson.loads(frame.data)["tool"])
+            self._announce(jsontext.loads(frame.data)["tool"])
         elif name == "ToolCallCompleted":
-            self._result(orjson.loads(frame.data)["tool"])
+            self._result(jsontext.loads(frame.data)["tool"])
         elif name == "CustomEvent":
-            data = orjson.loads(frame.data)
+            data = jsontext.loads(frame.data)
             self._emit(CustomEvent(name=data["name"], value=data.get("data")))
         elif name == "RunCompleted":
-            self._completed(orjson.loads(frame.data))
+            self._completed(jsontext.loads(frame.data))
         elif name == "RunPaused":
-            self._paused(orjson.loads(frame.data)["requirements"])
+            self._paused(jsontext.loads(frame.data)["requirements"])
         elif name == "RunError":
-            error = orjson.loads(frame.data)["error"]
+            error = jsontext.loads(frame.data)["error"]
             self._end(RunErrorEvent(message=error["message"], code=error["code"]))
         elif name == "RunCancelled":
             self._close_open()
@@ -195,7 +195,7 @@ class AguiStream:
         if self.text is None:
             self.text = self.turn_text = f"{self.stored_run_id}-{self._seq}"
             self._emit(TextMessageStartEvent(message_id=self.text, role="assistant"))
-        delta = content if isinstance(content, str) else orjson.dumps(content).decode()
+        delta = content if isinstance(content, str) else jsontext.dumps(content).decode()
         self._emit_delta("TEXT_MESSAGE_CONTENT", self.text, delta)
 
     def _close_text(self) -> None:
@@ -237,7 +237,7 @@ class AguiStream:
                 tool_call_id=call_id, tool_call_name=name, parent_message_id=self.turn_text
             )
         )
-        args = orjson.dumps(tool.get("tool_args") or {}).decode()
+        args = jsontext.dumps(tool.get("tool_args") or {}).decode()
         self._emit(ToolCallArgsEvent(tool_call_id=call_id, delta=args))
         self._emit(ToolCallEndEvent(tool_call_id=call_id))
 
@@ -247,7 +247,7 @@ class AguiStream:
         self.turn_text = None
         call_id = tool["tool_call_id"]
         result = tool.get("error") if tool.get("status") == "error" else tool.get("result")
-        content = result if isinstance(result, str) else orjson.dumps(result).decode()
+        content = result if isinstance(result, str) else jsontext.dumps(result).decode()
         self._emit(
             ToolCallResultEvent(
                 message_id=f"{call_id}-result", tool_call_id=call_id, content=content, role="tool"
@@ -324,7 +324,7 @@ class AguiStream:
         EventEncoder writes it (tests/frontends/test_agui_wire.py holds them
         equal) without building and dumping a model per delta."""
         if self._place(starts_run=False):
-            body = orjson.dumps({"type": kind, "messageId": message_id, "delta": delta})
+            body = jsontext.dumps({"type": kind, "messageId": message_id, "delta": delta})
             self._out.append(b"data: " + body + b"\n\n")
 
     def _place(self, *, starts_run: bool) -> bool:

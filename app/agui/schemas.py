@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NoReturn, TypeVar
 
-import orjson
 from ag_ui.core import (
     AssistantMessage,
     Context,
@@ -27,6 +26,7 @@ from ag_ui.core import (
 )
 from pydantic import BaseModel, ValidationError
 
+from app.engine import jsontext
 from app.engine.output import Requirement
 from app.errors import ValidationFailed
 from app.runs.schemas import RunContinue, RunCreate, RunExtras
@@ -144,7 +144,7 @@ def interrupt(requirement: Requirement) -> Interrupt:
             "properties": {"user_input": wanted},
             "required": ["user_input"],
         }
-    args = orjson.dumps(requirement.tool_args).decode()
+    args = jsontext.dumps(requirement.tool_args).decode()
     return Interrupt(
         id=requirement.tool_call_id,
         reason=REASONS[requirement.kind],

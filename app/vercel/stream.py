@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from app.engine import jsontext
 from app.engine.output import Requirement
 from app.worker.bus import Frame
 
@@ -29,7 +28,7 @@ FINISH_REASONS = {"RunCompleted": "stop", "RunPaused": "tool-calls", "RunError":
 
 
 def chunk(part: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(part) + b"\n\n"
+    return b"data: " + jsontext.dumps(part) + b"\n\n"
 
 
 class UIMessageStream:
@@ -72,7 +71,7 @@ class UIMessageStream:
         if self.paused and name == "RunContinued":
             self.paused = False  # the pause was answered: the same message goes on
         if name == "RunContent":
-            content = orjson.loads(frame.data).get("content")
+            content = jsontext.loads(frame.data).get("content")
             if content is not None and content != "":
                 self._text(content, frame.seq)
         elif name in ("RunStarted", "RunContinued"):
@@ -80,26 +79,26 @@ class UIMessageStream:
         elif name == "RunContentCompleted":
             self._close_text()
         elif name in ("ReasoningStarted", "ReasoningStep"):
-            delta = orjson.loads(frame.data).get("reasoning_content", "")
+            delta = jsontext.loads(frame.data).get("reasoning_content", "")
             self._reasoning(delta, frame.seq)
         elif name == "ReasoningCompleted":
             self._close_reasoning()
         elif name == "ToolCallStarted":
-            self._announce(orjson.loads(frame.data)["tool"])
+            self._announce(jsontext.loads(frame.data)["tool"])
         elif name == "ToolCallCompleted":
-            self._result(orjson.loads(frame.data)["tool"])
+            self._result(jsontext.loads(frame.data)["tool"])
         elif name == "CustomEvent":
-            data = orjson.loads(frame.data)
+            data = jsontext.loads(frame.data)
             self._step()
             self._out.append(chunk({"type": f"data-{data['name']}", "data": data.get("data")}))
         elif name == "RunPaused":
-            self._paused(orjson.loads(frame.data)["requirements"])
+            self._paused(jsontext.loads(frame.data)["requirements"])
         elif name == "RunCompleted":
             self._finish("stop")
             self._out.append(DONE)
             self.done = True
         elif name == "RunError":
-            error = orjson.loads(frame.data)["error"]
+            error = jsontext.loads(frame.data)["error"]
             self._close_open()
             self._out.append(chunk({"type": "error", "errorText": error["message"]}))
             self._finish("error")
@@ -141,7 +140,7 @@ class UIMessageStream:
         if self.text is None:
             self.text = f"text-{seq}"
             self._out.append(chunk({"type": "text-start", "id": self.text}))
-        delta = content if isinstance(content, str) else orjson.dumps(content).decode()
+        delta = content if isinstance(content, str) else jsontext.dumps(content).decode()
         self._out.append(chunk({"type": "text-delta", "id": self.text, "delta": delta}))
 
     def _close_text(self) -> None:
@@ -182,7 +181,7 @@ class UIMessageStream:
                 {
                     "type": "tool-input-delta",
                     "toolCallId": call_id,
-                    "inputTextDelta": orjson.dumps(args).decode(),
+                    "inputTextDelta": jsontext.dumps(args).decode(),
                 }
             )
             + chunk(
