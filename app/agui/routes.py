@@ -15,6 +15,7 @@ from starlette.responses import Response as StarletteResponse
 
 from app.agui.events import AguiStream, parse_position
 from app.agui.schemas import resume_decisions, run_request, tool_results
+from app.compat.fastapi import direct
 from app.engine.output import TERMINAL_STATUSES
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import Conflict, RunNotFound, problems
@@ -73,6 +74,7 @@ LAST_EVENT_ID = {
     },
     openapi_extra={"parameters": [LAST_EVENT_ID]},
 )
+@direct
 async def run_agent(
     request: Request,
     agent_input: RunAgentInput,

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 from starlette.responses import Response as StarletteResponse
 
+from app.compat.fastapi import direct
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.routing import StrictJSONRoute
@@ -52,6 +53,7 @@ AgentPath = Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
         ),
     },
 )
+@direct
 async def chat(request: Request, body: ChatRequest, agent_id: AgentPath) -> StarletteResponse:
     """Run the agent for `useChat`: `id` is the session, `messages` the whole
     conversation (the session's stored history is not added). When the last
