@@ -23,10 +23,15 @@ from app.runs import repository
 from app.tables import Run
 from app.worker import store
 
+# What says where a request comes from, not what it asks: a retry may carry
+# another (a new span of the caller's trace) and is still the same request.
+NOT_ASKED = {"traceparent"}
+
 
 def fingerprint(kind: str, target: str, *parts: BaseModel) -> str:
     """The digest of a request: its kind, what it acts on, and its bodies."""
-    payload: list[Any] = [kind, target, *(part.model_dump(mode="json") for part in parts)]
+    dumped = (part.model_dump(mode="json", exclude=NOT_ASKED) for part in parts)
+    payload: list[Any] = [kind, target, *dumped]
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -46,6 +46,28 @@ async def test_a_create_sent_again_with_its_run_id_answers_that_run(
     assert (await http.get("/v1/runs/order-42")).json()["content"] == "hello"
 
 
+async def test_a_create_sent_again_under_another_span_of_the_callers_trace_is_the_same(
+    http: httpx.AsyncClient, db_engine: AsyncEngine
+) -> None:
+    await make_agent(http)
+    body = {"input": "hello", "run_id": "traced-1"}
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    first = await http.post(
+        "/v1/agents/echo/runs",
+        json=body,
+        headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+    )
+    assert first.status_code == 200
+    again = await http.post(
+        "/v1/agents/echo/runs",
+        json=body,
+        headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert await count(db_engine, Run) == 1
+
+
 async def test_a_streamed_create_sent_again_streams_from_the_start(
     http: httpx.AsyncClient,
 ) -> None:
