@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     tool_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["text", "json"] = Field(
         default="text",
@@ -127,6 +126,46 @@ class Settings(BaseSettings):
             if not re.fullmatch(MCP_SERVER_NAME_PATTERN, name):
                 raise ValueError(f"invalid MCP server name {name!r} (letters, digits, _ and -)")
         return value
+
+    # Identity: who may call /v1 and /mcp, and as which tenant
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated operator keys: admin of the `default` tenant, and the API keys"
+            " of every tenant to manage."
+        ),
+    )
+    auth_disabled: bool = Field(
+        default=False,
+        description=(
+            "Serve every client as the operator, without credentials. Without it, and with no"
+            " API_KEYS, JWT_* or stored key, only loopback clients are served (as the operator)."
+        ),
+    )
+    jwt_secret: SecretStr | None = Field(default=None, description="Accept HS256 JWTs signed so.")
+    jwt_jwks_url: str | None = Field(
+        default=None, description="Accept RS256/ES256 JWTs signed by the keys published here."
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="When set, a JWT must carry this `aud`."
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="When set, a JWT must carry this `iss`."
+    )
+    jwt_tenant_claim: str = Field(
+        default="tenant_id", min_length=1, description="The JWT claim naming the tenant."
+    )
+    jwt_leeway_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="Clock skew allowed on `exp`, `nbf` and `iat`."
+    )
+    tenant_max_active_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "A tenant's queued and running runs, counted across replicas; one more is 429."
+            " Unset: unlimited."
+        ),
+    )
 
     # Database pool (PostgreSQL)
     db_pool_size: int = Field(default=30, ge=1)

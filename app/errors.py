@@ -83,6 +83,10 @@ class Unauthorized(AppError):
     headers = {"WWW-Authenticate": 'Bearer realm="agentd"'}
 
 
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
 class NotFound(AppError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -97,6 +101,10 @@ class RunNotFound(NotFound):
 
 class SessionNotFound(NotFound):
     code, title = "session_not_found", "Session not found"
+
+
+class ApiKeyNotFound(NotFound):
+    code, title = "api_key_not_found", "API key not found"
 
 
 class Conflict(AppError):
@@ -144,6 +152,11 @@ class McpServerUnreachable(ValidationFailed):
     once the server answers (`server` names it; `errors` has one entry per server)."""
 
     code, title = "mcp_server_unreachable", "An MCP server the definition names is unreachable"
+
+
+class TooManyActiveRuns(AppError):
+    status, code, title = 429, "too_many_active_runs", "Too many active runs"
+    headers = {"Retry-After": "1"}
 
 
 class ServiceUnavailable(AppError):
@@ -266,29 +279,31 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-async def _database_error(request: Request, exc: Exception) -> Response:
-    """The database is out of connections or unreachable: the client may retry."""
+def database_problem(exc: BaseException, target: str) -> AppError | None:
+    """The answer to a database that is out of connections or unreachable (the
+    client may retry), or None for any other exception. `target` names the
+    request in the log."""
     if isinstance(exc, sqlalchemy.exc.TimeoutError):
-        log.warning("%s %s: database pool exhausted", request.method, request.url.path)
-        error: AppError = Overloaded("No database connection was free in time.")
-    elif isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        log.warning("%s %s: database connection lost", request.method, request.url.path)
-        error = DatabaseUnavailable("The database connection was lost.")
-    elif isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-        error = DatabaseUnavailable()
-    else:
+        log.warning("%s: database pool exhausted", target)
+        return Overloaded("No database connection was free in time.")
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        log.warning("%s: database connection lost", target)
+        return DatabaseUnavailable("The database connection was lost.")
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        log.warning("%s: database unavailable: %s", target, exc)
+        return DatabaseUnavailable()
+    # Connection refused and the like (asyncpg raises OSError when the server is down).
+    if isinstance(exc, ConnectionError | TimeoutError):
+        log.warning("%s: %s", target, type(exc).__name__)
+        return DatabaseUnavailable()
+    return None
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    error = database_problem(exc, f"{request.method} {request.url.path}")
+    if error is None:
         return await _unhandled(request, exc)
     return problem_response(error.to_problem(), error.status, {"Retry-After": "1"})
-
-
-async def _database_error_or_bug(request: Request, exc: Exception) -> Response:
-    """Connection refused and the like (asyncpg raises OSError when the server is down)."""
-    if isinstance(exc, ConnectionError | TimeoutError):
-        error = DatabaseUnavailable()
-        log.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return problem_response(error.to_problem(), error.status, {"Retry-After": "1"})
-    return await _unhandled(request, exc)
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
@@ -302,7 +317,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.SQLAlchemyError, _database_error)
-    app.add_exception_handler(OSError, _database_error_or_bug)
+    app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
 
 

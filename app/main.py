@@ -4,19 +4,16 @@ demo agent, registries, tracing, routers, error handlers)."""
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Route
 
-from app import health, logs, metrics, migrate
+from app import health, logs, metrics, migrate, principal
 from app.agents import repository as agents_repository
 from app.agents import service as agents_service
 from app.agents.resolver import StoredAgents
@@ -27,8 +24,12 @@ from app.config import Settings, get_settings
 from app.console.routes import router as console_router
 from app.db import create_engine, create_sessionmaker
 from app.engine.loop import Runner
-from app.errors import BodyLimitMiddleware, Unauthorized, install_error_handlers
+from app.errors import BodyLimitMiddleware, install_error_handlers
 from app.gctune import tuned_gc
+from app.identity.docs import document_credentials
+from app.identity.keys import StoredKeys
+from app.identity.middleware import Authenticator, IdentityMiddleware
+from app.identity.routes import router as api_keys_router
 from app.mcp.route import McpRoute
 from app.notify import create_notifier
 from app.openai_compat.routes import router as openai_router
@@ -59,40 +60,12 @@ DEMO_AGENT = AgentCreate(
 
 
 async def seed_demo_agent(maker: async_sessionmaker[AsyncSession], runtime: Runtime) -> None:
-    """Create the `demo` agent unless an agent with that id exists."""
-    async with maker() as session, session.begin():
-        if await agents_repository.get(session, "demo") is None:
-            await agents_service.create(session, DEMO_AGENT, runtime.catalog)
-            log.info("created the demo agent (test:echo)")
-
-
-def api_key_check(keys: list[SecretStr]) -> Callable[[Request], None]:
-    """Bearer auth on /v1, installed when API_KEYS is set. The /v1 route class
-    calls it before reading a body; the router dependency below runs it again
-    (for any route without that class) and puts the scheme in the OpenAPI schema."""
-    secrets_ = [key.get_secret_value().encode() for key in keys]
-
-    def authorize(request: Request) -> None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip().encode()
-        # Compare with every key, so the time taken does not tell which one is near.
-        matched = [secrets.compare_digest(given, secret) for secret in secrets_]
-        if scheme.lower() != "bearer" or not any(matched):
-            raise Unauthorized("Send `Authorization: Bearer <key>` with one of the API keys.")
-
-    return authorize
-
-
-bearer_scheme = HTTPBearer(
-    auto_error=False, description="One of the keys in `API_KEYS`, when that is set."
-)
-
-
-async def require_api_key(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> None:
-    request.app.state.authorize(request)
+    """Create the `demo` agent of the `default` tenant unless it exists."""
+    with principal.acting_as(principal.OPERATOR):
+        async with maker() as session, session.begin():
+            if await agents_repository.get(session, "demo") is None:
+                await agents_service.create(session, DEMO_AGENT, runtime.catalog)
+                log.info("created the demo agent (test:echo)")
 
 
 @asynccontextmanager
@@ -122,6 +95,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     notifier = create_notifier(settings.database_url)
     notifier.on_control(stored_agents.on_control)
+    stored_keys = StoredKeys(maker)
+    notifier.on_control(stored_keys.on_control)
+    app.state.authenticator.stored = stored_keys
     manager = RunManager(
         maker=maker,
         writer=EventWriter(engine.begin),
@@ -148,6 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner=runner,
         agents=stored_agents,
         server_stopping=server_stopping,
+        max_active_runs=settings.tenant_max_active_runs,
     )
     app.state.metrics = metrics.build_registry(
         manager, engine, runtime.models.pacer, tracing.counts
@@ -190,28 +167,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tracing_plan = plan_tracing(settings)
     install_error_handlers(app)
     install_problem_docs(app)
-    # No keys, no check: the dependency would cost every request for nothing.
-    app.state.authorize = api_key_check(settings.api_keys) if settings.api_keys else None
-    auth = [Depends(require_api_key)] if settings.api_keys else []
+    authenticator = Authenticator.from_settings(settings)
+    app.state.authenticator = authenticator
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(console_router)
-    app.include_router(agents_router, dependencies=auth)
-    app.include_router(runs_router, dependencies=auth)
+    app.include_router(agents_router)
+    app.include_router(runs_router)
     # Routes are matched in order: the ones that start runs come first.
-    app.include_router(openai_router, dependencies=auth)
-    app.include_router(agui_router, dependencies=auth)
-    app.include_router(vercel_router, dependencies=auth)
-    app.include_router(sessions_router, dependencies=auth)
-    app.include_router(tools_router, dependencies=auth)
-    mcp_route = McpRoute(
-        lambda: (app.state.run_service, app.state.sessionmaker), app.state.authorize
-    )
+    app.include_router(openai_router)
+    app.include_router(agui_router)
+    app.include_router(vercel_router)
+    app.include_router(sessions_router)
+    app.include_router(tools_router)
+    app.include_router(api_keys_router)
+    mcp_route = McpRoute(lambda: (app.state.run_service, app.state.sessionmaker))
     app.state.mcp_route = mcp_route
     # One route at exactly /mcp (a mount would redirect /mcp to /mcp/).
     app.router.routes.append(
         Route("/mcp", mcp_route, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     )
+    document_credentials(app)
+    # Outermost last: CORS answers preflights, then credentials, then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(IdentityMiddleware, authenticator=authenticator)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -220,7 +199,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["Location"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -224,6 +224,7 @@ class PostgresNotifier(Notifier):
                 # queued, and that any agent may have changed.
                 self._dispatch_control("work", "queued")
                 self._dispatch_control("agent", ANY_AGENT)
+                self._dispatch_control("api_key", "*")
                 delay = 0.5
                 closed = asyncio.Event()
                 connection.add_termination_listener(_setter(closed))

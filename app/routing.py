@@ -10,10 +10,9 @@ into floats instead of refusing them, so a body with a run of 19 digits or more
 is checked once more for those. This is FastAPI's documented way to change how
 a request body is read (a custom `APIRoute` with its own `Request`).
 
-The same route class checks what must hold before any body is read: the API
-key, when keys are configured (a client without one learns that first, not
-what is wrong with its body), and that a body sent to a route that takes JSON
-is JSON, by its `Content-Type` (415, not a validation error about a form or
+The same route class checks what must hold before any body is read (after the
+identity middleware has checked the credentials): that a body sent to a route
+that takes JSON is JSON, by its `Content-Type` (415, not a validation error about a form or
 text it never meant; a JSON body sent as a form is how a browser's cross-site
 request would arrive, which is why FastAPI too refuses it).
 
@@ -86,7 +85,6 @@ def is_json_media_type(content_type: str) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-Authorize = Callable[[Request], None]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -98,9 +96,6 @@ class StrictJSONRoute(APIRoute):
 
         async def strict_handler(request: Request) -> Response:
             strict = StrictJSONRequest(request.scope, request.receive)
-            authorize: Authorize | None = getattr(request.app.state, "authorize", None)
-            if authorize is not None:
-                authorize(strict)
             if takes_body:
                 content_type = strict.headers.get("content-type", "")
                 if not is_json_media_type(content_type) and await strict.body():

@@ -1,8 +1,11 @@
-"""ORM tables: agents and their versions, sessions, runs, run events, session messages,
-cancels of runs not created yet, idempotency keys.
+"""ORM tables: agents and their versions, sessions, runs, run events, session
+messages, cancels of runs not created yet, idempotency keys, API keys.
 
-Runs and events are written often and read by seq; runs are listed by session,
-agent, user and status, newest first, and claimed by status and lease.
+Every agent, session, run and API key belongs to a tenant: agent and session
+ids are unique within their tenant (part of the primary key), run ids are
+unique everywhere. Runs and events are written often and read by seq; runs are
+listed by tenant with session, agent, user and status, newest first, and
+claimed by status and lease.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -28,6 +32,7 @@ class Agent(Base):
 
     __tablename__ = "agents"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -41,12 +46,17 @@ class AgentVersion(Base):
 
     __tablename__ = "agent_versions"
 
-    agent_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     spec: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], ondelete="CASCADE"
+        ),
+    )
 
 
 class Session(Base):
@@ -54,6 +64,7 @@ class Session(Base):
 
     __tablename__ = "sessions"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(128))
     agent_id: Mapped[str | None] = mapped_column(String(64))
@@ -64,9 +75,9 @@ class Session(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
-        Index("ix_sessions_agent_id_created_at", "agent_id", "created_at"),
-        Index("ix_sessions_created_at", "created_at"),
+        Index("ix_sessions_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),
+        Index("ix_sessions_tenant_id_agent_id_created_at", "tenant_id", "agent_id", "created_at"),
+        Index("ix_sessions_tenant_id_created_at", "tenant_id", "created_at"),
     )
 
 
@@ -76,12 +87,11 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_version: Mapped[int] = mapped_column(Integer)
     last_agent_id: Mapped[str | None] = mapped_column(String(64))
-    session_id: Mapped[str] = mapped_column(
-        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
-    )
+    session_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(200), default="")
@@ -106,9 +116,14 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_runs_session_id_created_at", "session_id", "created_at"),
-        Index("ix_runs_agent_id_created_at", "agent_id", "created_at"),
-        Index("ix_runs_user_id_created_at", "user_id", "created_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+        ),
+        Index("ix_runs_tenant_id_session_id_created_at", "tenant_id", "session_id", "created_at"),
+        Index("ix_runs_tenant_id_agent_id_created_at", "tenant_id", "agent_id", "created_at"),
+        Index("ix_runs_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),
+        Index("ix_runs_tenant_id_status", "tenant_id", "status"),
+        Index("ix_runs_tenant_id_id", "tenant_id", "id"),
         Index("ix_runs_status_created_at", "status", "created_at"),
         Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_runs_created_at", "created_at"),
@@ -136,16 +151,18 @@ class SessionMessage(Base):
     __tablename__ = "session_messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(
-        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(128))
     run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     message: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        Index("ix_session_messages_session_id_id", "session_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+        ),
+        Index("ix_session_messages_tenant_id_session_id_id", "tenant_id", "session_id", "id"),
         Index("ix_session_messages_run_id", "run_id"),
     )
 
@@ -156,6 +173,7 @@ class RunCancel(Base):
 
     __tablename__ = "run_cancels"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -166,8 +184,26 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))  # the request's digest
     run_id: Mapped[str] = mapped_column(String(64))
     after_seq: Mapped[int] = mapped_column(Integer, default=0)  # where its answer starts
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """A key stored for a tenant (and maybe one user of it): only its SHA-256 is
+    kept, looked up by that hash. Deleting the row revokes the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    scopes: Mapped[list[Any]]
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"),)

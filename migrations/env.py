@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from app.config import get_settings
 from app.db import create_engine
+from app.migrate import check_sqlite_foreign_keys, set_sqlite_foreign_keys
 from app.tables import Base
 
 config = context.config
@@ -37,9 +38,16 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
     engine = create_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as connection:
+        if sqlite:  # see app.migrate: tables are rebuilt, their references kept
+            await connection.run_sync(set_sqlite_foreign_keys, False)
         await connection.run_sync(do_run_migrations)
+        if sqlite:
+            await connection.run_sync(check_sqlite_foreign_keys)
         await connection.commit()
+        if sqlite:
+            await connection.run_sync(set_sqlite_foreign_keys, True)
     await engine.dispose()
 
 

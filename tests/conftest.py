@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import migrate
+from app import migrate, principal
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
@@ -91,6 +91,13 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(delete(table))
     await engine.dispose()
+
+
+@pytest.fixture
+def as_operator() -> Iterator[None]:
+    """Domain code called from a test (not through a request) acts as the operator."""
+    with principal.acting_as(principal.OPERATOR):
+        yield
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_dat
 
 TABLES = {
     *("agents", "agent_versions", "sessions", "runs", "run_events", "session_messages"),
-    *("run_cancels", "idempotency_keys"),
+    *("run_cancels", "idempotency_keys", "api_keys"),
 }
 
 
@@ -70,3 +70,57 @@ async def test_concurrent_upgrades_on_postgres_take_turns() -> None:
         for engine in engines:
             await engine.dispose()
         await drop_postgres_database(url)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_existing_rows_move_to_the_default_tenant(backend: str, tmp_path: object) -> None:
+    """Rows written before tenants keep every reference and belong to `default`
+    (on SQLite the rebuilt tables must not cascade-delete what refers to them)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, text
+
+    from app.db import UTCDateTime
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/tenants.db"
+    else:
+        url = await create_postgres_database("agentd_tenants")
+    engine = create_engine(url)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        await migrate.upgrade(engine, "0001")
+        async with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO agents (id, name, version, spec, created_at, updated_at)"
+                " VALUES ('a', 'A', 1, '{}', :now, :now)",
+                "INSERT INTO agent_versions (agent_id, version, spec, created_at)"
+                " VALUES ('a', 1, '{}', :now)",
+                "INSERT INTO sessions (id, state, created_at, updated_at)"
+                " VALUES ('s', '{}', :now, :now)",
+                "INSERT INTO runs (id, agent_id, agent_version, session_id, status, model, input,"
+                " request, content_type, metadata, last_seq, cancel_requested, attempt,"
+                " created_at, updated_at) VALUES ('r', 'a', 1, 's', 'completed', '', '{}', '{}',"
+                " 'str', '{}', 1, false, 1, :now, :now)",
+                "INSERT INTO run_events (run_id, seq, type, data, created_at)"
+                " VALUES ('r', 1, 'RunCompleted', '{}', :now)",
+                "INSERT INTO session_messages (session_id, run_id, position, message, created_at)"
+                " VALUES ('s', 'r', 0, '{}', :now)",
+            ):
+                stamped = text(statement).bindparams(bindparam("now", type_=UTCDateTime()))
+                await connection.execute(stamped, {"now": now})
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            for table in ("agents", "agent_versions", "sessions", "runs", "session_messages"):
+                rows = (await connection.execute(text(f"SELECT tenant_id FROM {table}"))).all()
+                assert rows == [("default",)], table
+            events = await connection.execute(text("SELECT count(*) FROM run_events"))
+            assert events.scalar() == 1
+        await migrate.downgrade(engine, "0001")
+        async with engine.connect() as connection:
+            runs = await connection.execute(text("SELECT id, session_id FROM runs"))
+            assert runs.all() == [("r", "s")]
+    finally:
+        await engine.dispose()
+        if backend == "postgres":
+            await drop_postgres_database(url)

@@ -1,4 +1,5 @@
-"""Database access for agent definitions. Never commits."""
+"""Database access for agent definitions, within the current principal's tenant
+(agent ids are unique per tenant). Never commits."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import principal
 from app.tables import Agent, AgentVersion
 
 AGENTS = cast(Table, Agent.__table__)
 _CURRENT = select(AGENTS.c.version, AGENTS.c.spec, AGENTS.c.updated_at).where(
-    AGENTS.c.id == bindparam("agent_id")
+    AGENTS.c.tenant_id == bindparam("tenant_id"), AGENTS.c.id == bindparam("agent_id")
 )
 
 
@@ -22,12 +24,13 @@ async def current(
 ) -> tuple[int, dict[str, Any], datetime] | None:
     """The agent's newest version, its definition and when it was last written
     (a Core read: run creation asks)."""
-    row = (await db.execute(_CURRENT, {"agent_id": agent_id})).first()
+    params = {"tenant_id": principal.tenant(), "agent_id": agent_id}
+    row = (await db.execute(_CURRENT, params)).first()
     return (row[0], row[1], row[2]) if row is not None else None
 
 
 async def get(session: AsyncSession, agent_id: str, *, for_update: bool = False) -> Agent | None:
-    statement = select(Agent).where(Agent.id == agent_id)
+    statement = select(Agent).where(Agent.tenant_id == principal.tenant(), Agent.id == agent_id)
     if for_update:
         statement = statement.with_for_update()
     result: Agent | None = await session.scalar(statement)
@@ -35,18 +38,22 @@ async def get(session: AsyncSession, agent_id: str, *, for_update: bool = False)
 
 
 async def get_version(session: AsyncSession, agent_id: str, version: int) -> AgentVersion | None:
-    return await session.get(AgentVersion, (agent_id, version))
+    return await session.get(AgentVersion, (principal.tenant(), agent_id, version))
 
 
 async def existing_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    rows = await session.scalars(select(Agent.id).where(Agent.id.in_(set(ids))))
+    rows = await session.scalars(
+        select(Agent.id).where(Agent.tenant_id == principal.tenant(), Agent.id.in_(set(ids)))
+    )
     return set(rows)
 
 
 async def list_page(session: AsyncSession, *, limit: int, after: str | None) -> list[Agent]:
-    statement = select(Agent).order_by(Agent.id).limit(limit)
+    statement = (
+        select(Agent).where(Agent.tenant_id == principal.tenant()).order_by(Agent.id).limit(limit)
+    )
     if after is not None:
         statement = statement.where(Agent.id > after)
     return list(await session.scalars(statement))
@@ -58,7 +65,7 @@ async def list_versions(
     """The agent's saved versions, newest first."""
     statement = (
         select(AgentVersion)
-        .where(AgentVersion.agent_id == agent_id)
+        .where(AgentVersion.tenant_id == principal.tenant(), AgentVersion.agent_id == agent_id)
         .order_by(AgentVersion.version.desc())
         .limit(limit)
     )

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import principal
 from app.agents import repository
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
 from app.db import utcnow
@@ -234,11 +235,20 @@ async def create(session: AsyncSession, body: AgentCreate, catalog: Catalog) -> 
     await _validate(session, agent_id, fields, catalog)
     spec = fields.model_dump(mode="json")
     now = utcnow()
+    tenant_id = principal.tenant()
     agent = Agent(
-        id=agent_id, name=fields.name, version=1, spec=spec, created_at=now, updated_at=now
+        tenant_id=tenant_id,
+        id=agent_id,
+        name=fields.name,
+        version=1,
+        spec=spec,
+        created_at=now,
+        updated_at=now,
     )
     session.add(agent)
-    session.add(AgentVersion(agent_id=agent_id, version=1, spec=spec, created_at=now))
+    session.add(
+        AgentVersion(tenant_id=tenant_id, agent_id=agent_id, version=1, spec=spec, created_at=now)
+    )
     try:
         await session.flush()
     except IntegrityError:
@@ -275,7 +285,15 @@ async def update(
     agent.spec = spec
     agent.name = fields.name
     agent.updated_at = now
-    session.add(AgentVersion(agent_id=agent_id, version=agent.version, spec=spec, created_at=now))
+    session.add(
+        AgentVersion(
+            tenant_id=agent.tenant_id,
+            agent_id=agent_id,
+            version=agent.version,
+            spec=spec,
+            created_at=now,
+        )
+    )
     await session.flush()
     return agent
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.runs.service import RunService
@@ -24,16 +23,14 @@ if TYPE_CHECKING:
     from app.mcp.server import McpEndpoint
 
 Services = Callable[[], tuple[RunService, async_sessionmaker[AsyncSession]]]
-Authorize = Callable[[Request], None]
 
 
 class McpRoute:
     """`services` gives the run service and the sessionmaker once the lifespan has
-    made them; `authorize` is the `/v1` key check (None: no keys configured)."""
+    made them. The identity middleware checks the caller before this is reached."""
 
-    def __init__(self, services: Services, authorize: Authorize | None) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
-        self._authorize = authorize
         self._app: ASGIApp | None = None
         self._starting = asyncio.Lock()
         self._stop: asyncio.Event | None = None
@@ -48,7 +45,7 @@ class McpRoute:
             if self._app is None:
                 from app.mcp.server import McpEndpoint
 
-                endpoint = McpEndpoint(self._services, self._authorize)
+                endpoint = McpEndpoint(self._services)
                 ready, self._stop = asyncio.Event(), asyncio.Event()
                 self._serving = asyncio.create_task(self._serve(endpoint, ready, self._stop))
                 waiting = asyncio.ensure_future(ready.wait())

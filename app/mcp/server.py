@@ -6,8 +6,10 @@ client goes away), `get_run` reads a run's output, `list_agents` lists the
 stored agents. Streamable HTTP through the SDK's session manager, stateless
 (any replica answers any request, nothing is kept between requests) and
 answering JSON; the session manager runs for as long as the service does
-(`McpEndpoint.running`, entered in the service's lifespan). The same bearer
-keys as `/v1` are needed when API_KEYS is set.
+(`McpEndpoint.running`, entered in the service's lifespan). The identity
+middleware checks the caller's credentials as for `/v1`; each tool then needs
+its scope (`agents:read`, `runs:write`, `runs:read`) and sees the caller's
+tenant only, as every route does.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from app import principal
 from app.agents import repository as agents_repository
 from app.engine.spec import AGENT_ID_PATTERN
-from app.errors import AppError, problem_response
+from app.errors import AppError
 from app.runs.schemas import SESSION_ID_PATTERN, InputMessage, RunCreate
 from app.runs.service import RunService
 
@@ -39,20 +41,16 @@ INSTRUCTIONS = (
 )
 AGENTS_PAGE = 200
 
-Authorize = Callable[[Request], None]
-
 
 class McpEndpoint:
     """The MCP server, its ASGI app for `/mcp`, and the session manager's lifetime.
 
     `services` gives the run service and the sessionmaker once the lifespan has
-    made them; `authorize` is the `/v1` key check (None: no keys configured).
+    made them.
     """
 
     def __init__(
-        self,
-        services: Callable[[], tuple[RunService, async_sessionmaker[AsyncSession]]],
-        authorize: Authorize | None,
+        self, services: Callable[[], tuple[RunService, async_sessionmaker[AsyncSession]]]
     ) -> None:
         self.server = build_server(services)
         self.server.streamable_http_app(
@@ -61,8 +59,7 @@ class McpEndpoint:
             # agentd checks its callers itself (API keys), whatever the Host header says.
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
-        handler = StreamableHTTPASGIApp(self.server.session_manager)
-        self.app: ASGIApp = handler if authorize is None else _Authorized(handler, authorize)
+        self.app: ASGIApp = StreamableHTTPASGIApp(self.server.session_manager)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -78,6 +75,7 @@ def build_server(
     @server.tool()
     async def list_agents() -> dict[str, Any]:
         """The stored agents: id, name, description, model and version of each."""
+        _allowed("agents:read")
         _, maker = services()
         agents: list[dict[str, Any]] = []
         after: str | None = None
@@ -111,7 +109,7 @@ def build_server(
             started = await runs.create(agent_id, body)
         except (AppError, ValidationError) as exc:
             raise ToolError(_message(exc)) from None
-        output = await runs.wait(started.run.id, 0, cancel_if_abandoned=True)
+        output = await runs.wait(started.run, 0, cancel_if_abandoned=True)
         return _answer(output)
 
     @server.tool()
@@ -119,6 +117,7 @@ def build_server(
         run_id: Annotated[str, Field(max_length=64, description="The run's id.")],
     ) -> dict[str, Any]:
         """A run as GET /v1/runs/{run_id} answers it: status, content, messages, tools..."""
+        _allowed("runs:read")
         runs, _ = services()
         try:
             output = await runs.output(run_id)
@@ -128,6 +127,13 @@ def build_server(
         return result
 
     return server
+
+
+def _allowed(scope: str) -> None:
+    try:
+        principal.require(scope)
+    except AppError as exc:
+        raise ToolError(_message(exc)) from None
 
 
 def _agent_summary(agent_id: str, version: int, spec: dict[str, Any]) -> dict[str, Any]:
@@ -165,21 +171,3 @@ def _message(exc: AppError | ValidationError) -> str:
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors or []]
     return "; ".join([str(exc.detail or exc.title), *problems])
-
-
-class _Authorized:
-    """The `/v1` bearer key check in front of the MCP endpoint."""
-
-    def __init__(self, app: ASGIApp, authorize: Authorize) -> None:
-        self.app = app
-        self.authorize = authorize
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            try:
-                self.authorize(Request(scope))
-            except AppError as exc:
-                response = problem_response(exc.to_problem(), exc.status, exc.headers)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -18,6 +18,10 @@ second only when the first cannot decide:
    a busy session rejects, queues or interrupts per `multitask_strategy`. A run
    stored queued tells every replica there is work, in the same transaction. An
    idempotency key always takes this step.
+
+Runs belong to the tenant of the principal creating them. With a limit on a
+tenant's active runs, every creation takes step 2, where the tenant's
+creations take turns (a lock per tenant) to count and store.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import principal
 from app.agents.resolver import Current, StoredAgents
 from app.engine.loop import Runner
 from app.engine.state import RunState
-from app.errors import SessionBusy, ValidationFailed
+from app.errors import SessionBusy, SessionNotFound, TooManyActiveRuns, ValidationFailed
 from app.runs import repository
 from app.runs.grouping import RunCreations
 from app.runs.records import new_run, new_session
@@ -76,6 +81,7 @@ class Creator:
     runner: Runner
     agents: StoredAgents
     creations: RunCreations
+    max_active_runs: int | None = None  # per tenant, queued and running
 
     async def create(
         self,
@@ -86,12 +92,16 @@ class Creator:
         request: Fingerprinted | None = None,
     ) -> Started:
         """Store a new run (see the module's docstring); raises AgentNotFound,
-        ValidationFailed or SessionBusy, having stored nothing; with `request`
-        (a client-chosen run id or an idempotency key), RunIdTaken, or
-        IntegrityError when that id or key was taken meanwhile."""
+        ValidationFailed, SessionBusy, SessionNotFound or TooManyActiveRuns, having
+        stored nothing; with `request` (a client-chosen run id or an idempotency
+        key), RunIdTaken, or IntegrityError when that id or key was taken meanwhile."""
         known = None
-        if not body.session_state and (request is None or request.idempotency_key is None):
-            known = self.agents.last_read(agent_id)
+        if (
+            not body.session_state
+            and (request is None or request.idempotency_key is None)
+            and self.max_active_runs is None
+        ):
+            known = self.agents.last_read(principal.tenant(), agent_id)
         if known is not None:
             started = await self._create_in_free_session(known, body, extras, admission, request)
             if started is not None:
@@ -127,6 +137,7 @@ class Creator:
             agent_version=known.spec.version,
             agent_updated_at=known.updated_at,
             chosen_id=extras.run_id is not None,
+            owner=principal.current().user_id,
         )
         if held is None:
             return None
@@ -155,13 +166,21 @@ class Creator:
         run, values, state = new_run(self.runner, current.spec, body, extras)
         if request is not None:
             await self._claim_request(db, run, values, extras, request)
+        if self.max_active_runs is not None:
+            await repository.lock_tenant(db, run.tenant_id)
+            if await repository.active_runs(db, run.tenant_id) >= self.max_active_runs:
+                raise TooManyActiveRuns(
+                    f"The tenant has {self.max_active_runs} queued or running runs, its limit."
+                )
         start_here = admission.start()
         created = await sessions.create_session(db, new_session(run, body))
         acquired = created
         if not created:
+            if not await sessions.reachable(db, run.session_id):
+                raise SessionNotFound(f"No session {run.session_id!r}.")
             if body.session_state:
                 await sessions.merge_session_state(db, run.session_id, body.session_state)
-            acquired = await store.acquire_session(db, run.session_id, run.id)
+            acquired = await store.acquire_session(db, run.tenant_id, run.session_id, run.id)
         if not acquired:
             return await self._session_taken(db, run, values, body)
         if start_here:
@@ -209,7 +228,7 @@ class Creator:
             await repository.lock_run_id(db, extras.run_id)
             if await repository.run_exists(db, extras.run_id):
                 raise RunIdTaken(extras.run_id)
-            if await repository.take_cancel(db, extras.run_id):
+            if await repository.take_cancel(db, run.tenant_id, extras.run_id):
                 values["cancel_requested"] = run.cancel_requested = True
         if request.idempotency_key is not None:
             await repository.store_idempotency_key(

@@ -77,6 +77,7 @@ class RunCreations:
         agent_version: int,
         agent_updated_at: datetime,
         chosen_id: bool = False,
+        owner: str | None,
     ) -> Outcome:
         """What `repository.hold_session_and_insert_run` answers, for this run,
         stored with the runs created at the same moment."""
@@ -86,6 +87,7 @@ class RunCreations:
                 run_values,
                 agent_version=agent_version,
                 agent_updated_at=agent_updated_at,
+                owner=owner,
             ),
             chosen_id,
         )

@@ -52,8 +52,10 @@ async def find_create(
         if replay is not None:
             return replay
     if run_id is not None:
-        run = await store.get(session, run_id)
+        run = await store.get(session, run_id)  # ids are unique across tenants
         if run is not None:
+            if await repository.get_visible(session, run_id) is None:
+                raise RunExists(f"The run id {run_id!r} is taken.", extra={"run_id": run_id})
             if run.request.get("fingerprint") != digest:
                 raise RunExists(
                     f"A run with id {run_id!r} exists, created by another request.",
@@ -76,5 +78,5 @@ async def _find_key(session: AsyncSession, key: str, digest: str) -> Replay | No
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for another request in the last 24 hours."
         )
-    run = await store.get(session, stored.run_id)
+    run = await repository.get_visible(session, stored.run_id)
     return Replay(run, stored.after_seq) if run is not None else None

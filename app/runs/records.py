@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import principal
 from app.agents.resolver import load_spec
 from app.db import utcnow
 from app.engine.errors import InputError
@@ -137,6 +138,7 @@ def new_run(
     traced = runner.tracer.enabled and not config.tracing_disabled
     values: dict[str, Any] = {
         "id": extras.run_id or new_id(),
+        "tenant_id": principal.tenant(),
         "agent_id": spec.id,
         "agent_version": spec.version,
         "session_id": body.session_id or new_id(),
@@ -171,6 +173,7 @@ def new_run(
 def new_session(run: NewRun, body: RunCreate) -> dict[str, Any]:
     """The column values of the session a new run creates, held by that run."""
     return {
+        "tenant_id": run.tenant_id,
         "id": run.session_id,
         "user_id": body.user_id,
         "agent_id": run.agent_id,

@@ -1,7 +1,9 @@
-"""Database access that only the runs domain needs: listing runs, storing a new
-run together with the session it holds, cancels that came before their run,
-idempotency keys, and deleting a run. Never commits. (What the worker
-reads and writes while it executes a run is in `app.worker.store`.)"""
+"""Database access that only the runs domain needs: reading and listing runs
+within the current principal's reach (its tenant, and its user when it has
+one), storing a new run together with the session it holds, cancels that came
+before their run, idempotency keys (both per tenant), and deleting a run.
+Never commits. (What the worker reads and writes while it executes a run is in
+`app.worker.store`, for any tenant.)"""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     text,
     union_all,
@@ -27,9 +30,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import principal
 from app.db import DriverStatement, utcnow
 from app.tables import Agent, IdempotencyKey, Run, RunCancel
-from app.worker.store import EVENTS, MESSAGES, RUNS, SESSIONS, Db
+from app.worker.store import ACTIVE_STATUSES, EVENTS, MESSAGES, RUNS, SESSIONS, Db
 
 
 async def list_page(
@@ -43,7 +47,7 @@ async def list_page(
     status: str | None = None,
 ) -> list[Run]:
     """Newest first (run ids sort by creation time)."""
-    statement = select(Run).order_by(Run.id.desc()).limit(limit)
+    statement = _visible(select(Run)).order_by(Run.id.desc()).limit(limit)
     if before is not None:
         statement = statement.where(Run.id < before)
     for column, value in (
@@ -57,18 +61,57 @@ async def list_page(
     return list(await session.scalars(statement))
 
 
+def _visible(statement: Any) -> Any:
+    """`statement` limited to the runs the current principal may see."""
+    who = principal.current()
+    statement = statement.where(Run.tenant_id == who.tenant_id)
+    if who.user_id is not None:
+        statement = statement.where(Run.user_id == who.user_id)
+    return statement
+
+
+async def get_visible(session: AsyncSession, run_id: str) -> Run | None:
+    """The run, if the current principal may see it."""
+    statement = _visible(select(Run).where(Run.id == run_id))
+    found: Run | None = await session.scalar(statement.execution_options(populate_existing=True))
+    return found
+
+
+async def lock_tenant(db: Db, tenant_id: str) -> None:
+    """Serialize run creations of a tenant until the transaction ends (PostgreSQL;
+    an SQLite write transaction excludes every other writer already)."""
+    dialect = db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+    if dialect == "postgresql":
+        await db.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"agentd:{tenant_id}"}
+        )
+
+
+async def active_runs(db: Db, tenant_id: str) -> int:
+    """The tenant's queued and running runs, on every replica."""
+    counted = select(func.count()).where(
+        RUNS.c.tenant_id == tenant_id, RUNS.c.status.in_(ACTIVE_STATUSES)
+    )
+    return int((await db.execute(counted)).scalar_one())
+
+
 AGENTS = cast(Table, Agent.__table__)
 CANCELS = cast(Table, RunCancel.__table__)
 KEYS = cast(Table, IdempotencyKey.__table__)
 
 
 async def delete_run(db: Db, run_id: str) -> None:
-    """The run, its events, its messages in its session's history and the
-    idempotency keys that answer with it."""
-    await db.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
-    await db.execute(delete(MESSAGES).where(MESSAGES.c.run_id == run_id))
-    await db.execute(delete(IdempotencyKey).where(IdempotencyKey.run_id == run_id))
-    await db.execute(delete(RUNS).where(RUNS.c.id == run_id))
+    """The run of the current tenant, its events, its messages in its session's
+    history and the idempotency keys that answer with it (nothing of a run of
+    another tenant)."""
+    tenant_id = principal.tenant()
+    ours = select(RUNS.c.id).where(RUNS.c.tenant_id == tenant_id, RUNS.c.id == run_id)
+    await db.execute(delete(EVENTS).where(EVENTS.c.run_id.in_(ours)))
+    await db.execute(
+        delete(MESSAGES).where(MESSAGES.c.tenant_id == tenant_id, MESSAGES.c.run_id == run_id)
+    )
+    await db.execute(delete(KEYS).where(KEYS.c.tenant_id == tenant_id, KEYS.c.run_id == run_id))
+    await db.execute(delete(RUNS).where(RUNS.c.tenant_id == tenant_id, RUNS.c.id == run_id))
 
 
 async def run_exists(db: Db, run_id: str) -> bool:
@@ -87,10 +130,12 @@ async def insert_run(session: Db, values: dict[str, Any]) -> None:
 
 
 def _agent_unchanged() -> Any:
-    """The agent `a_id` is still at version `a_version`, written at `a_updated_at`."""
+    """The agent `a_id` of tenant `s_tenant_id` is still at version `a_version`,
+    written at `a_updated_at`."""
     return (
         select(AGENTS.c.id)
         .where(
+            AGENTS.c.tenant_id == bindparam("s_tenant_id", type_=AGENTS.c.tenant_id.type),
             AGENTS.c.id == bindparam("a_id"),
             AGENTS.c.version == bindparam("a_version"),
             AGENTS.c.updated_at == bindparam("a_updated_at", type_=AGENTS.c.updated_at.type),
@@ -102,6 +147,7 @@ def _agent_unchanged() -> Any:
 # The columns a new run and its session are stored with (the rest start NULL;
 # the optional ones here are NULL for a queued run).
 NEW_SESSION_COLUMNS = (
+    "tenant_id",
     "id",
     "user_id",
     "agent_id",
@@ -111,7 +157,8 @@ NEW_SESSION_COLUMNS = (
     "updated_at",
 )
 NEW_RUN_COLUMNS = (
-    *("id", "agent_id", "agent_version", "session_id", "user_id", "status", "model", "input"),
+    *("id", "tenant_id", "agent_id", "agent_version", "session_id", "user_id", "status"),
+    *("model", "input"),
     *("request", "metadata", "content_type", "last_seq", "cancel_requested", "attempt"),
     *("created_at", "updated_at", "started_at", "lease_owner", "lease_expires_at"),
 )
@@ -136,7 +183,7 @@ class IdTaken:
 
 ID_TAKEN = IdTaken()
 # What storing a run holding its session did; None: nothing stored (the session
-# is busy, or the agent changed).
+# is busy or another user's, or the agent changed).
 Outcome = Held | IdTaken | None
 
 
@@ -145,9 +192,18 @@ def _new_session(guard: Any) -> Any:
 
 
 def _take_free(guard: Any) -> Any:
+    """The session `s_id` of tenant `s_tenant_id` taken while it is free; a
+    user-bound principal (`s_owner`) takes only its own user's session."""
+    owner = bindparam("s_owner", type_=SESSIONS.c.user_id.type)
     return (
         update(SESSIONS)
-        .where(SESSIONS.c.id == bindparam("s_id"), SESSIONS.c.active_run_id.is_(None), guard)
+        .where(
+            SESSIONS.c.tenant_id == bindparam("s_tenant_id", type_=SESSIONS.c.tenant_id.type),
+            SESSIONS.c.id == bindparam("s_id"),
+            SESSIONS.c.active_run_id.is_(None),
+            or_(owner.is_(None), SESSIONS.c.user_id == owner),
+            guard,
+        )
         .values(
             active_run_id=bindparam("s_active_run_id"),
             updated_at=bindparam("s_updated_at", type_=SESSIONS.c.updated_at.type),
@@ -160,9 +216,10 @@ def _postgresql(*, chosen_id: bool) -> DriverStatement:
     session: created, or taken while free. The run is inserted from that row. It
     always answers one row, (runs stored, sessions created, id taken, cancelled),
     so a pipeline of them answers a row per run. With `chosen_id` nothing is
-    stored when a run has the id, and a cancel kept for it is used up: the
-    transaction locked the ids first (`lock_run_ids`, a statement of its own, so
-    this one's snapshot sees a cancel stored under that lock)."""
+    stored when a run has the id (in any tenant: run ids are unique everywhere),
+    and a cancel kept for it in the run's tenant is used up: the transaction
+    locked the ids first (`lock_run_ids`, a statement of its own, so this one's
+    snapshot sees a cancel stored under that lock)."""
     run_id = bindparam("r_id", type_=RUNS.c.id.type)
     id_taken = exists().where(RUNS.c.id == run_id)
     guard = _agent_unchanged()
@@ -171,7 +228,7 @@ def _postgresql(*, chosen_id: bool) -> DriverStatement:
     created = (
         postgresql_insert(SESSIONS)
         .from_select(NEW_SESSION_COLUMNS, _new_session(guard))
-        .on_conflict_do_nothing(index_elements=["id"])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         .returning(SESSIONS.c.id)
         .cte("created")
     )
@@ -180,9 +237,14 @@ def _postgresql(*, chosen_id: bool) -> DriverStatement:
     values = _params(RUNS, NEW_RUN_COLUMNS, "r_")
     cancelled: Any = literal_column("false")
     if chosen_id:
+        tenant_id = bindparam("r_tenant_id", type_=RUNS.c.tenant_id.type)
         used_up = (
             delete(CANCELS)
-            .where(CANCELS.c.run_id == run_id, exists(select(held.c.id)))
+            .where(
+                CANCELS.c.tenant_id == tenant_id,
+                CANCELS.c.run_id == run_id,
+                exists(select(held.c.id)),
+            )
             .returning(CANCELS.c.created_at)
             .cte("used_up")
         )
@@ -217,7 +279,7 @@ class _HoldAndInsert:
         self.sqlite_create = (
             sqlite_insert(SESSIONS)
             .from_select(NEW_SESSION_COLUMNS, _new_session(_agent_unchanged()))
-            .on_conflict_do_nothing(index_elements=["id"])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         )
         self.sqlite_take = _take_free(_agent_unchanged())
         self.insert_run = insert(RUNS)
@@ -239,11 +301,16 @@ def hold_and_insert_params(
     *,
     agent_version: int,
     agent_updated_at: datetime,
+    owner: str | None,
 ) -> dict[str, Any]:
-    """The parameters of the `hold_and_insert` statements."""
+    """The parameters of the `hold_and_insert` statements; `owner` is the user of
+    a user-bound principal, whose run takes only that user's session. Everything
+    the statements need is here: they may run in a group with other principals'
+    runs, so they read nothing from the principal in effect."""
     run = dict(run_values)
     run["metadata"] = run.pop("metadata_", {})
     return {
+        "s_owner": owner,
         "a_id": run["agent_id"],
         "a_version": agent_version,
         "a_updated_at": agent_updated_at,
@@ -271,6 +338,7 @@ async def hold_session_and_insert_run(
     agent_version: int,
     agent_updated_at: datetime,
     chosen_id: bool = False,
+    owner: str | None,
 ) -> Outcome:
     """Store a run holding its session (created with `session_values`, or taken
     while it has no active run) in as few statements as the database allows,
@@ -278,10 +346,14 @@ async def hold_session_and_insert_run(
     `agent_updated_at`). With `chosen_id` (the client chose the run's id),
     nothing is stored when a run has that id (`ID_TAKEN`), and a cancel kept
     for it is used up (`Held.cancelled`). None when nothing was stored (the
-    session is busy, or the agent changed): the caller then takes the general
-    path."""
+    session is busy or another user's, or the agent changed): the caller then
+    takes the general path."""
     params = hold_and_insert_params(
-        session_values, run_values, agent_version=agent_version, agent_updated_at=agent_updated_at
+        session_values,
+        run_values,
+        agent_version=agent_version,
+        agent_updated_at=agent_updated_at,
+        owner=owner,
     )
     return await hold_and_insert(db, params, chosen_id=chosen_id)
 
@@ -303,7 +375,9 @@ async def hold_and_insert(
     if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
         return None
     run = {name: params[f"r_{name}"] for name in NEW_RUN_COLUMNS}
-    cancelled = chosen_id and await take_cancel(db, run_id, now=params["c_since"] + CANCEL_KEPT)
+    cancelled = chosen_id and await take_cancel(
+        db, run["tenant_id"], run_id, now=params["c_since"] + CANCEL_KEPT
+    )
     run["cancel_requested"] = run["cancel_requested"] or cancelled
     await db.execute(statements.insert_run, run)
     return Held(created, cancelled)
@@ -318,7 +392,7 @@ IDEMPOTENCY_KEPT = timedelta(hours=24)
 def _keep_cancel(dialect_insert: Any) -> Any:
     statement = dialect_insert(CANCELS)
     return statement.on_conflict_do_update(
-        index_elements=["run_id"], set_={"created_at": statement.excluded.created_at}
+        index_elements=["tenant_id", "run_id"], set_={"created_at": statement.excluded.created_at}
     )
 
 
@@ -329,32 +403,39 @@ _KEEP_CANCEL = {
 
 
 async def keep_cancel(db: Db, run_id: str) -> None:
-    """Remember a cancel for `run_id`, which no run has yet (see `take_cancel`)."""
+    """Remember a cancel for `run_id`, which no run has yet (see `take_cancel`): in
+    the current tenant, for a run created there."""
     bind = db.get_bind() if isinstance(db, AsyncSession) else db
-    await db.execute(_KEEP_CANCEL[bind.dialect.name], {"run_id": run_id, "created_at": utcnow()})
+    values = {"tenant_id": principal.tenant(), "run_id": run_id, "created_at": utcnow()}
+    await db.execute(_KEEP_CANCEL[bind.dialect.name], values)
 
 
-async def take_cancel(db: Db, run_id: str, *, now: datetime | None = None) -> bool:
-    """Whether a cancel for `run_id` arrived within CANCEL_KEPT of `now` (it is
-    used up)."""
+async def take_cancel(db: Db, tenant_id: str, run_id: str, *, now: datetime | None = None) -> bool:
+    """Whether a cancel for `run_id` arrived in `tenant_id` within CANCEL_KEPT of
+    `now` (it is used up). The tenant is given, not read from the principal: a
+    run being stored in a group is any tenant's."""
     table = CANCELS
-    found = (await db.execute(select(table.c.created_at).where(table.c.run_id == run_id))).first()
+    this = (table.c.tenant_id == tenant_id) & (table.c.run_id == run_id)
+    found = (await db.execute(select(table.c.created_at).where(this))).first()
     if found is None:
         return False
-    await db.execute(delete(table).where(table.c.run_id == run_id))
+    await db.execute(delete(table).where(this))
     return bool(found[0] > (now or utcnow()) - CANCEL_KEPT)
 
 
 async def find_idempotency_key(db: Db, key: str) -> IdempotencyKey | None:
-    """The request stored under `key` within IDEMPOTENCY_KEPT (an older one is dropped)."""
+    """The request stored under `key` in the current tenant within IDEMPOTENCY_KEPT
+    (an older one is dropped)."""
     table = KEYS
-    row = (await db.execute(select(table).where(table.c.key == key))).first()
+    this = (table.c.tenant_id == principal.tenant()) & (table.c.key == key)
+    row = (await db.execute(select(table).where(this))).first()
     if row is None:
         return None
     if row.created_at <= utcnow() - IDEMPOTENCY_KEPT:
-        await db.execute(delete(table).where(table.c.key == key))
+        await db.execute(delete(table).where(this))
         return None
     return IdempotencyKey(
+        tenant_id=row.tenant_id,
         key=row.key,
         fingerprint=row.fingerprint,
         run_id=row.run_id,
@@ -369,6 +450,7 @@ async def store_idempotency_key(
     """Raises IntegrityError when another request stored the key first."""
     await db.execute(
         insert(KEYS).values(
+            tenant_id=principal.tenant(),
             key=key,
             fingerprint=fingerprint,
             run_id=run_id,

@@ -20,8 +20,10 @@ from app.routing import StrictJSONRoute
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.records import NO_EXTRAS, output_of
 from app.runs.schemas import RunAccepted, RunContinue, RunCreate, RunExtras, StreamOptions
-from app.runs.service import RunService
+from app.runs.service import Continued, RunService
 from app.runs.sse import MAX_SEQ, event_stream, parse_last_event_id
+from app.tables import Run
+from app.worker.store import NewRun
 
 router = APIRouter(tags=["runs"], route_class=StrictJSONRoute)
 
@@ -73,15 +75,15 @@ STREAM_DOC = {
 async def _answer(
     request: Request,
     runs: RunService,
-    run_id: str,
-    session_id: str,
+    run: Run | NewRun | Continued,
     options: StreamOptions,
     after: int,
 ) -> StarletteResponse:
     """Blocking JSON, an SSE stream, or 202 for a background run."""
+    run_id = run.id
     if options.background:
-        run = await runs.get(run_id)
-        body = RunAccepted(run_id=run_id, status=run.status, session_id=session_id)
+        stored = await runs.get(run_id)
+        body = RunAccepted(run_id=run_id, status=stored.status, session_id=run.session_id)
         return JSONResponse(
             body.model_dump(),
             status_code=status.HTTP_202_ACCEPTED,
@@ -92,17 +94,17 @@ async def _answer(
 
         def on_disconnect() -> None:
             if cancel_if_abandoned:
-                runs.request_cancel(run_id)
+                runs.request_cancel(run)
 
         return event_stream(
             runs,
-            run_id,
+            run,
             after,
             ping=request.app.state.settings.sse_ping_seconds,
             content_only=not options.stream_events,
             on_disconnect=on_disconnect,
         )
-    output = await runs.wait(run_id, after, cancel_if_abandoned=cancel_if_abandoned)
+    output = await runs.wait(run, after, cancel_if_abandoned=cancel_if_abandoned)
     return Response(jsontext.dumps(output), media_type="application/json")
 
 
@@ -155,7 +157,7 @@ async def create_run(
     traceparent = request.headers.get("traceparent")
     extras = RunExtras(traceparent=traceparent) if traceparent else NO_EXTRAS
     started = await runs.create(agent_id, body, extras, idempotency_key=key)
-    return await _answer(request, runs, started.run.id, started.run.session_id, body, 0)
+    return await _answer(request, runs, started.run, body, 0)
 
 
 @router.post(
@@ -187,7 +189,7 @@ async def continue_run(
     """Answer a paused run's requirements and resume it, from the stored state."""
     key = idempotency_key(request.headers.get("idempotency-key"))
     run = await runs.continue_(run_id, body, idempotency_key=key)
-    return await _answer(request, runs, run_id, run.session_id, body, run.last_seq)
+    return await _answer(request, runs, run, body, run.last_seq)
 
 
 @router.post(
@@ -264,4 +266,4 @@ async def run_events(
     start = parse_last_event_id(last_event_id, after)
     if run.status in TERMINAL_STATUSES and start >= run.last_seq:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return event_stream(runs, run_id, start, ping=request.app.state.settings.sse_ping_seconds)
+    return event_stream(runs, run, start, ping=request.app.state.settings.sse_ping_seconds)

@@ -8,6 +8,14 @@ any replica) and `wait` (follow to the end, then the RunOutput). An adapter is
 then only a translation of its requests into these calls and of the stored
 events into its wire format; storing, launching, cancelling and resuming runs
 happen here and in the worker, the same for all of them.
+
+Every method acts for the principal in effect (`app.principal`): runs are
+created in its tenant, with its user when it has one (another `user_id` in the
+body is 403), and a run outside its reach is not found, as if it did not
+exist. Creating, continuing and cancelling need the `runs:write` scope here
+too, so a protocol without routes of its own is held to it. `follow`, `wait`
+and `request_cancel` take a run id (checked) or a run this service answered
+(already checked: a stream right after a create costs no read).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import principal
 from app.agents.resolver import StoredAgents
 from app.db import utcnow
 from app.engine import jsontext
@@ -30,6 +39,7 @@ from app.engine.loop import Runner
 from app.engine.output import TERMINAL_STATUSES, RunOutput
 from app.engine.state import RunState
 from app.errors import (
+    Forbidden,
     RunExists,
     RunNotActive,
     RunNotFound,
@@ -54,6 +64,19 @@ from app.worker.writer import LeaseLost
 RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
+@dataclass(frozen=True, slots=True)
+class Continued:
+    """A continued run: its answer's events are those after `last_seq`."""
+
+    id: str
+    session_id: str
+    last_seq: int
+
+
+# A run this service answered (its reach checked), or a run id to check.
+RunRef = str | Run | NewRun | Continued
+
+
 class RunService:
     def __init__(
         self,
@@ -64,15 +87,19 @@ class RunService:
         runner: Runner,
         agents: StoredAgents,
         server_stopping: Callable[[], bool] = lambda: False,
+        max_active_runs: int | None = None,
     ) -> None:
         self.maker = maker
         # Whether the server is shutting down: a blocking wait ends then.
         self.server_stopping = server_stopping
         self.manager = manager
         self.runner = runner
+        self._checking: set[asyncio.Task[None]] = set()  # cancels of ids being checked
         # Runs created at one moment are stored in one transaction.
         self.creations = RunCreations(engine.connect)
-        self._creator = Creator(engine.connect, manager, runner, agents, self.creations)
+        self._creator = Creator(
+            engine.connect, manager, runner, agents, self.creations, max_active_runs
+        )
 
     # Starting ------------------------------------------------------------------
 
@@ -91,6 +118,11 @@ class RunService:
         create sent again (the same `run_id`, or `idempotency_key`) answers the run
         it started (not launched) and starts nothing: a key is looked up first, a
         run id is found taken when the run is stored."""
+        who = principal.require("runs:write")
+        if who.user_id is not None and body.user_id != who.user_id:
+            if body.user_id is not None:
+                raise Forbidden(f"This credential acts for user {who.user_id!r} only.")
+            body = body.model_copy(update={"user_id": who.user_id})
         if body.run_id is not None:
             extras = extras.model_copy(update={"run_id": body.run_id})
         request: Fingerprinted | None = None
@@ -134,6 +166,7 @@ class RunService:
         """Answer a paused run's requirements and resume it from its stored state.
         Raises RunNotFound, RunNotPaused, ValidationFailed or SessionBusy. The same
         continue sent again with its `idempotency_key` answers that continuation."""
+        principal.require("runs:write")
         digest = ""
         if idempotency_key is not None:
             digest = idempotency.fingerprint("continue", run_id, body)
@@ -174,7 +207,7 @@ class RunService:
             stored = await sessions.get_session(session, run.session_id)
             if stored is not None:
                 resumed.session_state = dict(stored.state)
-            if not await store.acquire_session(session, run.session_id, run.id):
+            if not await store.acquire_session(session, run.tenant_id, run.session_id, run.id):
                 active = await sessions.active_run_of(session, run.session_id)
                 raise SessionBusy(
                     f"Session {run.session_id!r} has an active run ({active}).",
@@ -208,6 +241,7 @@ class RunService:
         run as it is then. Idempotent once cancelled; raises RunNotFound, or
         RunNotActive for a run that completed or failed (also when it did so
         before the cancel reached it)."""
+        principal.require("runs:write")
         run = await self._get_or_keep_cancel(run_id)
         _check_cancellable(run)
         if run.status in ("queued", "paused"):
@@ -241,8 +275,10 @@ class RunService:
                 raise
         async with self.maker() as session, session.begin():
             await repository.lock_run_id(session, run_id)
-            run = await store.get(session, run_id)
-            if run is None:
+            # Created meanwhile, or taken in another tenant (run ids are global).
+            taken = await store.get(session, run_id) is not None
+            run = await repository.get_visible(session, run_id) if taken else None
+            if not taken:
                 await repository.keep_cancel(session, run_id)
         if run is None:
             raise RunNotFound(
@@ -254,6 +290,7 @@ class RunService:
     async def delete(self, run_id: str) -> None:
         """Forget a run: cancelled first while it is active, then deleted with its
         events and its part of the session's history. Raises RunNotFound."""
+        principal.require("runs:write")
         run = await self.get(run_id)
         if run.status not in TERMINAL_STATUSES:
             with contextlib.suppress(RunNotActive):  # it ended meanwhile
@@ -261,18 +298,29 @@ class RunService:
         async with self.maker() as session, session.begin():
             await repository.delete_run(session, run_id)
 
-    def request_cancel(self, run_id: str) -> None:
+    def request_cancel(self, run: RunRef) -> None:
         """Cancel without waiting (a client that watched the run went away)."""
-        self.manager.request_cancel(run_id)
+        if not isinstance(run, str):
+            self.manager.request_cancel(run.id)
+            return
+
+        async def checked() -> None:
+            with contextlib.suppress(RunNotFound):
+                self.manager.request_cancel((await self.get(run)).id)
+
+        task = asyncio.ensure_future(checked())
+        self._checking.add(task)
+        task.add_done_callback(self._checking.discard)
 
     # Reading -------------------------------------------------------------------
 
     async def get(self, run_id: str) -> Run:
+        """The run (RunNotFound when it is outside the principal's reach)."""
         async with self.maker() as session:
             return await self._get(session, run_id)
 
-    async def output(self, run_id: str) -> RunOutput:
-        return output_of(await self.get(run_id))
+    async def output(self, run: RunRef) -> RunOutput:
+        return output_of(await self.get(run if isinstance(run, str) else run.id))
 
     async def list_runs(
         self,
@@ -298,7 +346,7 @@ class RunService:
 
     def follow(
         self,
-        run_id: str,
+        run: RunRef,
         after: int,
         *,
         stopping: Callable[[], bool] = lambda: False,
@@ -306,21 +354,31 @@ class RunService:
     ) -> AsyncGenerator[list[Frame], None]:
         """Batches of the run's stored events after seq `after`, as they are stored,
         until the run pauses or ends (or the process shuts down, or `stopping()`);
-        with `idle`, an empty batch after each `idle` seconds without events."""
+        with `idle`, an empty batch after each `idle` seconds without events. A run
+        id outside the principal's reach raises RunNotFound on the first batch."""
+        if isinstance(run, str):
+            return self._follow_checked(run, after, stopping, idle)
         return follow(
-            run_id, after, manager=self.manager, maker=self.maker, stopping=stopping, idle=idle
+            run.id, after, manager=self.manager, maker=self.maker, stopping=stopping, idle=idle
         )
 
-    async def wait(self, run_id: str, after: int, *, cancel_if_abandoned: bool) -> dict[str, Any]:
+    async def _follow_checked(
+        self, run_id: str, after: int, stopping: Callable[[], bool], idle: float | None
+    ) -> AsyncGenerator[list[Frame], None]:
+        run = await self.get(run_id)
+        async for batch in self.follow(run, after, stopping=stopping, idle=idle):
+            yield batch
+
+    async def wait(self, run: RunRef, after: int, *, cancel_if_abandoned: bool) -> dict[str, Any]:
         """Follow the run until it pauses or ends; its RunOutput as JSON. With
         `cancel_if_abandoned`, a caller that stops waiting cancels the run."""
         last: Frame | None = None
         try:
-            async for batch in self.follow(run_id, after, stopping=self.server_stopping):
+            async for batch in self.follow(run, after, stopping=self.server_stopping):
                 last = batch[-1]
         except asyncio.CancelledError:
             if cancel_if_abandoned:
-                self.request_cancel(run_id)
+                self.request_cancel(run)
             raise
         if last is not None and last.event == "RunCompleted":
             # The event carries the whole RunOutput as stored: no need to read it back.
@@ -328,15 +386,18 @@ class RunService:
             output.pop("event", None)
             output.pop("seq", None)
             return output
-        run = await self.output(run_id)
-        if run.status in ("queued", "running") and (self.manager.closing or self.server_stopping()):
+        run_id = run if isinstance(run, str) else run.id
+        ended = await self.output(run_id)
+        if ended.status in ("queued", "running") and (
+            self.manager.closing or self.server_stopping()
+        ):
             # This process stops before the run ended: another replica takes it over.
             raise ShuttingDown(
                 f"Run {run_id!r} continues on another replica: follow "
                 f"/v1/runs/{run_id}/events, or read /v1/runs/{run_id} later.",
                 extra={"run_id": run_id},
             )
-        return run.model_dump(mode="json")
+        return ended.model_dump(mode="json")
 
     async def session_state(self, session_id: str) -> dict[str, Any] | None:
         """The session's state as stored (None: no such session): what a protocol
@@ -347,19 +408,10 @@ class RunService:
 
     @staticmethod
     async def _get(session: AsyncSession, run_id: str) -> Run:
-        run = await store.get(session, run_id)
+        run = await repository.get_visible(session, run_id)
         if run is None:
             raise RunNotFound(f"No run {run_id!r}.")
         return run
-
-
-@dataclass(frozen=True, slots=True)
-class Continued:
-    """A continued run: its answer's events are those after `last_seq`."""
-
-    id: str
-    session_id: str
-    last_seq: int
 
 
 def _check_cancellable(run: Run) -> None:

@@ -16,7 +16,7 @@ from typing import Protocol
 from sse_starlette.sse import AppStatus
 
 from app.engine.events import CONTENT_EVENTS
-from app.runs.service import RunService
+from app.runs.service import RunRef, RunService
 from app.sse_response import EventStreamResponse
 from app.worker.bus import Frame
 
@@ -47,7 +47,7 @@ def server_stopping() -> bool:
 
 def event_stream(
     runs: RunService,
-    run_id: str,
+    run: RunRef,
     after: int,
     *,
     ping: float,
@@ -62,7 +62,7 @@ def event_stream(
     When the server shuts down, `follow` ends at its next wake-up (its waits are
     bounded): the stream closes cleanly and the client re-attaches elsewhere with
     Last-Event-ID."""
-    batches = runs.follow(run_id, after, stopping=server_stopping, idle=ping)
+    batches = runs.follow(run, after, stopping=server_stopping, idle=ping)
 
     async def body() -> AsyncIterator[bytes]:
         finished = False

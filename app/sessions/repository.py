@@ -1,5 +1,6 @@
 """Database access for sessions: the row, its state and the history of its
-completed runs. Never commits."""
+completed runs, within the current principal's reach (its tenant, and its user
+when it has one; session ids are unique per tenant). Never commits."""
 
 from __future__ import annotations
 
@@ -11,56 +12,88 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import principal
 from app.db import utcnow
 from app.tables import Run, Session, SessionMessage
 from app.worker.store import ACTIVE_STATUSES, SESSIONS, Db
 
 _CREATE_SESSION = {
-    name: dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["id"])
+    name: dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["tenant_id", "id"])
     for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
 
+def _this(session_id: str) -> Any:
+    """The session `session_id` of the current tenant (a Core condition)."""
+    return (SESSIONS.c.tenant_id == principal.tenant()) & (SESSIONS.c.id == session_id)
+
+
+def _visible(statement: Any) -> Any:
+    """`statement` limited to the sessions the current principal may see."""
+    who = principal.current()
+    statement = statement.where(Session.tenant_id == who.tenant_id)
+    if who.user_id is not None:
+        statement = statement.where(Session.user_id == who.user_id)
+    return statement
+
+
 async def create_session(session: Db, values: dict[str, Any]) -> bool:
-    """Insert a session unless one with that id exists; True when this call created it."""
+    """Insert a session unless its tenant has one with that id; True when this
+    call created it."""
     bind = session.get_bind() if isinstance(session, AsyncSession) else session
     result = await session.execute(_CREATE_SESSION[bind.dialect.name], values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def reachable(db: Db, session_id: str) -> bool:
+    """Whether the session exists for the current principal (another user's does not)."""
+    who = principal.current()
+    if who.user_id is None:
+        return True  # the caller found it in the tenant
+    found = await db.execute(
+        select(SESSIONS.c.id).where(_this(session_id), SESSIONS.c.user_id == who.user_id)
+    )
+    return found.first() is not None
+
+
 async def merge_session_state(db: Db, session_id: str, changes: dict[str, Any]) -> None:
     found = (
-        await db.execute(
-            select(SESSIONS.c.state).where(SESSIONS.c.id == session_id).with_for_update()
-        )
+        await db.execute(select(SESSIONS.c.state).where(_this(session_id)).with_for_update())
     ).first()
     if found is not None:
         await db.execute(
             update(SESSIONS)
-            .where(SESSIONS.c.id == session_id)
+            .where(_this(session_id))
             .values(state={**(found[0] or {}), **changes}, updated_at=utcnow())
         )
 
 
 async def active_run_of(db: Db, session_id: str) -> str | None:
     """The session's active run (None: free, or no such session)."""
-    found = (
-        await db.execute(select(SESSIONS.c.active_run_id).where(SESSIONS.c.id == session_id))
-    ).first()
+    found = (await db.execute(select(SESSIONS.c.active_run_id).where(_this(session_id)))).first()
     return found[0] if found is not None else None
 
 
 async def get_session(session: AsyncSession, session_id: str) -> Session | None:
-    return await session.get(Session, session_id, populate_existing=True)
+    """The session, if the current principal may see it."""
+    found: Session | None = await session.scalar(
+        _visible(select(Session).where(Session.id == session_id)).execution_options(
+            populate_existing=True
+        )
+    )
+    return found
 
 
 async def history(session: AsyncSession, session_id: str, num_runs: int) -> list[dict[str, Any]]:
     """The messages of the session's last `num_runs` completed runs, oldest first."""
     if num_runs <= 0:
         return []
+    mine = (SessionMessage.tenant_id == principal.tenant()) & (
+        SessionMessage.session_id == session_id
+    )
     run_ids = (
         select(SessionMessage.run_id)
-        .where(SessionMessage.session_id == session_id)
+        .where(mine)
         .group_by(SessionMessage.run_id)
         .order_by(func.max(SessionMessage.id).desc())
         .limit(num_runs)
@@ -68,14 +101,14 @@ async def history(session: AsyncSession, session_id: str, num_runs: int) -> list
     )
     rows = await session.scalars(
         select(SessionMessage.message)
-        .where(SessionMessage.session_id == session_id, SessionMessage.run_id.in_(run_ids))
+        .where(mine, SessionMessage.run_id.in_(run_ids))
         .order_by(SessionMessage.id)
     )
     return list(rows)
 
 
 async def delete_session(session: AsyncSession, session_id: str) -> None:
-    await session.execute(delete(Session).where(Session.id == session_id))
+    await session.execute(delete(SESSIONS).where(_this(session_id)))
 
 
 async def list_page(
@@ -87,7 +120,7 @@ async def list_page(
     agent_id: str | None = None,
 ) -> list[Session]:
     """Newest first; `before` is the (created_at, id) of the last one seen."""
-    statement = select(Session).order_by(Session.created_at.desc(), Session.id.desc())
+    statement = _visible(select(Session)).order_by(Session.created_at.desc(), Session.id.desc())
     if user_id is not None:
         statement = statement.where(Session.user_id == user_id)
     if agent_id is not None:
@@ -104,7 +137,9 @@ async def list_page(
 async def run_ids(session: AsyncSession, session_id: str) -> list[str]:
     """The session's runs, oldest first."""
     rows = await session.scalars(
-        select(Run.id).where(Run.session_id == session_id).order_by(Run.id)
+        select(Run.id)
+        .where(Run.tenant_id == principal.tenant(), Run.session_id == session_id)
+        .order_by(Run.id)
     )
     return list(rows)
 
@@ -113,7 +148,10 @@ async def messages(session: AsyncSession, session_id: str) -> list[dict[str, Any
     """Every message of the session's completed runs, in order."""
     rows = await session.scalars(
         select(SessionMessage.message)
-        .where(SessionMessage.session_id == session_id)
+        .where(
+            SessionMessage.tenant_id == principal.tenant(),
+            SessionMessage.session_id == session_id,
+        )
         .order_by(SessionMessage.id)
     )
     return list(rows)
@@ -122,5 +160,9 @@ async def messages(session: AsyncSession, session_id: str) -> list[dict[str, Any
 async def active_run_in(session: AsyncSession, session_id: str) -> str | None:
     """A queued or running run of the session, if any (it may not hold the session yet)."""
     return await session.scalar(
-        select(Run.id).where(Run.session_id == session_id, Run.status.in_(ACTIVE_STATUSES))
+        select(Run.id).where(
+            Run.tenant_id == principal.tenant(),
+            Run.session_id == session_id,
+            Run.status.in_(ACTIVE_STATUSES),
+        )
     )

@@ -86,10 +86,10 @@ class Claims:
         claimed: list[str] = []
         with self.capacity.slots() as take_slot:
             async with self.maker() as session, session.begin():
-                for run_id, session_id in await store.claimable_queued(session, room):
+                for run_id, tenant_id, session_id in await store.claimable_queued(session, room):
                     if not take_slot():
                         break  # runs created meanwhile took the room
-                    if not await store.acquire_session(session, session_id, run_id):
+                    if not await store.acquire_session(session, tenant_id, session_id, run_id):
                         continue
                     values = {"status": "running", "started_at": utcnow(), **self._lease()}
                     values["attempt"] = Run.attempt + 1

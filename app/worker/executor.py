@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import principal
 from app.engine.errors import InputError
 from app.engine.events import TERMINAL_EVENTS, RunContinued
 from app.engine.loop import Checkpoint, Runner
@@ -140,7 +141,10 @@ class RunExecutor:
     async def _execute(
         self, run_id: str, resumed: bool, preloaded: tuple[NewRun, RunState] | None
     ) -> None:
+        # This task reads what the run reads (its agents, its session) in the run's
+        # tenant, whoever launched it.
         if preloaded is not None:
+            principal.enter(principal.of_run(preloaded[0].tenant_id))
             await self._run(*preloaded, resumed)
             return
         async with self.maker() as session:
@@ -148,6 +152,7 @@ class RunExecutor:
             if found is None or found.status != "running" or found.lease_owner != self.owner:
                 return
             run = found
+            principal.enter(principal.of_run(run.tenant_id))
             failure: tuple[str, str] | None = None
             if resumed and run.attempt > self._max_attempts:
                 failure = ("worker_lost", f"The run's worker was lost {run.attempt - 1} times.")
@@ -173,6 +178,7 @@ class RunExecutor:
             channel = self.bus.open(run_id, run.last_seq + 1)
         recorder = RunRecorder(
             run_id=run_id,
+            tenant_id=run.tenant_id,
             last_seq=run.last_seq,
             writer=self.writer,
             channel=channel,

@@ -59,14 +59,18 @@ def outcome_values(state: RunState, status: str, output: RunOutput | None = None
 
 
 def release(
-    session_id: str, *, state: RunState | None = None, keep_history: bool = False
+    tenant_id: str,
+    session_id: str,
+    *,
+    state: RunState | None = None,
+    keep_history: bool = False,
 ) -> Release:
     """Release the session, saving the run's session state and history with it.
     (The commit also tells other workers there may be work: `wake_claimers`.)"""
     if state is None:
-        return Release(session_id)
+        return Release(tenant_id, session_id)
     messages = state.new_messages() if keep_history else []
-    return Release(session_id, state=dict(state.session_state), messages=messages)
+    return Release(tenant_id, session_id, state=dict(state.session_state), messages=messages)
 
 
 async def record_end(
@@ -77,7 +81,9 @@ async def record_end(
     await recorder.commit(
         event,
         values=outcome_values(state, status, output),
-        release=release(state.session_id, state=state, keep_history=status == "completed"),
+        release=release(
+            recorder.tenant_id, state.session_id, state=state, keep_history=status == "completed"
+        ),
         wake_claimers=True,
     )
 
@@ -120,6 +126,7 @@ async def _finish_stored(
     channel = bus.open(run.id, run.last_seq + 1)
     recorder = RunRecorder(
         run_id=run.id,
+        tenant_id=run.tenant_id,
         last_seq=run.last_seq,
         writer=writer,
         channel=channel,
@@ -139,7 +146,7 @@ async def _finish_stored(
         await recorder.commit(
             event,
             values=values,
-            release=release(run.session_id),
+            release=release(run.tenant_id, run.session_id),
             wake_claimers=True,
         )
     finally:

@@ -103,6 +103,7 @@ class RunRecorder:
         self,
         *,
         run_id: str,
+        tenant_id: str,
         last_seq: int,
         writer: EventWriter,
         channel: RunChannel,
@@ -116,6 +117,7 @@ class RunRecorder:
         retry_delay: float = 0.2,
     ) -> None:
         self.run_id = run_id
+        self.tenant_id = tenant_id  # the tenant of the session its run releases
         self.committed_seq = last_seq
         self._writer = writer
         self._channel = channel

@@ -80,11 +80,12 @@ async def status_of(session: AsyncSession, run_id: str) -> tuple[str, int] | Non
     return (row[0], row[1]) if row is not None else None
 
 
-async def acquire_session(session: Db, session_id: str, run_id: str) -> bool:
+async def acquire_session(session: Db, tenant_id: str, session_id: str, run_id: str) -> bool:
     """Make `run_id` the session's active run, unless another run holds it."""
     result = await session.execute(
         update(SESSIONS)
         .where(
+            SESSIONS.c.tenant_id == tenant_id,
             SESSIONS.c.id == session_id,
             or_(SESSIONS.c.active_run_id.is_(None), SESSIONS.c.active_run_id == run_id),
         )
@@ -126,13 +127,17 @@ _OLDER = RUNS.alias("older_run")
 
 
 _CLAIMABLE = (
-    select(RUNS.c.id, RUNS.c.session_id)
-    .join(SESSIONS, SESSIONS.c.id == RUNS.c.session_id)
+    select(RUNS.c.id, RUNS.c.tenant_id, RUNS.c.session_id)
+    .join(
+        SESSIONS,
+        (SESSIONS.c.tenant_id == RUNS.c.tenant_id) & (SESSIONS.c.id == RUNS.c.session_id),
+    )
     .where(
         RUNS.c.status == "queued",
         or_(SESSIONS.c.active_run_id.is_(None), SESSIONS.c.active_run_id == RUNS.c.id),
         ~select(_OLDER.c.id)
         .where(
+            _OLDER.c.tenant_id == RUNS.c.tenant_id,
             _OLDER.c.session_id == RUNS.c.session_id,
             _OLDER.c.status == "queued",
             _OLDER.c.id < RUNS.c.id,
@@ -145,12 +150,12 @@ _CLAIMABLE = (
 )
 
 
-async def claimable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str]]:
+async def claimable_queued(session: AsyncSession, limit: int) -> list[tuple[str, str, str]]:
     """Queued runs that may start now, oldest first, locked for this transaction
     (rows another claimer holds are skipped): the session is free or already
     theirs, and no older queued run of the same session waits before them."""
     rows = await session.execute(_CLAIMABLE, {"limit": limit})
-    return [(run_id, session_id) for run_id, session_id in rows]
+    return [(run_id, tenant_id, session_id) for run_id, tenant_id, session_id in rows]
 
 
 _ANY_QUEUED = select(RUNS.c.id).where(RUNS.c.status == "queued").limit(1)
@@ -195,6 +200,7 @@ class NewRun:
     percent of a run's CPU, and this one is only ever INSERTed, from its values."""
 
     id: str
+    tenant_id: str
     agent_id: str
     session_id: str
     user_id: str | None
@@ -210,6 +216,7 @@ class NewRun:
         """The record of a stored run."""
         return cls(
             id=run.id,
+            tenant_id=run.tenant_id,
             agent_id=run.agent_id,
             session_id=run.session_id,
             user_id=run.user_id,

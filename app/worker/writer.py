@@ -74,6 +74,7 @@ class Release:
     is the run's, its state replaced by `state` (None: kept), and `messages`
     appended to its history."""
 
+    tenant_id: str
     session_id: str
     state: dict[str, Any] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -118,7 +119,7 @@ _INSERT_EVENTS_UNNEST = DriverStatement(
     )
 )
 _INSERT_EVENTS = DriverStatement(insert(EVENTS))
-_MESSAGE_COLUMNS = ("session_id", "run_id", "position", "message", "created_at")
+_MESSAGE_COLUMNS = ("tenant_id", "session_id", "run_id", "position", "message", "created_at")
 _INSERT_MESSAGES = DriverStatement(
     insert(MESSAGES).values(
         {name: bindparam(name, type_=MESSAGES.c[name].type) for name in _MESSAGE_COLUMNS}
@@ -131,12 +132,14 @@ _RELEASE_VALUES = {
     ),
     "updated_at": bindparam("s_now", type_=SESSIONS.c.updated_at.type),
 }
-_RELEASE = DriverStatement(
-    update(SESSIONS).where(SESSIONS.c.id == bindparam("s_id")).values(_RELEASE_VALUES)
+_RELEASED_SESSION = (
+    SESSIONS.c.tenant_id == bindparam("s_tenant"),
+    SESSIONS.c.id == bindparam("s_id"),
 )
+_RELEASE = DriverStatement(update(SESSIONS).where(*_RELEASED_SESSION).values(_RELEASE_VALUES))
 _RELEASE_WITH_STATE = DriverStatement(
     update(SESSIONS)
-    .where(SESSIONS.c.id == bindparam("s_id"))
+    .where(*_RELEASED_SESSION)
     .values({**_RELEASE_VALUES, "state": bindparam("s_state", type_=SESSIONS.c.state.type)})
 )
 
@@ -310,6 +313,7 @@ class EventWriter:
         now = utcnow()
         messages = [
             {
+                "tenant_id": release.tenant_id,
                 "session_id": release.session_id,
                 "run_id": run_id,
                 "position": position,
@@ -323,8 +327,14 @@ class EventWriter:
             await execute(_INSERT_MESSAGES, messages)
         keep: list[dict[str, Any]] = []
         replace: list[dict[str, Any]] = []
-        for run_id, release in sorted(releases, key=lambda item: item[1].session_id):
-            params = {"s_id": release.session_id, "s_run": run_id, "s_now": now}
+        ordered = sorted(releases, key=lambda item: (item[1].tenant_id, item[1].session_id))
+        for run_id, release in ordered:
+            params = {
+                "s_tenant": release.tenant_id,
+                "s_id": release.session_id,
+                "s_run": run_id,
+                "s_now": now,
+            }
             if release.state is None:
                 keep.append(params)
             else:

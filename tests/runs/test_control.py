@@ -284,7 +284,7 @@ async def test_session_interrupt_cancels_the_active_run(http: httpx.AsyncClient)
     assert (await http.get(f"/v1/runs/{first['run_id']}")).json()["status"] == "cancelled"
 
 
-CLAIM_SQL = "FROM runs JOIN sessions ON sessions.id = runs.session_id"
+CLAIM_SQL = "FROM runs JOIN sessions ON sessions.tenant_id = runs.tenant_id"
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall
 from tests.runs.conftest import LiveServer, serving
 
+pytestmark = pytest.mark.usefixtures("as_operator")  # the service is called directly
+
 WEATHER = {
     "type": "client",
     "name": "get_weather",

@@ -24,6 +24,8 @@ from tests.conftest import make_settings
 from tests.runs.conftest import make_agent, wait_status
 from tests.sse_client import collect, names
 
+pytestmark = pytest.mark.usefixtures("as_operator")
+
 
 def creations_of(app: FastAPI) -> RunCreations:
     creations: RunCreations = app.state.run_service.creations
@@ -163,6 +165,7 @@ async def create(creations: RunCreations, run: dict[str, Any]) -> Outcome:
         agent_version=run["agent_version"],
         agent_updated_at=run["agent_updated_at"],
         chosen_id=run["chosen_id"],
+        owner=None,
     )
 
 

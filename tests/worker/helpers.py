@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
+from app.principal import DEFAULT_TENANT
 from app.runs import repository
 from app.sessions import repository as sessions
 
@@ -46,13 +47,21 @@ async def store_runs(
     async with maker() as session, session.begin():
         for run_id, session_id in runs.items():
             created = await sessions.create_session(
-                session, {"id": session_id, "state": {}, "created_at": now, "updated_at": now}
+                session,
+                {
+                    "tenant_id": DEFAULT_TENANT,
+                    "id": session_id,
+                    "state": {},
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
             assert created
             await repository.insert_run(
                 session,
                 {
                     "id": run_id,
+                    "tenant_id": DEFAULT_TENANT,
                     "agent_id": "a",
                     "agent_version": 1,
                     "session_id": session_id,

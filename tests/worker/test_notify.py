@@ -45,7 +45,8 @@ async def test_a_cancelled_wait_leaves_no_trace() -> None:
 
 async def test_a_listener_that_reconnects_assumes_it_missed_work_and_agent_changes() -> None:
     """Notices sent while the LISTEN connection was down are lost: on every
-    (re)connect the handlers hear that work may be queued and any agent changed."""
+    (re)connect the handlers hear that work may be queued and any agent and API
+    key changed."""
     url = POSTGRES_SERVER.replace("postgresql://", "postgresql+asyncpg://")
     notifier = PostgresNotifier(url)
     heard: list[tuple[str, str]] = []
@@ -53,13 +54,13 @@ async def test_a_listener_that_reconnects_assumes_it_missed_work_and_agent_chang
 
     def hear(kind: str, payload: str) -> None:
         heard.append((kind, payload))
-        if len(heard) == 2:
+        if len(heard) == 3:
             both.set()
 
     notifier.on_control(hear)
     await notifier.start()
     try:
-        assert heard == [("work", "queued"), ("agent", ANY_AGENT)]
+        assert heard == [("work", "queued"), ("agent", ANY_AGENT), ("api_key", "*")]
         heard.clear()
         both.clear()
         pid = notifier._connection.get_server_pid()
@@ -69,7 +70,7 @@ async def test_a_listener_that_reconnects_assumes_it_missed_work_and_agent_chang
         finally:
             await admin.close()
         await asyncio.wait_for(both.wait(), timeout=10)
-        assert heard == [("work", "queued"), ("agent", ANY_AGENT)]
+        assert heard == [("work", "queued"), ("agent", ANY_AGENT), ("api_key", "*")]
         assert notifier._connection.get_server_pid() != pid
     finally:
         await notifier.stop()
@@ -79,9 +80,10 @@ def test_forgetting_any_agent_empties_the_resolver() -> None:
     agents = StoredAgents(maker=None)  # type: ignore[arg-type]
     first = AgentSpec.model_validate({"id": "a", "version": 1, "model": "test:echo"})
     other = AgentSpec.model_validate({"id": "b", "version": 3, "model": "test:echo"})
-    agents._remember(first)
-    agents._remember(other)
-    agents.on_control("agent", "a")
-    assert list(agents._cache) == [("b", 3)]
+    agents._remember("t1", first)
+    agents._remember("t2", first)
+    agents._remember("t1", other)
+    agents.on_control("agent", "a")  # in every tenant
+    assert list(agents._cache) == [("t1", "b", 3)]
     agents.on_control("agent", ANY_AGENT)
     assert list(agents._cache) == []

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.engine.events import RunContent, RunIntermediateContent
 from app.notify import Notifier
+from app.principal import DEFAULT_TENANT
 from app.tables import RunEvent
 from app.worker.bus import EventBus, RunChannel
 from app.worker.recorder import Flusher, RunRecorder
@@ -28,6 +29,7 @@ async def flaky_recorder(
     await store_runs(db_sessionmaker, {"r": "s"})
     channel = EventBus().open("r", 1)
     recorder = RunRecorder(
+        tenant_id=DEFAULT_TENANT,
         run_id="r",
         last_seq=0,
         writer=EventWriter(CountingBegin(db_engine, failures=failures)),
@@ -117,6 +119,7 @@ async def test_one_tick_writes_every_waiting_run_in_one_transaction(
     channels = {run_id: bus.open(run_id, 1) for run_id in runs}
     recorders = [
         RunRecorder(
+            tenant_id=DEFAULT_TENANT,
             run_id=run_id,
             last_seq=0,
             writer=writer,
@@ -150,6 +153,7 @@ async def test_a_failed_tick_keeps_the_events_for_the_next_write(
     begin = CountingBegin(db_engine, failures=1)
     channel = EventBus().open("r", 1)
     recorder = RunRecorder(
+        tenant_id=DEFAULT_TENANT,
         run_id="r",
         last_seq=0,
         writer=EventWriter(begin),
@@ -179,6 +183,7 @@ async def test_a_commit_waits_for_the_ticks_write_and_numbers_after_it(
     channel = EventBus().open("r", 1)
     flusher = Flusher(60)
     recorder = RunRecorder(
+        tenant_id=DEFAULT_TENANT,
         run_id="r",
         last_seq=0,
         writer=EventWriter(CountingBegin(db_engine)),

@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import utcnow
+from app.principal import DEFAULT_TENANT
 from app.sessions import repository as sessions
 from app.tables import Run, RunEvent
 from app.tables import Session as SessionRow
@@ -181,15 +182,16 @@ async def test_no_free_connection_fails_the_whole_group_and_writes_nothing(
     assert await stored(db_sessionmaker) == {run_id: (1, [1]) for run_id in ids}
 
 
+@pytest.mark.usefixtures("as_operator")
 async def test_sessions_are_released_in_the_groups_transaction(
     db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     ids = await make_runs(db_sessionmaker, 3)
     async with db_sessionmaker() as session, session.begin():
         for run_id in ids:
-            assert await store.acquire_session(session, f"s-{run_id}", run_id)
+            assert await store.acquire_session(session, DEFAULT_TENANT, f"s-{run_id}", run_id)
         # s-r2 is held by another run by now: releasing it as r2 must not free it
-        assert await store.acquire_session(session, "s-r2", "r2")
+        assert await store.acquire_session(session, DEFAULT_TENANT, "s-r2", "r2")
         await session.execute(
             update(SessionRow).where(SessionRow.id == "s-r2").values(active_run_id="other")
         )
@@ -197,10 +199,10 @@ async def test_sessions_are_released_in_the_groups_transaction(
     writer = EventWriter(begin)
     batches = [batch(run_id, range(1, 2)) for run_id in ids]
     batches[0].release = Release(
-        "s-r0", state={"n": 1}, messages=[{"role": "user", "content": "hi"}]
+        DEFAULT_TENANT, "s-r0", state={"n": 1}, messages=[{"role": "user", "content": "hi"}]
     )
-    batches[1].release = Release("s-r1")  # state kept, no history
-    batches[2].release = Release("s-r2", state={"n": 3})
+    batches[1].release = Release(DEFAULT_TENANT, "s-r1")  # state kept, no history
+    batches[2].release = Release(DEFAULT_TENANT, "s-r2", state={"n": 3})
     await asyncio.gather(*(writer.write(item) for item in batches))
     assert begin.transactions == 1
     async with db_sessionmaker() as session:
