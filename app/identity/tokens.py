@@ -45,10 +45,22 @@ def looks_like_jwt(token: str) -> bool:
 
 
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    """`key_set_lifespan`: how long the published keys are used before they are
+    fetched again; `key_set_cooldown`: how soon after a fetch a token with an
+    unknown key id may make the keys be fetched again (a rotated key waits at most
+    that long)."""
+
+    def __init__(
+        self, settings: Settings, key_set_lifespan: float = 300, key_set_cooldown: float = 10
+    ) -> None:
         self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._key_set = (
-            jwt.PyJWKClient(settings.jwt_jwks_url, lifespan=300, timeout=10)
+            jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                lifespan=key_set_lifespan,
+                cooldown_duration=key_set_cooldown,
+                timeout=10,
+            )
             if settings.jwt_jwks_url
             else None
         )
@@ -82,7 +94,7 @@ class TokenVerifier:
         if algorithm in HMAC_ALGORITHMS and self._secret is not None:
             key = self._secret
         elif algorithm in KEY_SET_ALGORITHMS and self._key_set is not None:
-            key = await self._signing_key(token)
+            key = await self._signing_key(token, algorithm)
         else:
             raise InvalidToken(f"Tokens signed with {algorithm!r} are not accepted.")
         try:
@@ -99,11 +111,11 @@ class TokenVerifier:
             raise InvalidToken("The token has expired.") from None
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"The token has no `{exc.claim}` claim.") from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # PyJWT raises all three
             raise InvalidToken(f"The token is not valid ({type(exc).__name__}).") from None
         return claims
 
-    async def _signing_key(self, token: str) -> Any:
+    async def _signing_key(self, token: str, algorithm: str) -> Any:
         assert self._key_set is not None
         try:
             found = await asyncio.to_thread(self._key_set.get_signing_key_from_jwt, token)
@@ -111,6 +123,8 @@ class TokenVerifier:
             raise InvalidToken("The signing keys cannot be fetched now.") from None
         except jwt.PyJWTError:
             raise InvalidToken("No published signing key matches the token.") from None
+        if found.algorithm_name != algorithm:  # the key named is of another kind
+            raise InvalidToken(f"The token is not valid (its key is not an {algorithm} key).")
         return found.key
 
     def _principal_of(self, claims: dict[str, Any]) -> Principal:

@@ -1,0 +1,278 @@
+"""Isolation over every route of the OpenAPI schema, read at test time: a route
+added later is in the matrix without editing this file.
+
+Four principals (acme's admin, acme's users u1 and u2, globex's admin) each
+create what they can: an agent per tenant, a session and a run each, an API
+key per tenant. Then every principal names every object outside its reach, in
+every place a route takes one (path, query and body), and must get exactly
+what it gets for an id that does not exist; lists never show such an object;
+and at the end every object is as its owner left it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.identity.conftest import OPERATOR_KEY, Caller, bearer, four_callers, store_key
+
+# Paths outside /v1 that belong to no tenant (health, metrics, the console).
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/"}
+
+# What a parameter or body field of this name refers to.
+KINDS = {
+    "agent_id": "agent",
+    "model": "agent",
+    "handoffs": "agent",
+    "run_id": "run",
+    "response_id": "run",
+    "previous_response_id": "run",
+    "session_id": "session",
+    "chat_id": "session",
+    "thread_id": "session",
+    "key_id": "api_key",
+    "memory_id": "memory",
+    "tenant_id": "tenant",
+}
+# Parameters that name no object: the value to send.
+LITERALS = {"version": "1"}
+MISSING = {
+    "agent": "no-such-agent",
+    "run": "no-such-run",
+    "session": "no-such-session",
+    "api_key": "no-such-key",
+    "memory": "no-such-memory",
+    "tenant": "no-such-tenant",
+}
+
+
+def reaches(caller: Caller, owner: Caller, kind: str) -> bool:
+    if caller.tenant != owner.tenant:
+        return False
+    if kind in ("agent", "api_key", "tenant"):
+        return True
+    return caller.user is None or caller.user == owner.user
+
+
+def outcome(response: httpx.Response) -> tuple[int, str | None]:
+    """The status and the error's stable code (problem+json or the OpenAI shape)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.status_code, None
+    if not isinstance(body, dict):
+        return response.status_code, None
+    error = body.get("error")
+    code = error.get("code") if isinstance(error, dict) else body.get("code")
+    return response.status_code, code
+
+
+class Schema:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[1]
+            schema = self.document["components"]["schemas"][name]
+        return schema
+
+    def example(self, schema: dict[str, Any]) -> Any:
+        """A small value the schema accepts: required fields only."""
+        schema = self.resolve(schema)
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                choices = [s for s in schema[key] if self.resolve(s).get("type") != "null"]
+                return self.example(choices[0])
+        if "enum" in schema:
+            return schema["enum"][0]
+        if "const" in schema:
+            return schema["const"]
+        kind = schema.get("type")
+        if kind == "object" or "properties" in schema:
+            properties = schema.get("properties", {})
+            return {name: self.example(properties[name]) for name in schema.get("required", [])}
+        if kind == "array":
+            return []
+        if kind == "integer" or kind == "number":
+            return max(1, schema.get("minimum", 1))
+        if kind == "boolean":
+            return False
+        return "x"
+
+    def body_fields(self, operation: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """An example body and its fields that name objects (name -> kind)."""
+        content = operation.get("requestBody", {}).get("content", {})
+        schema = content.get("application/json", {}).get("schema")
+        if schema is None:
+            return None, {}
+        resolved = self.resolve(schema)
+        fields = {name: KINDS[name] for name in resolved.get("properties", {}) if name in KINDS}
+        return self.example(schema), fields
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+async def populate(http: httpx.AsyncClient, callers: list[Caller]) -> None:
+    """Each tenant's agent and API key, each caller's session and run."""
+    admins = {caller.tenant: caller for caller in callers if caller.user is None}
+    for tenant, admin in admins.items():
+        agent = {"id": f"helper-{tenant}", "name": "Helper", "model": "test:echo"}
+        created = await http.post("/v1/agents", json=agent, headers=admin.headers)
+        assert created.status_code == 201, created.text
+        key = await store_key(http, tenant, ["runs:read"])
+        for caller in callers:
+            if caller.tenant == tenant:
+                caller.objects.update(agent=agent["id"], api_key=key["id"], tenant=tenant)
+    for caller in callers:
+        body = {"input": f"hello from {caller.name}", "session_id": f"s-{caller.name}"}
+        run = await http.post(
+            f"/v1/agents/{caller.objects['agent']}/runs", json=body, headers=caller.headers
+        )
+        assert run.status_code == 200, run.text
+        assert run.json()["status"] == "completed"
+        assert run.json()["user_id"] == caller.user
+        caller.objects.update(run=run.json()["run_id"], session=run.json()["session_id"])
+
+
+async def snapshot_of(http: httpx.AsyncClient, caller: Caller) -> dict[str, Any]:
+    """What the owner sees of its objects."""
+    objects = caller.objects
+    run = (await http.get(f"/v1/runs/{objects['run']}", headers=caller.headers)).json()
+    session = (await http.get(f"/v1/sessions/{objects['session']}", headers=caller.headers)).json()
+    agent = (await http.get(f"/v1/agents/{objects['agent']}", headers=caller.headers)).json()
+    for volatile in ("updated_at",):
+        session.pop(volatile, None)
+    return {"run": run, "session": session, "agent": agent}
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda match: values[match.group(1)], template)
+
+
+async def test_every_route_keeps_every_principal_to_its_own(
+    keyed_app: FastAPI, http: httpx.AsyncClient
+) -> None:
+    document = keyed_app.openapi()
+    schema = Schema(document)
+    callers = await four_callers(http)
+    await populate(http, callers)
+    before = {caller.name: await snapshot_of(http, caller) for caller in callers}
+    leaks: list[str] = []
+    checked = 0
+
+    def others(caller: Caller, kind: str) -> list[Caller]:
+        return [
+            owner
+            for owner in callers
+            if owner is not caller and kind in owner.objects and not reaches(caller, owner, kind)
+        ]
+
+    async def call(
+        caller: Caller, method: str, url: str, body: Any, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return await http.request(
+            method, url, json=body, params=params, headers=caller.headers, timeout=30
+        )
+
+    routes = list(operations(document))
+    for method, path, _ in routes:
+        if not path.startswith("/v1"):
+            assert path in OPEN_PATHS, f"{method} {path}: list it in OPEN_PATHS or under /v1"
+            assert (await http.request(method, path)).status_code < 400
+
+    # Lists (routes without path parameters that read): no object outside reach,
+    # whatever the filters name.
+    for method, path, operation in routes:
+        if method != "GET" or "{" in path or not path.startswith("/v1"):
+            continue
+        filters = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+        for caller in callers:
+            hidden = [
+                owner.objects[kind]
+                for kind in ("run", "session", "api_key")
+                for owner in others(caller, kind)
+            ] + [owner.objects["agent"] for owner in others(caller, "agent")]
+            tries: list[dict[str, str]] = [{}]
+            for name in filters:
+                kind = KINDS.get(name)
+                tries += [{name: owner.objects[kind]} for owner in others(caller, kind or "")]
+                if name == "user_id":
+                    tries += [{name: owner.user} for owner in callers if owner.user]
+            for params in tries:
+                answer = await call(caller, method, path, None, params)
+                checked += 1
+                if answer.status_code == 403:
+                    continue
+                assert answer.status_code == 200, (path, params, answer.text)
+                shown = [name for name in hidden if name in answer.text]
+                if shown:
+                    leaks.append(f"{caller.name}: {method} {path} {params} shows {shown}")
+
+    # Every path parameter that names an object.
+    for method, path, operation in routes:
+        names = re.findall(r"\{([^}]+)\}", path)
+        if not names:
+            continue
+        body, _ = schema.body_fields(operation)
+        for name in names:
+            assert name in KINDS or name in LITERALS, f"{path}: what does {{{name}}} name?"
+        for caller in callers:
+            own = {name: LITERALS.get(name) or caller.objects[KINDS[name]] for name in names}
+            if method == "GET":
+                mine = await call(caller, method, fill(path, own), body)
+                assert mine.status_code < 300 or mine.status_code == 403, (path, mine.text)
+            for name in (n for n in names if n in KINDS):
+                kind = KINDS[name]
+                missing = await call(caller, method, fill(path, {**own, name: MISSING[kind]}), body)
+                assert missing.status_code != 422, (path, missing.text)
+                for owner in others(caller, kind):
+                    url = fill(path, {**own, name: owner.objects[kind]})
+                    theirs = await call(caller, method, url, body)
+                    checked += 1
+                    if outcome(theirs) != outcome(missing):
+                        leaks.append(
+                            f"{caller.name}: {method} {url} answers {outcome(theirs)}"
+                            f" where a missing {kind} answers {outcome(missing)}"
+                        )
+
+    # Every body field that names an object (the path naming the caller's own).
+    for method, path, operation in routes:
+        body, fields = schema.body_fields(operation)
+        if not fields or not path.startswith("/v1"):
+            continue
+        names = re.findall(r"\{([^}]+)\}", path)
+        for caller in callers:
+            own = {name: LITERALS.get(name) or caller.objects[KINDS[name]] for name in names}
+            url = fill(path, own)
+            for field, kind in fields.items():
+                as_list = field == "handoffs"
+                missing_value: Any = [MISSING[kind]] if as_list else MISSING[kind]
+                missing = await call(caller, method, url, {**body, field: missing_value})
+                for owner in others(caller, kind):
+                    value: Any = owner.objects[kind]
+                    theirs = await call(
+                        caller, method, url, {**body, field: [value] if as_list else value}
+                    )
+                    checked += 1
+                    if theirs.status_code != 404 and outcome(theirs) != outcome(missing):
+                        leaks.append(
+                            f"{caller.name}: {method} {url} with {field}={value!r} answers"
+                            f" {outcome(theirs)} where a missing one answers {outcome(missing)}"
+                        )
+
+    assert leaks == []
+    assert checked > 100
+    after = {caller.name: await snapshot_of(http, caller) for caller in callers}
+    assert after == before
+    # The operator manages every tenant's keys; each tenant's admin its own only.
+    everything = await http.get("/v1/api-keys", headers=bearer(OPERATOR_KEY))
+    assert {key["tenant_id"] for key in everything.json()["data"]} == {"acme", "globex"}
