@@ -23,10 +23,12 @@ async def replace_agent(engine: AsyncEngine, spec: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as connection:
         await connection.execute(delete(Agent).where(Agent.id == "echo"))
-        values = {"id": "echo", "name": "", "version": 1, "spec": spec}
+        values = {"tenant_id": "default", "id": "echo", "name": "", "version": 1, "spec": spec}
         await connection.execute(insert(Agent).values(**values, created_at=now, updated_at=now))
         await connection.execute(
-            insert(AgentVersion).values(agent_id="echo", version=1, spec=spec, created_at=now)
+            insert(AgentVersion).values(
+                tenant_id="default", agent_id="echo", version=1, spec=spec, created_at=now
+            )
         )
 
 
@@ -80,7 +82,9 @@ async def test_an_agent_edited_elsewhere_runs_its_new_version(
             update(Agent).where(Agent.id == "echo").values(version=2, spec=spec, updated_at=now)
         )
         await connection.execute(
-            insert(AgentVersion).values(agent_id="echo", version=2, spec=spec, created_at=now)
+            insert(AgentVersion).values(
+                tenant_id="default", agent_id="echo", version=2, spec=spec, created_at=now
+            )
         )
     second = (await client.post("/v1/agents/echo/runs", json={"input": "b"})).json()
     assert second["agent_version"] == 2
