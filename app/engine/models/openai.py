@@ -57,6 +57,7 @@ SDK_ERRORS = SDKErrors(
 )
 # Sent when no key is configured: servers such as Ollama or vLLM need none.
 PLACEHOLDER_API_KEY = "not-needed"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # Keys of `settings` that are not body fields (the body's own are set from the request);
 # `extra_body` is merged into the body last, overriding.
@@ -74,15 +75,36 @@ class HTTPClient(ParsedURLs, MergedHeaders, openai.DefaultAioHttpClient):
     request headers once."""
 
 
+# What the SDK adds to every request from the environment, whatever the base URL.
+_ENVIRONMENT_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
+
+
+def own_headers(api_key: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Default headers for a client of another endpoint than the environment's:
+    `headers` and its key, and the SDK's headers from the environment
+    (`OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`, `OPENAI_CUSTOM_HEADERS`) omitted, with
+    the SDK's own `Omit` marker (its constructor reads them whenever no value is
+    given, and has no switch to stop it)."""
+    custom = os.environ.get("OPENAI_CUSTOM_HEADERS", "")
+    names = [line.partition(":")[0].strip() for line in custom.splitlines() if ":" in line]
+    omitted = {name: openai.Omit() for name in (*_ENVIRONMENT_HEADERS, *names) if name}
+    # An explicit Authorization makes the SDK drop the environment's (and carries the key).
+    return {**omitted, **headers, "Authorization": f"Bearer {api_key}"}
+
+
 class OpenAIChatModel:
     """A ModelClient over `POST {base_url}/chat/completions` with `stream: true`.
 
     `api_key` None reads `OPENAI_API_KEY`, then falls back to a placeholder
     (keyless local servers); `base_url` None reads `OPENAI_BASE_URL`, then
-    the OpenAI API. One SDK client per instance, reused for every call, over the
-    SDK's aiohttp transport (its choice for many concurrent streams: reading a
-    chunk costs far less than over the default transport). With a `pacer`, the
-    stream's reads wait while the event loop is saturated (`ReadPacer`).
+    the OpenAI API. With `environment=False` (a named profile: another
+    endpoint) nothing comes from the environment: the endpoint gets its own key
+    and `headers`, never the organization, project or custom headers that the
+    SDK would add from `OPENAI_*` variables. One SDK client per instance, reused
+    for every call, over the SDK's aiohttp transport (its choice for many
+    concurrent streams: reading a chunk costs far less than over the default
+    transport). With a `pacer`, the stream's reads wait while the event loop is
+    saturated (`ReadPacer`).
     """
 
     def __init__(
@@ -93,14 +115,23 @@ class OpenAIChatModel:
         timeout: float = 60,
         max_retries: int = 2,
         pacer: ReadPacer | None = None,
+        environment: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
+        if environment:
+            key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
+            default_headers: dict[str, Any] = dict(headers or {})
+        else:
+            key = api_key or PLACEHOLDER_API_KEY
+            base_url = base_url or DEFAULT_BASE_URL
+            default_headers = own_headers(key, dict(headers or {}))
         self._pacer = pacer
         self._client = Client(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            default_headers=default_headers,
             http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )
 

@@ -37,6 +37,13 @@ class ProviderProfile(BaseModel):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable that holds the key."
     )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Headers sent to this endpoint only. A profile gets nothing from the built-in"
+            " provider's environment (OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_CUSTOM_HEADERS)."
+        ),
+    )
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
 
@@ -113,10 +120,10 @@ class ModelRegistry:
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
 
-    def _openai(self, base_url: str | None, api_key: str | None, **limits: Any) -> ModelClient:
+    def _openai(self, base_url: str | None, api_key: str | None, **options: Any) -> ModelClient:
         from app.engine.models.openai import OpenAIChatModel
 
-        options = {"timeout": self._timeout, "max_retries": self._max_retries, **limits}
+        options = {"timeout": self._timeout, "max_retries": self._max_retries, **options}
         return OpenAIChatModel(base_url=base_url, api_key=api_key, pacer=self.pacer, **options)
 
     def _anthropic(self, base_url: str | None, api_key: str | None, **limits: Any) -> ModelClient:
@@ -136,7 +143,10 @@ class ModelRegistry:
             limits["max_retries"] = profile.max_retries
         if profile.kind == "anthropic":
             return self._anthropic(profile.base_url, api_key, **limits)
-        return self._openai(profile.base_url, api_key, **limits)
+        # Another endpoint: only the profile's own settings reach it.
+        return self._openai(
+            profile.base_url, api_key, environment=False, headers=profile.headers, **limits
+        )
 
 
 def _reveal(secret: Secret) -> str | None:
