@@ -197,11 +197,14 @@ async def test_integers_past_64_bits_are_stored_as_they_are(db_engine: AsyncEngi
     now = datetime(2026, 1, 1, tzinfo=UTC)
     async with db_engine.begin() as conn:
         await conn.execute(
-            insert(Session).values(id="big", state={"n": huge}, created_at=now, updated_at=now)
+            insert(Session).values(
+                tenant_id="default", id="big", state={"n": huge}, created_at=now, updated_at=now
+            )
         )
         await conn.execute(
             insert(Run).values(
                 id="r-big",
+                tenant_id="default",
                 agent_id="a",
                 agent_version=1,
                 session_id="big",
