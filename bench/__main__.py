@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure, beside each agentd target, the same agentd exporting every run's spans"
         " (OTLP/HTTP) to a local sink on the client core",
     )
+    parser.add_argument(
+        "--auth",
+        choices=["none", "key"],
+        default="none",
+        help="agentd's credentials: none (loopback default) or key (API_KEYS set; runs are"
+        " sent with a stored key of a tenant)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
 
@@ -119,6 +126,7 @@ def select(args: argparse.Namespace) -> Plan:
         first_delay_ms=args.first_delay_ms,
         profile=args.profile,
         census=args.sql_census,
+        auth=args.auth,
         results_dir=args.out,
     )
 

@@ -90,10 +90,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_json(url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+def http_json(
+    url: str, body: bytes | None = None, timeout: float = 10.0, key: str = ""
+) -> tuple[int, bytes]:
     """A blocking request for set-up steps (never inside a measured pass)."""
     request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
     request.add_header("content-type", "application/json")
+    if key:
+        request.add_header("authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()

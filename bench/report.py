@@ -344,7 +344,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"{meta['cores']} cores · Python {meta['python']} · "
         f"{meta['passes']} pass(es) per point, median shown · server on core "
         f"{meta['server_cpu']}, load generator + fake model on core {meta['client_cpu']} · "
-        f"took {meta['duration_s']:.0f} s",
+        f"took {meta['duration_s']:.0f} s"
+        + (" · runs sent with a stored API key" if meta.get("auth") == "key" else ""),
         "",
         *[
             f"{labels(data).get(key, key)}: served from {where['root']} "

@@ -47,6 +47,7 @@ class Plan:
     profile: str | None  # py-spy output format, or None
     census: bool  # agentd with the SQL census (bench.sqlcensus)
     results_dir: Path
+    auth: str = "none"  # "key": API_KEYS set, runs sent with a stored tenant key
 
     @property
     def seconds(self) -> float:
@@ -73,6 +74,7 @@ class Live:
     port: int
     fake: procs.Proc
     fake_url: str
+    key: str = ""  # the API key runs are sent with (`--auth key`)
 
 
 def log(message: str) -> None:
@@ -93,7 +95,7 @@ async def measure(
 ) -> dict[str, Any]:
     """One pass, with the server-side readings around it."""
     pid, fake_pid, me = live.proc.pid, live.fake.pid, os.getpid()
-    wire = wire_for(live.target, point, live.port, f"b{uuid.uuid4().hex[:12]}")
+    wire = wire_for(live.target, point, live.port, f"b{uuid.uuid4().hex[:12]}", live.key)
     before = control(live.fake_url)
     census = plan.census and live.target.agentd
     sql_before = diagnose.sql_census(live.port) if census else {}
@@ -160,7 +162,7 @@ async def warm_up(live: Live, plan: Plan, point: Point) -> int:
     """A short unmeasured pass at the point; returns the runs a measured pass makes."""
     warm = min(8 if plan.quick else 32, point.concurrency)
     tag = "warm" + uuid.uuid4().hex[:8]
-    wire = wire_for(live.target, point, live.port, tag)
+    wire = wire_for(live.target, point, live.port, tag, live.key)
     warm_runs = max(2 * warm, 8 if plan.quick else 24)
     warmup = await run_pass("127.0.0.1", live.port, wire, warm_runs, warm, plan.timeout)
     return plan.runs(point, warmup.ok / warmup.wall if warmup.wall else 0.0)
@@ -259,7 +261,7 @@ async def start_target(
         "OPENAI_API_KEY": "x",
         "LOG_LEVEL": "warning",
         "SEED_DEMO_AGENT": "false",
-        "API_KEYS": "",
+        "API_KEYS": OPERATOR_KEY if plan.auth == "key" else "",
         "PYTHONUNBUFFERED": "1",
     }
     if target.traced and sink_url is not None:
@@ -293,13 +295,34 @@ async def start_target(
             await procs.drop_database(plan.pg_admin, database)
         raise
     live = Live(target, proc, port, fake, fake_url)
+    if target.agentd and plan.auth == "key":
+        live.key = tenant_key(port)
     if target.agentd:
         for body in agent_definitions():
-            status, data = procs.http_json(f"http://127.0.0.1:{port}/v1/agents", body)
+            url = f"http://127.0.0.1:{port}/v1/agents"
+            status, data = procs.http_json(url, body, key=live.key)
             if status != 201:
                 proc.stop()
                 raise RuntimeError(f"creating a bench agent failed: {status} {data[:300]!r}")
     return live, database
+
+
+OPERATOR_KEY = "bench-operator-key"
+
+
+def tenant_key(port: int) -> str:
+    """A stored API key of a `bench` tenant, created with the operator's key: runs
+    go through the whole credential path (lookup, cache, tenant filters). A
+    baseline checkout without stored keys is sent the operator's key."""
+    body = orjson.dumps({"name": "bench", "tenant_id": "bench", "scopes": ["admin"]})
+    url = f"http://127.0.0.1:{port}/v1/api-keys"
+    status, data = procs.http_json(url, body, key=OPERATOR_KEY)
+    if status in (404, 405):
+        return OPERATOR_KEY
+    if status != 201:
+        raise RuntimeError(f"creating the bench API key failed: {status} {data[:300]!r}")
+    key: str = orjson.loads(data)["key"]
+    return key
 
 
 def checkout_commit(root: Path) -> str | None:
@@ -355,6 +378,7 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
             "client_cpu": plan.client_cpu,
             "steady_pass_seconds": plan.seconds,
             "first_delay_ms": plan.first_delay_ms,
+            "auth": plan.auth,
         },
         "results": {},
         "server_logs": {},

@@ -187,10 +187,12 @@ class Wire:
     check: Callable[[Reply], str | None]  # None when the run completed
 
 
-def _post(path: str, port: int, body: bytes) -> bytes:
+def _post(path: str, port: int, body: bytes, key: str = "") -> bytes:
+    auth = b"authorization: Bearer %s\r\n" % key.encode() if key else b""
     return (
         b"POST %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\ncontent-type: application/json\r\n"
-        b"accept: */*\r\ncontent-length: %d\r\n\r\n%s" % (path.encode(), port, len(body), body)
+        b"accept: */*\r\n%scontent-length: %d\r\n\r\n%s"
+        % (path.encode(), port, auth, len(body), body)
     )
 
 
@@ -224,7 +226,7 @@ def _openai_stream(check: Callable[[bytes], bool], end: str) -> Callable[[Reply]
     return check_reply
 
 
-def openai_wire(point: Point, port: int) -> Wire:
+def openai_wire(point: Point, port: int, key: str = "") -> Wire:
     """A W2 run through an OpenAI-compatible route (a fresh session per run, as
     those routes make one)."""
     if point.protocol == "chat":
@@ -232,18 +234,18 @@ def openai_wire(point: Point, port: int) -> Wire:
             b'{"model":"%s","messages":[{"role":"user","content":"Hello there"}],"stream":true}'
             % PLAIN_AGENT.encode()
         )
-        request = _post("/v1/chat/completions", port, body)
+        request = _post("/v1/chat/completions", port, body, key)
         done = _openai_stream(
             lambda b: b'"finish_reason":"stop"' in b and b.endswith(DONE), "[DONE]"
         )
         return Wire(lambda i: request, b'"delta":{"content":"', done)
     body = b'{"model":"%s","input":"Hello there","stream":true}' % PLAIN_AGENT.encode()
-    request = _post("/v1/responses", port, body)
+    request = _post("/v1/responses", port, body, key)
     completed = _openai_stream(lambda b: b"event: response.completed" in b, "response.completed")
     return Wire(lambda i: request, b"event: response.output_text.delta", completed)
 
 
-def agui_wire(point: Point, port: int, tag: str) -> Wire:
+def agui_wire(point: Point, port: int, tag: str, key: str = "") -> Wire:
     """A streaming run through AG-UI: a thread and a run id of its own per run."""
     path = f"/v1/agents/{PLAIN_AGENT}/agui"
 
@@ -253,7 +255,7 @@ def agui_wire(point: Point, port: int, tag: str) -> Wire:
             b'[{"id":"m1","role":"user","content":"Hello there"}]}'
             % (tag.encode(), i, tag.encode(), i)
         )
-        return _post(path, port, body)
+        return _post(path, port, body, key)
 
     def check(reply: Reply) -> str | None:
         if reply.status != 200:
@@ -265,7 +267,7 @@ def agui_wire(point: Point, port: int, tag: str) -> Wire:
     return Wire(make, b'"type":"TEXT_MESSAGE_CONTENT"', check)
 
 
-def vercel_wire(point: Point, port: int, tag: str) -> Wire:
+def vercel_wire(point: Point, port: int, tag: str, key: str = "") -> Wire:
     """A streaming run through the AI SDK's UI message stream: a chat per run."""
     path = f"/v1/agents/{PLAIN_AGENT}/chat"
 
@@ -274,7 +276,7 @@ def vercel_wire(point: Point, port: int, tag: str) -> Wire:
             b'{"id":"%s-%d","trigger":"submit-message","messages":[{"id":"m1","role":"user",'
             b'"parts":[{"type":"text","text":"Hello there"}]}]}' % (tag.encode(), i)
         )
-        return _post(path, port, body)
+        return _post(path, port, body, key)
 
     def check(reply: Reply) -> str | None:
         if reply.status != 200:
@@ -286,20 +288,20 @@ def vercel_wire(point: Point, port: int, tag: str) -> Wire:
     return Wire(make, b'"type":"text-delta"', check)
 
 
-def agentd_wire(point: Point, port: int, tag: str) -> Wire:
+def agentd_wire(point: Point, port: int, tag: str, key: str = "") -> Wire:
     if point.protocol == "agui":
-        return agui_wire(point, port, tag)
+        return agui_wire(point, port, tag, key)
     if point.protocol == "vercel":
-        return vercel_wire(point, port, tag)
+        return vercel_wire(point, port, tag, key)
     if point.protocol != "native":
-        return openai_wire(point, port)
+        return openai_wire(point, port, key)
     agent = TOOLS_AGENT if point.tools else PLAIN_AGENT
     path = f"/v1/agents/{agent}/runs"
     extra = b',"stream":true' if point.stream else b""
 
     def make(i: int) -> bytes:
         body = b'{"input":"Hello there","session_id":"%s-%d"%s}' % (tag.encode(), i, extra)
-        return _post(path, port, body)
+        return _post(path, port, body, key)
 
     def check_blocking(reply: Reply) -> str | None:
         if reply.status != 200:
@@ -339,8 +341,11 @@ def floor_wire(point: Point, port: int, tag: str) -> Wire:
     return Wire(lambda i: request, b"event: content" if point.stream else b"", check)
 
 
-def wire_for(target: Target, point: Point, port: int, tag: str) -> Wire:
-    return (agentd_wire if target.agentd else floor_wire)(point, port, tag)
+def wire_for(target: Target, point: Point, port: int, tag: str, key: str = "") -> Wire:
+    """Run requests for `target`; on agentd with `key`, sent with that API key."""
+    if target.agentd:
+        return agentd_wire(point, port, tag, key)
+    return floor_wire(point, port, tag)
 
 
 def agent_definitions() -> list[bytes]:
