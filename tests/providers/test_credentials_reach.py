@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.models.base import ContentDelta
 from app.engine.models.registry import ModelRegistry
-from tests.fakes import FakeOpenAIServer
+from tests.fakes import FakeAnthropicServer, FakeOpenAIServer
 from tests.providers.helpers import ask, collect
 
 ENVIRONMENT = {
@@ -62,3 +62,38 @@ async def test_a_profile_gets_only_its_own_credentials(
         leaked = {"openai-organization", "openai-project", "x-gateway-secret"} & set(headers)
         assert leaked == set()
         assert not any("environment" in value or "gateway" in value for value in headers.values())
+
+
+async def test_an_anthropic_profile_gets_only_its_own_credentials(
+    anthropic_server: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_CUSTOM_HEADERS", "X-Gateway-Secret: s3cret")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-of-the-environment")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "token-of-the-environment")
+    async with FakeAnthropicServer() as elsewhere:
+        registry = ModelRegistry(
+            anthropic_base_url=anthropic_server.base_url,
+            profiles={
+                "claude-proxy": {
+                    "kind": "anthropic",
+                    "base_url": elsewhere.base_url,
+                    "api_key": "sk-proxy",
+                    "headers": {"X-Tenant": "lab"},
+                }
+            },
+        )
+        try:
+            for provider in ("anthropic", "claude-proxy"):
+                deltas = await collect(registry.client(provider), ask(provider))
+                assert deltas[0] == ContentDelta(provider)
+        finally:
+            await registry.aclose()
+        profile = elsewhere.last_request.headers
+
+    builtin = anthropic_server.last_request.headers
+    assert builtin["x-gateway-secret"] == "s3cret"
+    assert builtin["authorization"] == "Bearer sk-ant-of-the-environment"
+    assert profile["authorization"] == "Bearer sk-proxy"
+    assert profile["x-tenant"] == "lab"
+    assert "x-gateway-secret" not in profile
+    assert not any("environment" in value for value in profile.values())

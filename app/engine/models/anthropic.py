@@ -54,6 +54,7 @@ SDK_ERRORS = SDKErrors(
 DEFAULT_MAX_TOKENS = 4096
 # Sent when no key is configured, so that the SDK never looks for credential files.
 PLACEHOLDER_API_KEY = "not-configured"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 _NOT_SETTINGS = frozenset(
     {"self", "model", "messages", "system", "tools", "stream", "extra_headers",
@@ -109,14 +110,31 @@ class AnthropicModel:
         timeout: float = 60,
         max_retries: int = 2,
         pacer: ReadPacer | None = None,
+        environment: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
+        default_headers: dict[str, Any] = dict(headers or {})
+        if environment:
+            key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
+        else:
+            # Another endpoint (a profile): nothing from the environment reaches it.
+            # The SDK adds ANTHROPIC_CUSTOM_HEADERS whatever the base URL: omitted with
+            # its own marker; an explicit key already keeps its credential variables out.
+            key = api_key or PLACEHOLDER_API_KEY
+            base_url = base_url or DEFAULT_BASE_URL
+            custom = os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "")
+            names = [line.partition(":")[0].strip() for line in custom.splitlines() if ":" in line]
+            default_headers = {
+                **{name: anthropic.Omit() for name in names if name},
+                **default_headers,
+            }
         self._pacer = pacer
         self._client = anthropic.AsyncAnthropic(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            default_headers=default_headers,
             # the SDK's transport for many concurrent streams (as for OpenAI)
             http_client=HTTPClient(limits=CONNECTION_LIMITS),
         )

@@ -41,7 +41,8 @@ class ProviderProfile(BaseModel):
         default_factory=dict,
         description=(
             "Headers sent to this endpoint only. A profile gets nothing from the built-in"
-            " provider's environment (OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_CUSTOM_HEADERS)."
+            " providers' environment (OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_CUSTOM_HEADERS,"
+            " ANTHROPIC_CUSTOM_HEADERS, the keys and base URLs)."
         ),
     )
     timeout: float | None = Field(default=None, gt=0)
@@ -126,10 +127,10 @@ class ModelRegistry:
         options = {"timeout": self._timeout, "max_retries": self._max_retries, **options}
         return OpenAIChatModel(base_url=base_url, api_key=api_key, pacer=self.pacer, **options)
 
-    def _anthropic(self, base_url: str | None, api_key: str | None, **limits: Any) -> ModelClient:
+    def _anthropic(self, base_url: str | None, api_key: str | None, **options: Any) -> ModelClient:
         from app.engine.models.anthropic import AnthropicModel
 
-        options = {"timeout": self._timeout, "max_retries": self._max_retries, **limits}
+        options = {"timeout": self._timeout, "max_retries": self._max_retries, **options}
         return AnthropicModel(base_url=base_url, api_key=api_key, pacer=self.pacer, **options)
 
     def _profile(self, profile: ProviderProfile) -> ModelClient:
@@ -141,10 +142,9 @@ class ModelRegistry:
             limits["timeout"] = profile.timeout
         if profile.max_retries is not None:
             limits["max_retries"] = profile.max_retries
-        if profile.kind == "anthropic":
-            return self._anthropic(profile.base_url, api_key, **limits)
         # Another endpoint: only the profile's own settings reach it.
-        return self._openai(
+        build = self._anthropic if profile.kind == "anthropic" else self._openai
+        return build(
             profile.base_url, api_key, environment=False, headers=profile.headers, **limits
         )
 
