@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.main import create_app
 from app.principal import SCOPES
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 
 OPERATOR_KEY = "operator-key-for-tests"
 JWT_SECRET = "a-secret-of-at-least-32-bytes-for-hs256"
@@ -39,8 +39,7 @@ def keyed_settings(database_url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def keyed_app(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
-    application = create_app(keyed_settings(database_url))
-    async with application.router.lifespan_context(application):
+    async with served(create_app(keyed_settings(database_url))) as application:
         yield application
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.identity.tokens import InvalidToken, TokenVerifier
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 from tests.identity.conftest import bearer
 
 
@@ -83,7 +83,7 @@ async def jwks_app(
     key_set.publish("rsa-1", RSAAlgorithm.to_jwk(RSA_KEY.public_key()), "RS256")
     key_set.publish("ec-1", ECAlgorithm.to_jwk(EC_KEY.public_key()), "ES256")
     app: FastAPI = create_app(make_settings(database_url, jwt_jwks_url=key_set.url))
-    async with app.router.lifespan_context(app):
+    async with served(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield client

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
+from tests.conftest import served
 from tests.identity.conftest import bearer, hs256, keyed_settings
 from tests.runs.conftest import wait_status
 
@@ -37,7 +38,7 @@ async def two_replicas(
         clients = []
         for _ in range(2):
             app: FastAPI = create_app(keyed_settings(database_url, tenant_max_active_runs=2))
-            await stack.enter_async_context(app.router.lifespan_context(app))
+            await stack.enter_async_context(served(app))
             transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
             clients.append(
                 await stack.enter_async_context(
