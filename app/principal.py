@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from app.errors import Forbidden
@@ -71,9 +71,14 @@ def tenant() -> str:
     return current().tenant_id
 
 
-def enter(principal: Principal) -> None:
-    """Set the principal for the rest of this task (a task's context is its own)."""
-    _current.set(principal)
+def enter(principal: Principal) -> Token[Principal]:
+    """Set the principal for the rest of this task (a task's context is its own),
+    until `leave` with the token."""
+    return _current.set(principal)
+
+
+def leave(token: Token[Principal]) -> None:
+    _current.reset(token)
 
 
 @contextmanager

@@ -132,8 +132,11 @@ class IdentityMiddleware:
                 scope, receive, send
             )
             return
-        with principal.acting_as(who):
+        token = principal.enter(who)
+        try:
             await self.app(scope, receive, send)
+        finally:
+            principal.leave(token)
 
     def _check_scope(self, scope: Scope, who: Principal) -> None:
         needed = self.scopes.scope_of(scope["method"], scope["path"])

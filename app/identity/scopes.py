@@ -64,10 +64,11 @@ ROUTE_SCOPES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def _pattern(template: str) -> str:
+    """The template as an expression without groups of its own (`{name}`: one segment)."""
     parts = re.split(r"(\{[^}]+\})", template)
     body = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
-    return re.compile(body + "/?$")
+    return body + "/?$"
 
 
 def _section(path: str) -> str:
@@ -77,12 +78,20 @@ def _section(path: str) -> str:
 
 
 class ScopeMap:
-    """ROUTE_SCOPES indexed by method and section: a request checks a few patterns."""
+    """ROUTE_SCOPES indexed by method and section, the patterns of each joined in
+    one expression: a request costs one match (this runs on every request)."""
 
     def __init__(self, rules: tuple[tuple[str, str, str], ...] = ROUTE_SCOPES) -> None:
-        self._rules: dict[tuple[str, str], list[tuple[re.Pattern[str], str]]] = defaultdict(list)
+        grouped: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         for method, template, scope in rules:
-            self._rules[(method, _section(template))].append((_pattern(template), scope))
+            grouped[(method, _section(template))].append((_pattern(template), scope))
+        self._rules: dict[tuple[str, str], tuple[re.Pattern[str], list[str]]] = {
+            key: (
+                re.compile("|".join(f"({pattern})" for pattern, _ in entries)),
+                [scope for _, scope in entries],
+            )
+            for key, entries in grouped.items()
+        }
 
     def scope_of(self, method: str, path: str) -> str | None:
         """The scope the request needs; None when no entry matches."""
@@ -90,7 +99,9 @@ class ScopeMap:
             method = "GET"
         section = _section(path)
         for key in ((method, section), ("*", section)):
-            for pattern, scope in self._rules.get(key, ()):
-                if pattern.match(path):
-                    return scope
+            rules = self._rules.get(key)
+            if rules is not None:
+                found = rules[0].match(path)
+                if found is not None and found.lastindex is not None:
+                    return rules[1][found.lastindex - 1]
         return None
