@@ -20,6 +20,7 @@ INSERT_SESSION = insert(SESSIONS).returning(SESSIONS.c.id, SESSIONS.c.state)
 def session(session_id: str) -> dict[str, Any]:
     created = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone(timedelta(hours=2)))
     return {
+        "tenant_id": "default",
         "id": session_id,
         "user_id": None,
         "agent_id": "a",
@@ -33,7 +34,7 @@ def session(session_id: str) -> dict[str, Any]:
 async def rows(engine: AsyncEngine) -> dict[str, tuple[Any, ...]]:
     async with engine.connect() as connection:
         found = await connection.execute(select(SESSIONS).order_by(SESSIONS.c.id))
-        return {row.id: tuple(row)[1:] for row in found}
+        return {row.id: tuple(row)[2:] for row in found}  # after tenant_id and id
 
 
 async def test_it_stores_what_sqlalchemy_stores_and_commits_on_its_own(
