@@ -187,7 +187,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/mcp", mcp_route, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     )
-    document_credentials(app)
+    document_credentials(
+        app,
+        required=bool(settings.api_keys or settings.jwt_secret or settings.jwt_jwks_url),
+        disabled=settings.auth_disabled,
+    )
     # Outermost last: CORS answers preflights, then credentials, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityMiddleware, authenticator=authenticator)

@@ -29,9 +29,14 @@ def test_the_schema_names_each_operations_scope(keyed_app: FastAPI) -> None:
     schema = keyed_app.openapi()
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     run = schema["paths"]["/v1/agents/{agent_id}/runs"]["post"]
-    assert run["security"] == [{"bearer": []}]
+    assert run["security"] == [{"bearer": []}]  # keys are configured: required
     assert run["x-scope"] == "runs:write"
     assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_without_configured_credentials_the_schema_makes_them_optional(app: FastAPI) -> None:
+    run = app.openapi()["paths"]["/v1/agents/{agent_id}/runs"]["post"]
+    assert run["security"] == [{"bearer": []}, {}]
 
 
 async def test_a_route_without_an_entry_is_for_admins_only(
