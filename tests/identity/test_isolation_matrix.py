@@ -35,6 +35,8 @@ KINDS = {
     "session_id": "session",
     "chat_id": "session",
     "thread_id": "session",
+    "threadId": "session",  # AG-UI
+    "runId": "run",
     "key_id": "api_key",
     "memory_id": "memory",
     "tenant_id": "tenant",
