@@ -43,7 +43,7 @@ KINDS = {
 }
 # Run ids are unique across tenants (a client may choose one): a create naming a
 # run id taken anywhere else is refused so, without showing anything of that run.
-TAKEN_EVERYWHERE = {"run_id": (409, "run_exists")}
+TAKEN_EVERYWHERE = {"run_id": (409, "run_exists"), "runId": (409, "run_exists")}
 # Parameters that name no object: the value to send.
 LITERALS = {"version": "1"}
 MISSING = {
