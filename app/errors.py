@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
@@ -195,6 +195,15 @@ def problem_response(
     body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+@runtime_checkable
+class ShapesErrors(Protocol):
+    """A route whose protocol has its own error shape (the OpenAI-compatible
+    routes): what is refused before routing (credentials, scopes) is answered
+    in that shape on it, not as problem+json."""
+
+    def error_response(self, error: AppError, headers: Mapping[str, str]) -> Response: ...
 
 
 def _pydantic_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:

@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost last: CORS answers preflights, then credentials, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(IdentityMiddleware, authenticator=authenticator)
+    app.add_middleware(IdentityMiddleware, authenticator=authenticator, shaped=openai_router.routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,21 +8,32 @@ nothing configured (no `API_KEYS`, no `JWT_*`, no stored key) loopback clients
 are the operator, whatever they send, and every other client is refused;
 otherwise `Authorization: Bearer` must carry an operator key, a stored key
 (`agk_...`) or a JWT. Bad, expired or revoked credentials are 401 with
-`WWW-Authenticate: Bearer`.
+`WWW-Authenticate: Bearer`. A refusal is problem+json, or the error shape of
+the matched route's own protocol (`ShapesErrors`: OpenAI's on its routes).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from starlette.routing import Match
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import principal
 from app.config import Settings
-from app.errors import AppError, Forbidden, Unauthorized, database_problem, problem_response
+from app.errors import (
+    AppError,
+    Forbidden,
+    ShapesErrors,
+    Unauthorized,
+    database_problem,
+    problem_response,
+)
 from app.identity.keys import PREFIX, StoredKeys
 from app.identity.scopes import AUTHENTICATED, ScopeMap
 from app.identity.tokens import InvalidToken, TokenVerifier, looks_like_jwt
@@ -107,10 +118,16 @@ def guarded(path: str) -> bool:
 
 
 class IdentityMiddleware:
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    """`shaped`: routes whose protocol answers errors in its own shape
+    (`ShapesErrors`); a refusal on one of them is said in that shape."""
+
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, shaped: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.scopes = ScopeMap()
+        self.shaped = [route for route in shaped if isinstance(route, ShapesErrors)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not guarded(scope["path"]):
@@ -120,23 +137,26 @@ class IdentityMiddleware:
             who = await self.authenticator.principal(scope)
             self._check_scope(scope, who)
         except AppError as error:
-            response = problem_response(error.to_problem(), error.status, error.headers)
-            await response(scope, receive, send)
+            await self._refusal(scope, error, error.headers or {})(scope, receive, send)
             return
         except Exception as exc:  # stored keys are read from the database
             unavailable = database_problem(exc, f"{scope['method']} {scope['path']}")
             if unavailable is None:
                 raise
-            body = unavailable.to_problem()
-            await problem_response(body, unavailable.status, {"Retry-After": "1"})(
-                scope, receive, send
-            )
+            await self._refusal(scope, unavailable, {"Retry-After": "1"})(scope, receive, send)
             return
         token = principal.enter(who)
         try:
             await self.app(scope, receive, send)
         finally:
             principal.leave(token)
+
+    def _refusal(self, scope: Scope, error: AppError, headers: Mapping[str, str]) -> Response:
+        """problem+json, or the error shape of the matched route's own protocol."""
+        for route in self.shaped:
+            if route.matches(scope)[0] != Match.NONE:
+                return cast(ShapesErrors, route).error_response(error, headers)
+        return problem_response(error.to_problem(), error.status, headers)
 
     def _check_scope(self, scope: Scope, who: Principal) -> None:
         needed = self.scopes.scope_of(scope["method"], scope["path"])

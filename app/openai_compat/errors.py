@@ -158,6 +158,13 @@ class OpenAIRoute(StrictJSONRoute):
             )
             self.response_fields = {**self.response_fields, 415: field}
 
+    def error_response(self, error: AppError, headers: Mapping[str, str]) -> Response:
+        """`error` in OpenAI's shape, with `headers` (the identity middleware's
+        refusals: 401 with `WWW-Authenticate`, 403)."""
+        answer = from_app_error(error)
+        answer.headers = {**(answer.headers or {}), **headers}
+        return answer.response()
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
 

@@ -12,8 +12,8 @@ happen here and in the worker, the same for all of them.
 Every method acts for the principal in effect (`app.principal`): runs are
 created in its tenant, with its user when it has one (another `user_id` in the
 body is 403), and a run outside its reach is not found, as if it did not
-exist. Creating, continuing and cancelling need the `runs:write` scope here
-too, so a protocol without routes of its own is held to it. `follow`, `wait`
+exist. Creating, continuing, cancelling and deleting need the `runs:write`
+scope here too, so a protocol without routes of its own is held to it. `follow`, `wait`
 and `request_cancel` take a run id (checked) or a run this service answered
 (already checked: a stream right after a create costs no read).
 """
