@@ -4,9 +4,10 @@ added later is in the matrix without editing this file.
 Four principals (acme's admin, acme's users u1 and u2, globex's admin) each
 create what they can: an agent per tenant, a session and a run each, an API
 key per tenant. Then every principal names every object outside its reach, in
-every place a route takes one (path, query and body), and must get exactly
-what it gets for an id that does not exist; lists never show such an object;
-and at the end every object is as its owner left it.
+every place a route takes one (path, query and body; a path with each boolean
+query switch on too, so a retrieval's event stream is tried), and must get
+exactly what it gets for an id that does not exist; lists never show such an
+object; and at the end every object is as its owner left it.
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ class Schema:
         resolved = self.resolve(schema)
         fields = {name: KINDS[name] for name in resolved.get("properties", {}) if name in KINDS}
         return self.example(schema), fields
+
+
+def switches(schema: Schema, operation: dict[str, Any]) -> list[dict[str, str]]:
+    """No query, then each boolean query parameter on (`stream=true` makes a
+    retrieval an event stream)."""
+    flags = [
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+        and schema.resolve(parameter.get("schema", {})).get("type") == "boolean"
+    ]
+    return [{}, *({flag: "true"} for flag in flags)]
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -238,17 +251,20 @@ async def test_every_route_keeps_every_principal_to_its_own(
                 assert mine.status_code < 300 or mine.status_code == 403, (path, mine.text)
             for name in (n for n in names if n in KINDS):
                 kind = KINDS[name]
-                missing = await call(caller, method, fill(path, {**own, name: MISSING[kind]}), body)
-                assert missing.status_code != 422, (path, missing.text)
-                for owner in others(caller, kind):
-                    url = fill(path, {**own, name: owner.objects[kind]})
-                    theirs = await call(caller, method, url, body)
-                    checked += 1
-                    if outcome(theirs) != outcome(missing):
-                        leaks.append(
-                            f"{caller.name}: {method} {url} answers {outcome(theirs)}"
-                            f" where a missing {kind} answers {outcome(missing)}"
-                        )
+                for params in switches(schema, operation):
+                    url = fill(path, {**own, name: MISSING[kind]})
+                    missing = await call(caller, method, url, body, params)
+                    assert missing.status_code != 422, (path, missing.text)
+                    for owner in others(caller, kind):
+                        url = fill(path, {**own, name: owner.objects[kind]})
+                        theirs = await call(caller, method, url, body, params)
+                        checked += 1
+                        if outcome(theirs) != outcome(missing):
+                            leaks.append(
+                                f"{caller.name}: {method} {url} {params} answers"
+                                f" {outcome(theirs)} where a missing {kind} answers"
+                                f" {outcome(missing)}"
+                            )
 
     # Every body field that names an object (the path naming the caller's own).
     for method, path, operation in routes:
