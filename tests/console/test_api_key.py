@@ -1,17 +1,20 @@
 """The console with API keys configured: the page loads without one, says the
 API refused it, and sends the key typed in the top bar (kept in localStorage)
-as `Authorization: Bearer`."""
+as `Authorization: Bearer`; with a tenant user's key it shows only that
+tenant's agents and that user's sessions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.console.conftest import ConsoleServer, find, text_of, visit, wait
+from tests.console.conftest import ConsoleServer, attributes, find, text_of, visit, wait
 
 KEY = "console-test-key"
+DATA_SCOPES = ["agents:read", "runs:read", "runs:write", "sessions:read", "sessions:write"]
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +51,38 @@ def test_the_key_typed_in_the_top_bar_is_sent_and_kept(
     wait(page, lambda d: d.find_elements("css selector", "#agent-list li[data-agent-id=guarded]"))
     assert find(page, "#token").get_attribute("value") == KEY
     assert page.find_element("id", "notice").get_attribute("hidden") is not None
+
+
+def test_a_tenant_users_key_shows_only_what_it_may_see(
+    page: WebDriver, server: ConsoleServer
+) -> None:
+    operator = {"authorization": f"Bearer {KEY}"}
+    with server.api() as api:
+
+        def stored_key(**body: Any) -> str:
+            created = api.post("/v1/api-keys", json=body, headers=operator)
+            assert created.status_code == 201, created.text
+            key: str = created.json()["key"]
+            return key
+
+        acme = {
+            "authorization": f"Bearer {stored_key(name='a', tenant_id='acme', scopes=['admin'])}"
+        }
+        for tenant, admin in (("default", operator), ("acme", acme)):
+            agent = {"id": f"{tenant}-agent", "model": "test:echo"}
+            assert api.post("/v1/agents", json=agent, headers=admin).status_code == 201
+            for user in ("u1", "u2"):
+                run = {"input": "hi", "session_id": f"{tenant}-{user}", "user_id": user}
+                answer = api.post(f"/v1/agents/{tenant}-agent/runs", json=run, headers=admin)
+                assert answer.status_code == 200, answer.text
+        u1 = stored_key(name="u1", tenant_id="acme", scopes=DATA_SCOPES, user_id="u1")
+
+    visit(page, server, "agents")
+    find(page, "#token").send_keys(u1)
+    find(page, "#token-form button").click()
+    wait(page, lambda d: d.find_elements("css selector", "#agent-list li[data-agent-id]"))
+    assert attributes(page, "#agent-list li[data-agent-id]", "data-agent-id") == ["acme-agent"]
+
+    visit(page, server, "sessions")
+    wait(page, lambda d: d.find_elements("css selector", "#session-rows tr[data-session-id]"))
+    assert attributes(page, "#session-rows tr[data-session-id]", "data-session-id") == ["acme-u1"]
