@@ -3,9 +3,11 @@ README install the project from the one lock file."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -15,16 +17,36 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_compose_file_is_valid() -> None:
+def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` with only `env` set (no .env of the checkout read)."""
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is not installed (make test installs it)"
-    result = subprocess.run(
-        [binary, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTD_", "JWT_"))}
+    with tempfile.TemporaryDirectory() as empty:
+        env_file = Path(empty) / ".env"
+        env_file.touch()
+        compose = str(ROOT / "docker-compose.yml")
+        return subprocess.run(
+            [binary, "-f", compose, "--env-file", str(env_file), "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**clean, **env},
+        )
+
+
+def test_compose_file_is_valid() -> None:
+    result = compose_config(AGENTD_OPERATOR_KEY="k" * 64)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_starts_only_with_the_operators_key() -> None:
+    """The replicas serve clients outside their containers: a keyed setup or none."""
+    keyed = compose_config(AGENTD_OPERATOR_KEY="k" * 64)
+    assert keyed.stdout.count("API_KEYS: " + "k" * 64) == 2
+    unkeyed = compose_config()
+    assert unkeyed.returncode != 0
+    assert "AGENTD_OPERATOR_KEY" in unkeyed.stderr
 
 
 def test_compose_waits_for_a_healthy_database() -> None:
@@ -106,14 +128,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_compose_runs_two_replicas_on_one_database() -> None:
-    binary = shutil.which("docker-compose")
-    assert binary
-    result = subprocess.run(
-        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = compose_config(AGENTD_OPERATOR_KEY="k" * 64)
     assert result.returncode == 0, result.stderr
     config = result.stdout
     urls = re.findall(r"DATABASE_URL: (\S+)", config)
