@@ -24,8 +24,11 @@ _CREATE_SESSION = {
 
 
 def _this(session_id: str) -> Any:
-    """The session `session_id` of the current tenant (a Core condition)."""
-    return (SESSIONS.c.tenant_id == principal.tenant()) & (SESSIONS.c.id == session_id)
+    """The session `session_id` within the current principal's reach: of its
+    tenant, and of its user when it has one (a Core condition)."""
+    who = principal.current()
+    this = (SESSIONS.c.tenant_id == who.tenant_id) & (SESSIONS.c.id == session_id)
+    return this if who.user_id is None else this & (SESSIONS.c.user_id == who.user_id)
 
 
 def _visible(statement: Any) -> Any:
@@ -46,13 +49,11 @@ async def create_session(session: Db, values: dict[str, Any]) -> bool:
 
 
 async def reachable(db: Db, session_id: str) -> bool:
-    """Whether the session exists for the current principal (another user's does not)."""
-    who = principal.current()
-    if who.user_id is None:
+    """Whether the session, known to exist in the current tenant, is within the
+    current principal's reach (another user's is not)."""
+    if principal.current().user_id is None:
         return True  # the caller found it in the tenant
-    found = await db.execute(
-        select(SESSIONS.c.id).where(_this(session_id), SESSIONS.c.user_id == who.user_id)
-    )
+    found = await db.execute(select(SESSIONS.c.id).where(_this(session_id)))
     return found.first() is not None
 
 
