@@ -101,17 +101,15 @@ KEYS = cast(Table, IdempotencyKey.__table__)
 
 
 async def delete_run(db: Db, run_id: str) -> None:
-    """The run of the current tenant, its events, its messages in its session's
-    history and the idempotency keys that answer with it (nothing of a run of
-    another tenant)."""
-    tenant_id = principal.tenant()
-    ours = select(RUNS.c.id).where(RUNS.c.tenant_id == tenant_id, RUNS.c.id == run_id)
-    await db.execute(delete(EVENTS).where(EVENTS.c.run_id.in_(ours)))
-    await db.execute(
-        delete(MESSAGES).where(MESSAGES.c.tenant_id == tenant_id, MESSAGES.c.run_id == run_id)
-    )
-    await db.execute(delete(KEYS).where(KEYS.c.tenant_id == tenant_id, KEYS.c.run_id == run_id))
-    await db.execute(delete(RUNS).where(RUNS.c.tenant_id == tenant_id, RUNS.c.id == run_id))
+    """The run, if the current principal may see it, with its events, its
+    messages in its session's history and the idempotency keys that answer with
+    it (nothing of a run outside its reach)."""
+    if (await db.execute(_visible(select(RUNS.c.id).where(RUNS.c.id == run_id)))).first() is None:
+        return
+    await db.execute(delete(EVENTS).where(EVENTS.c.run_id == run_id))
+    await db.execute(delete(MESSAGES).where(MESSAGES.c.run_id == run_id))
+    await db.execute(delete(KEYS).where(KEYS.c.run_id == run_id))
+    await db.execute(delete(RUNS).where(RUNS.c.id == run_id))
 
 
 async def run_exists(db: Db, run_id: str) -> bool:
