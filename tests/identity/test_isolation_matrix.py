@@ -42,9 +42,22 @@ KINDS = {
     "memory_id": "memory",
     "tenant_id": "tenant",
 }
-# Body fields whose name says what they name on one route only.
+# Body fields whose name says what they name on one route only ("": nothing).
 BODY_KINDS = {
     "/v1/agents/{agent_id}/chat": {"id": "session"},  # the Vercel AI SDK's chat id
+    "/v1/agents": {"model": ""},  # a definition's model is a model, not an agent
+    "/v1/agents/{agent_id}": {"model": ""},
+}
+# What a schema cannot say: values a request needs to get as far as looking at
+# the objects it names (a conversation with a user's message in it).
+EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
+    "/v1/agents": {"model": "test:echo"},
+    "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]},
+    "/v1/agents/{agent_id}/agui": {"messages": [{"id": "m1", "role": "user", "content": "hi"}]},
+    "/v1/agents/{agent_id}/chat": {
+        "trigger": "submit-message",
+        "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+    },
 }
 # Run ids are unique across tenants (a client may choose one): a create naming a
 # run id taken anywhere else is refused so, without showing anything of that run.
@@ -123,8 +136,22 @@ class Schema:
             return None, {}
         resolved = self.resolve(schema)
         kinds = {**KINDS, **BODY_KINDS.get(path, {})}
-        fields = {name: kinds[name] for name in resolved.get("properties", {}) if name in kinds}
-        return self.example(schema), fields
+        fields = {name: kinds[name] for name in resolved.get("properties", {}) if kinds.get(name)}
+        return {**self.example(schema), **EXAMPLE_FIELDS.get(path, {})}, fields
+
+
+def baseline(body: dict[str, Any], fields: dict[str, str], caller: Caller, tried: str) -> Any:
+    """`body` with its other fields that name objects naming the caller's own
+    agent and tenant, and a new run and session each time (ids a create takes)."""
+    sent = dict(body)
+    for name, kind in fields.items():
+        if name == tried or name not in body:
+            continue
+        if kind in ("agent", "tenant"):
+            sent[name] = caller.objects[kind]
+        elif kind in ("run", "session"):
+            sent[name] = f"fresh-{uuid.uuid4().hex[:12]}"
+    return sent
 
 
 def switches(schema: Schema, operation: dict[str, Any]) -> list[dict[str, str]]:
@@ -286,10 +313,12 @@ async def test_every_route_keeps_every_principal_to_its_own(
                     # A new missing id each time: a create may make it exist.
                     absent = f"{MISSING[kind]}-{uuid.uuid4().hex[:8]}"
                     missing_value: Any = [absent] if as_list else absent
-                    missing = await call(caller, method, url, {**body, field: missing_value})
+                    sent = baseline(body, fields, caller, field)
+                    missing = await call(caller, method, url, {**sent, field: missing_value})
                     value: Any = owner.objects[kind]
+                    sent = baseline(body, fields, caller, field)
                     theirs = await call(
-                        caller, method, url, {**body, field: [value] if as_list else value}
+                        caller, method, url, {**sent, field: [value] if as_list else value}
                     )
                     checked += 1
                     allowed = {outcome(missing), TAKEN_EVERYWHERE.get(field)}
