@@ -11,6 +11,7 @@ the service's lifespan, stops the manager.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,11 @@ class McpRoute:
 
                 endpoint = McpEndpoint(self._services)
                 ready, self._stop = asyncio.Event(), asyncio.Event()
-                self._serving = asyncio.create_task(self._serve(endpoint, ready, self._stop))
+                # A context of its own: the session manager outlives this request, and
+                # must not act as its caller (each request's tools run in its own).
+                self._serving = asyncio.create_task(
+                    self._serve(endpoint, ready, self._stop), context=contextvars.Context()
+                )
                 waiting = asyncio.ensure_future(ready.wait())
                 await asyncio.wait({waiting, self._serving}, return_when=asyncio.FIRST_COMPLETED)
                 waiting.cancel()
