@@ -4,10 +4,11 @@ added later is in the matrix without editing this file.
 Four principals (acme's admin, acme's users u1 and u2, globex's admin) each
 create what they can: an agent per tenant, a session and a run each, an API
 key per tenant. Then every principal names every object outside its reach, in
-every place a route takes one (path, query and body; a path with each boolean
-query switch on too, so a retrieval's event stream is tried), and must get
-exactly what it gets for an id that does not exist; lists never show such an
-object; and at the end every object is as its owner left it.
+every place a route takes one (path, query and body; with each boolean query
+switch on too, so a retrieval's event stream is tried, and with Last-Event-ID
+where a route resumes a stream), and must get exactly what it gets for an id
+that does not exist; lists never show such an object; and at the end every
+object is as its owner left it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from itertools import product
 from typing import Any
 
 import httpx
@@ -166,6 +168,16 @@ def switches(schema: Schema, operation: dict[str, Any]) -> list[dict[str, str]]:
     return [{}, *({flag: "true"} for flag in flags)]
 
 
+def resumes(operation: dict[str, Any]) -> list[dict[str, str]]:
+    """No header, then `Last-Event-ID` when the route takes it (a resumed stream)."""
+    names = [
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header" and parameter["name"].lower() == "last-event-id"
+    ]
+    return [{}, *({name: "1"} for name in names)]
+
+
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
@@ -228,11 +240,15 @@ async def test_every_route_keeps_every_principal_to_its_own(
         ]
 
     async def call(
-        caller: Caller, method: str, url: str, body: Any, params: dict[str, str] | None = None
+        caller: Caller,
+        method: str,
+        url: str,
+        body: Any,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        return await http.request(
-            method, url, json=body, params=params, headers=caller.headers, timeout=30
-        )
+        sent = {**caller.headers, **(headers or {})}
+        return await http.request(method, url, json=body, params=params, headers=sent, timeout=30)
 
     routes = list(operations(document))
     for method, path, _ in routes:
@@ -283,17 +299,17 @@ async def test_every_route_keeps_every_principal_to_its_own(
                 assert mine.status_code < 300 or mine.status_code == 403, (path, mine.text)
             for name in (n for n in names if n in KINDS):
                 kind = KINDS[name]
-                for params in switches(schema, operation):
+                for params, headers in product(switches(schema, operation), resumes(operation)):
                     url = fill(path, {**own, name: MISSING[kind]})
-                    missing = await call(caller, method, url, body, params)
+                    missing = await call(caller, method, url, body, params, headers)
                     assert missing.status_code != 422, (path, missing.text)
                     for owner in others(caller, kind):
                         url = fill(path, {**own, name: owner.objects[kind]})
-                        theirs = await call(caller, method, url, body, params)
+                        theirs = await call(caller, method, url, body, params, headers)
                         checked += 1
                         if outcome(theirs) != outcome(missing):
                             leaks.append(
-                                f"{caller.name}: {method} {url} {params} answers"
+                                f"{caller.name}: {method} {url} {params} {headers} answers"
                                 f" {outcome(theirs)} where a missing {kind} answers"
                                 f" {outcome(missing)}"
                             )
@@ -307,26 +323,32 @@ async def test_every_route_keeps_every_principal_to_its_own(
         for caller in callers:
             own = {name: LITERALS.get(name) or caller.objects[KINDS[name]] for name in names}
             url = fill(path, own)
-            for field, kind in fields.items():
+            tries = [
+                (field, kind, owner, headers)
+                for field, kind in fields.items()
+                for owner in others(caller, kind)
+                for headers in resumes(operation)
+            ]
+            for field, kind, owner, headers in tries:
                 as_list = field == "handoffs"
-                for owner in others(caller, kind):
-                    # A new missing id each time: a create may make it exist.
-                    absent = f"{MISSING[kind]}-{uuid.uuid4().hex[:8]}"
-                    missing_value: Any = [absent] if as_list else absent
-                    sent = baseline(body, fields, caller, field)
-                    missing = await call(caller, method, url, {**sent, field: missing_value})
-                    value: Any = owner.objects[kind]
-                    sent = baseline(body, fields, caller, field)
-                    theirs = await call(
-                        caller, method, url, {**sent, field: [value] if as_list else value}
+                # A new missing id each time: a create may make it exist.
+                absent = f"{MISSING[kind]}-{uuid.uuid4().hex[:8]}"
+                missing_value: Any = [absent] if as_list else absent
+                sent = {**baseline(body, fields, caller, field), field: missing_value}
+                missing = await call(caller, method, url, sent, None, headers)
+                value: Any = owner.objects[kind]
+                sent = {
+                    **baseline(body, fields, caller, field),
+                    field: [value] if as_list else value,
+                }
+                theirs = await call(caller, method, url, sent, None, headers)
+                checked += 1
+                allowed = {outcome(missing), TAKEN_EVERYWHERE.get(field)}
+                if theirs.status_code != 404 and outcome(theirs) not in allowed:
+                    leaks.append(
+                        f"{caller.name}: {method} {url} {headers} with {field}={value!r} answers"
+                        f" {outcome(theirs)} where a missing one answers {outcome(missing)}"
                     )
-                    checked += 1
-                    allowed = {outcome(missing), TAKEN_EVERYWHERE.get(field)}
-                    if theirs.status_code != 404 and outcome(theirs) not in allowed:
-                        leaks.append(
-                            f"{caller.name}: {method} {url} with {field}={value!r} answers"
-                            f" {outcome(theirs)} where a missing one answers {outcome(missing)}"
-                        )
 
     assert leaks == []
     assert checked > 100
