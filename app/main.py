@@ -86,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agents=stored_agents,
         tools=runtime.tools,
         guardrails=runtime.guardrails,
+        hooks=runtime.hooks,
         remote=runtime.mcp,
         tracer=tracing.tracer,
     )

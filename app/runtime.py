@@ -1,5 +1,5 @@
-"""What the service builds once from its settings: model, tool and guardrail
-registries, the MCP servers' pool, and the catalog agent definitions are
+"""What the service builds once from its settings: model, tool, guardrail and
+hook registries, the MCP servers' pool, and the catalog agent definitions are
 checked against."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from app.agents.service import Catalog
 from app.config import BadSettings, Settings
 from app.engine.guardrails import GuardrailRegistry, default_guardrails
+from app.engine.hooks import HookRegistry, default_hooks
 from app.engine.models.registry import ModelRegistry
 from app.engine.models.test import TEST_MODELS
 from app.engine.tools import ToolRegistry, default_registry
@@ -21,6 +22,7 @@ class Runtime:
     models: ModelRegistry
     tools: ToolRegistry
     guardrails: GuardrailRegistry
+    hooks: HookRegistry
     mcp: McpPool
 
     @property
@@ -29,6 +31,7 @@ class Runtime:
             providers=frozenset(self.models.providers()),
             tools=frozenset(tool.name for tool in self.tools.list()),
             guardrails=frozenset(g.name for g in self.guardrails.list()),
+            hooks=frozenset(h.name for h in self.hooks.list()),
             test_models=frozenset(TEST_MODELS),
             remote=self.mcp,
         )
@@ -41,11 +44,12 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Registries from the settings; a TOOL_MODULES entry that cannot be imported
     stops start-up with one line."""
-    tools, guardrails = default_registry, default_guardrails
+    tools, guardrails, hooks = default_registry, default_guardrails, default_hooks
     for module in settings.tool_modules:
         try:
             tools.load_modules([module])
             guardrails.load_modules([module])
+            hooks.load_modules([module])
         except Exception as exc:
             print(
                 f"agentd: invalid settings: TOOL_MODULES: cannot import {module!r}: {exc}",
@@ -63,4 +67,4 @@ def build_runtime(settings: Settings) -> Runtime:
         read_coalesce=settings.model_read_coalesce_seconds,
     )
     mcp = McpPool(settings.mcp_servers)
-    return Runtime(models=models, tools=tools, guardrails=guardrails, mcp=mcp)
+    return Runtime(models=models, tools=tools, guardrails=guardrails, hooks=hooks, mcp=mcp)

@@ -19,7 +19,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 
 LAYERS: list[set[str]] = [
     {"compat"},
-    {"engine"},
+    {"engine", "extensions"},
     {
         "config",
         "db",

@@ -14,6 +14,7 @@ from app.engine.spec import (
     AgentSpec,
     Guardrail,
     HistoryConfig,
+    HookName,
     JsonObject,
     ModelRef,
     ToolEntry,
@@ -46,6 +47,8 @@ class AgentUpdate(BaseModel):
     add_session_state_to_context: StrictBool | None = None
     input_guardrails: list[Guardrail] | None = None
     output_guardrails: list[Guardrail] | None = None
+    pre_hooks: list[HookName] | None = None
+    post_hooks: list[HookName] | None = None
     metadata: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:

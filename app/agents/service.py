@@ -38,6 +38,7 @@ class Catalog:
     providers: frozenset[str]
     tools: frozenset[str]
     guardrails: frozenset[str] = frozenset()
+    hooks: frozenset[str] = frozenset()
     test_models: frozenset[str] = field(default_factory=frozenset)
     remote: RemoteTools | None = None
 
@@ -93,6 +94,13 @@ def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]
             if guardrail.type == "python" and guardrail.name not in catalog.guardrails:
                 errors.append(
                     _problem([stage, index, "name"], f"unknown guardrail {guardrail.name!r}")
+                )
+    for stage in ("pre_hooks", "post_hooks"):
+        for index, name in enumerate(getattr(fields, stage)):
+            if name not in catalog.hooks:
+                known = ", ".join(sorted(catalog.hooks))
+                errors.append(
+                    _problem([stage, index], f"unknown hook {name!r} ({known})", "unknown_hook")
                 )
     return errors
 

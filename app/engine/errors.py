@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# What a client reads when the engine or a user's hook failed: the details go to the log.
+INTERNAL_ERROR_MESSAGE = "An internal error occurred while running the agent."
+
 
 class InputError(ValueError):
     """The caller's input (run input, images, overrides, decisions) is invalid.

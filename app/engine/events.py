@@ -177,19 +177,25 @@ class SessionSummaryCompleted(_Marker):
     event: Literal["SessionSummaryCompleted"] = "SessionSummaryCompleted"
 
 
-class PreHookStarted(_Marker):
+class _HookEvent(BaseEvent):
+    """A hook's start or end; `hook_name` is the name it is registered under."""
+
+    hook_name: str
+
+
+class PreHookStarted(_HookEvent):
     event: Literal["PreHookStarted"] = "PreHookStarted"
 
 
-class PreHookCompleted(_Marker):
+class PreHookCompleted(_HookEvent):
     event: Literal["PreHookCompleted"] = "PreHookCompleted"
 
 
-class PostHookStarted(_Marker):
+class PostHookStarted(_HookEvent):
     event: Literal["PostHookStarted"] = "PostHookStarted"
 
 
-class PostHookCompleted(_Marker):
+class PostHookCompleted(_HookEvent):
     event: Literal["PostHookCompleted"] = "PostHookCompleted"
 
 

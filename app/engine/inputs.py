@@ -114,6 +114,39 @@ def input_text(state: RunState) -> str:
     return "\n".join(texts)
 
 
+def hook_input(state: RunState) -> str | list[Message]:
+    """The run input as a pre-hook sees it: the text of a single user message, else
+    this run's messages."""
+    new = state.new_messages()
+    if len(new) == 1 and new[0]["role"] == "user" and isinstance(new[0]["content"], str):
+        return str(new[0]["content"])
+    return [dict(message) for message in new]
+
+
+def replace_input(state: RunState, value: Any) -> None:
+    """A pre-hook's replacement of the input: a string becomes the text of the last
+    user message, a list of messages replaces this run's messages. Raises TypeError."""
+    if isinstance(value, str):
+        for message in reversed(state.new_messages()):
+            if message["role"] == "user":
+                content = message["content"]
+                if isinstance(content, list):  # the text part(s) give way to one
+                    others = [p for p in content if p.get("type") != "text"]
+                    message["content"] = [{"type": "text", "text": value}, *others]
+                else:
+                    message["content"] = value
+                return
+        raise TypeError("the input has no user message to replace")
+    if isinstance(value, list):
+        errors: list[str] = []
+        messages = _message_list(value, errors)
+        if errors:
+            raise TypeError("a hook returned an invalid input: " + "; ".join(errors))
+        state.messages[state.history_length :] = messages
+        return
+    raise TypeError(f"a pre-hook must return None, a string or messages, not {type(value)}")
+
+
 def _message_list(items: list[Any], errors: list[str]) -> list[Message]:
     """Messages in the canonical shape; earlier tool calls and their results may be
     among them (a client that sends the whole conversation), each call answered."""

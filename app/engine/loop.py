@@ -20,6 +20,7 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any, Literal, Protocol
 
+from app.engine import jsontext
 from app.engine.context import (
     Checkpoint,
     RunScope,
@@ -30,7 +31,7 @@ from app.engine.context import (
     resolve_tools,
     stamp,
 )
-from app.engine.errors import InputError, RunFailure
+from app.engine.errors import INTERNAL_ERROR_MESSAGE, InputError, RunFailure
 from app.engine.events import (
     AgentHandoff,
     GuardrailTripped,
@@ -45,13 +46,16 @@ from app.engine.events import (
 )
 from app.engine.execution import Done, finish_call, resolve_calls, start_call
 from app.engine.guardrails import GuardrailRegistry, run_guardrails
+from app.engine.hooks import HookRegistry, default_hooks, run_hooks
 from app.engine.inputs import (
     RunInput,
     check_decisions,
     client_tool_problems,
+    hook_input,
     input_messages,
     input_text,
     override_problems,
+    replace_input,
 )
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
@@ -91,7 +95,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_GUARDRAIL_DEPTH = 3
-INTERNAL_ERROR_MESSAGE = "An internal error occurred while running the agent."
 
 
 class AgentResolver(Protocol):
@@ -118,11 +121,13 @@ class Runner:
         agents: AgentResolver,
         tools: ToolRegistry,
         guardrails: GuardrailRegistry,
+        hooks: HookRegistry = default_hooks,
         remote: RemoteTools | None = None,
         max_output_retries: int = 2,
         tracer: Tracer = NO_TRACER,
     ) -> None:
         self.models = models
+        self.hooks = hooks
         self.agents = agents
         self.tools = tools
         self.remote = remote
@@ -270,6 +275,19 @@ class Runner:
 
     async def _opening(self, scope: RunScope, fresh: bool) -> Phase:
         if fresh:
+            if scope.spec.pre_hooks:
+                state = scope.state
+                hooks = run_hooks(
+                    scope,
+                    "pre",
+                    scope.spec.pre_hooks,
+                    hook_input(state),
+                    self.hooks,
+                    partial(replace_input, state),
+                )
+                async with aclosing(hooks) as items:
+                    async for item in items:
+                        yield item
             text = input_text(scope.state)
             guard = self._guardrails(scope, "input", text)
             async with aclosing(guard) as items:
@@ -367,6 +385,21 @@ class Runner:
                 yield scope.checkpoint()
                 yield NextStepRunAgain()
                 return
+        if scope.spec.post_hooks:
+            final = [content]
+            hooks = run_hooks(
+                scope,
+                "post",
+                scope.spec.post_hooks,
+                content,
+                self.hooks,
+                partial(_replace_output, final, step.message),
+            )
+            async with aclosing(hooks) as items:
+                async for item in items:
+                    yield item
+            content = final[0]
+            text = content if isinstance(content, str) else jsontext.dumps(content).decode()
         guard = self._guardrails(scope, "output", text)
         async with aclosing(guard) as items:
             async for item in items:
@@ -447,6 +480,14 @@ def _fail(
     checkpoint = scope.checkpoint() if scope is not None else Checkpoint(state)
     error = RunError(code=code, message=message)
     return [checkpoint, stamp(state, RunErrorEvent, error=error, content=message)]
+
+
+def _replace_output(final: list[Any], message: dict[str, Any], value: Any) -> None:
+    """A post-hook's replacement of the output: the answer the run stores and, for
+    text, the assistant message the session's history keeps."""
+    final[0] = value
+    if isinstance(value, str):
+        message["content"] = value
 
 
 def _retry_prompt(error: OutputValidationError) -> str:

@@ -26,6 +26,7 @@ MAX_INT32 = 2**31 - 1
 
 
 McpToolName = Annotated[str, Field(pattern=MCP_TOOL_NAME_PATTERN)]
+HookName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class StrictModel(BaseModel):
@@ -187,6 +188,16 @@ class AgentFields(StrictModel):
     add_session_state_to_context: StrictBool = False
     input_guardrails: list[Guardrail] = Field(default_factory=list)
     output_guardrails: list[Guardrail] = Field(default_factory=list)
+    pre_hooks: list[HookName] = Field(
+        default_factory=list,
+        description="Hooks run in order on the input before any model sees it "
+        "(and before the input guardrails); built-in: `pii_redaction`.",
+    )
+    post_hooks: list[HookName] = Field(
+        default_factory=list,
+        description="Hooks run in order on the final output before it is stored "
+        "(and before the output guardrails).",
+    )
     metadata: JsonObject = Field(default_factory=dict)
 
 

@@ -39,7 +39,7 @@ Emitter = Callable[[str, Any], None]
 
 
 class RunContext:
-    """What a tool learns about the run that called it.
+    """What a tool or a hook learns about the run that called it.
 
     Declare a parameter annotated `RunContext` to receive it; it is not part of
     the tool's JSON Schema. `session_state` is the tool's copy of the session
@@ -56,8 +56,8 @@ class RunContext:
         session_id: str,
         user_id: str | None,
         agent_id: str,
-        tool_call_id: str,
         session_state: dict[str, Any],
+        tool_call_id: str | None = None,
         emitter: Emitter | None = None,
     ) -> None:
         self.run_id = run_id
@@ -70,7 +70,10 @@ class RunContext:
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across retries of the same call: use it for side effects."""
+        """Stable across retries of the same call: use it for side effects (the run's
+        id for a hook, which is not a tool call)."""
+        if self.tool_call_id is None:
+            return self.run_id
         return f"{self.run_id}:{self.tool_call_id}"
 
     def emit(self, name: str, data: Any = None) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from app.engine.context import Checkpoint
 from app.engine.events import BaseEvent, RunCompleted, RunErrorEvent
 from app.engine.guardrails import GuardrailRegistry
+from app.engine.hooks import HookRegistry, default_hooks
 from app.engine.loop import Runner
 from app.engine.models.base import (
     ContentDelta,
@@ -126,13 +127,17 @@ def make_runner(
     guardrails: GuardrailRegistry | None = None,
     models: Models | None = None,
     max_output_retries: int = 2,
+    hooks: HookRegistry = default_hooks,
+    **services: Any,
 ) -> Runner:
     return Runner(
         models=models or Models(),
         agents=Agents(*specs),
         tools=tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools),
         guardrails=guardrails or GuardrailRegistry(),
+        hooks=hooks,
         max_output_retries=max_output_retries,
+        **services,
     )
 
 
