@@ -107,6 +107,10 @@ class ApiKeyNotFound(NotFound):
     code, title = "api_key_not_found", "API key not found"
 
 
+class MemoryNotFound(NotFound):
+    code, title = "memory_not_found", "Memory not found"
+
+
 class Conflict(AppError):
     status, code, title = 409, "conflict", "Conflict"
 

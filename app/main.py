@@ -31,6 +31,8 @@ from app.identity.keys import StoredKeys
 from app.identity.middleware import Authenticator, IdentityMiddleware
 from app.identity.routes import router as api_keys_router
 from app.mcp.route import McpRoute
+from app.memories.routes import router as memories_router
+from app.memories.store import StoredMemories
 from app.notify import create_notifier
 from app.openai_compat.routes import router as openai_router
 from app.openapi import install_problem_docs
@@ -87,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tools=runtime.tools,
         guardrails=runtime.guardrails,
         hooks=runtime.hooks,
+        memories=StoredMemories(maker),
         remote=runtime.mcp,
         tracer=tracing.tracer,
     )
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agui_router)
     app.include_router(vercel_router)
     app.include_router(sessions_router)
+    app.include_router(memories_router)
     app.include_router(tools_router)
     app.include_router(api_keys_router)
     mcp_route = McpRoute(lambda: (app.state.run_service, app.state.sessionmaker))

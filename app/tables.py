@@ -1,5 +1,6 @@
 """ORM tables: agents and their versions, sessions, runs, run events, session
-messages, cancels of runs not created yet, idempotency keys, API keys.
+messages, cancels of runs not created yet, idempotency keys, API keys, users'
+memories.
 
 Every agent, session, run and API key belongs to a tenant: agent and session
 ids are unique within their tenant (part of the primary key), run ids are
@@ -207,3 +208,24 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"),)
+
+
+class UserMemory(Base):
+    """A memory of a user (Agno's user memories), optionally tagged with the agent
+    that made it; listed by user, agent and topic, newest first."""
+
+    __tablename__ = "memories"
+
+    memory_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    memory: Mapped[str] = mapped_column(Text)
+    topics: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_memories_user_id_created_at", "user_id", "created_at"),
+        Index("ix_memories_agent_id_created_at", "agent_id", "created_at"),
+        Index("ix_memories_created_at", "created_at"),
+    )

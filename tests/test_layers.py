@@ -45,6 +45,7 @@ LAYERS: list[set[str]] = [
         "console",
         "identity",
         "mcp",
+        "memories",
         "openai_compat",
         "runs",
         "sessions",

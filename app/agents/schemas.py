@@ -16,6 +16,7 @@ from app.engine.spec import (
     HistoryConfig,
     HookName,
     JsonObject,
+    MemoryConfig,
     ModelRef,
     ToolEntry,
 )
@@ -49,6 +50,7 @@ class AgentUpdate(BaseModel):
     output_guardrails: list[Guardrail] | None = None
     pre_hooks: list[HookName] | None = None
     post_hooks: list[HookName] | None = None
+    memory: MemoryConfig | None = None
     metadata: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:

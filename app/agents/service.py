@@ -20,6 +20,7 @@ from app.engine.spec import (
     AgentSpec,
     ClientTool,
     McpToolUse,
+    ModelRef,
     ToolUse,
     mcp_use,
     split_model,
@@ -56,20 +57,27 @@ def _schema_errors(schema: dict[str, Any] | None, loc: list[str | int]) -> list[
     ]
 
 
+def _model_errors(
+    loc: list[str | int], model: str | ModelRef, catalog: Catalog
+) -> list[dict[str, Any]]:
+    try:
+        provider, name = split_model(model)
+    except ValueError as exc:
+        return [_problem(loc, str(exc))]
+    if provider not in catalog.providers:
+        known = ", ".join(sorted(catalog.providers))
+        return [_problem(loc, f"unknown model provider {provider!r} ({known})")]
+    if provider == "test" and catalog.test_models and name not in catalog.test_models:
+        known = ", ".join(sorted(catalog.test_models))
+        return [_problem(loc, f"unknown test model {name!r} ({known})")]
+    return []
+
+
 def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]:
     """Problems a definition has on its own, before looking at other agents."""
-    errors: list[dict[str, Any]] = []
-    try:
-        provider, name = split_model(fields.model)
-    except ValueError as exc:
-        errors.append(_problem(["model"], str(exc)))
-    else:
-        if provider not in catalog.providers:
-            known = ", ".join(sorted(catalog.providers))
-            errors.append(_problem(["model"], f"unknown model provider {provider!r} ({known})"))
-        elif provider == "test" and catalog.test_models and name not in catalog.test_models:
-            known = ", ".join(sorted(catalog.test_models))
-            errors.append(_problem(["model"], f"unknown test model {name!r} ({known})"))
+    errors = _model_errors(["model"], fields.model, catalog)
+    if fields.memory.model is not None:
+        errors += _model_errors(["memory", "model"], fields.memory.model, catalog)
     seen: set[str] = set()
     for index, entry in enumerate(fields.tools):
         if mcp_use(entry) is not None:

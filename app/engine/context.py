@@ -18,6 +18,7 @@ import orjson
 from app.engine import jsontext
 from app.engine.errors import RunFailure
 from app.engine.events import BaseEvent
+from app.engine.memory import memories_context
 from app.engine.models.base import ModelRequest, ToolDefinition
 from app.engine.remote import RemoteTool, RemoteTools, remote_definition, remote_slots
 from app.engine.spec import (
@@ -165,6 +166,8 @@ def system_message(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
     if spec.add_session_state_to_context:
         body = jsontext.dumps(state.session_state, option=orjson.OPT_SORT_KEYS).decode()
         parts.append(f"<session_state>\n{body}\n</session_state>")
+    if state.user_memories and spec.memory.active and spec.memory.add_to_context:
+        parts.append(memories_context(state.user_memories, with_ids=spec.memory.agentic))
     return {"role": "system", "content": "\n\n".join(parts)} if parts else None
 
 
@@ -177,6 +180,17 @@ def effective_model(spec: AgentSpec, state: RunState) -> tuple[str, str, dict[st
     settings.update(state.overrides.model_settings or {})
     provider, name = split_model(model)
     return provider, name, settings
+
+
+def auxiliary_model(
+    ref: str | ModelRef | None, spec: AgentSpec, state: RunState
+) -> tuple[str, str, dict[str, Any]]:
+    """(provider, model name, settings) of a model in another role (memory, summary,
+    parser, output): `ref`, or the agent's own model when None. Raises ValueError."""
+    if ref is None:
+        return effective_model(spec, state)
+    provider, name = split_model(ref)
+    return provider, name, dict(ref.settings) if isinstance(ref, ModelRef) else {}
 
 
 def effective_output_schema(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from app.engine.memory import Memory
 from app.engine.output import Requirement, RunError, RunOutput, ToolExecution
 
 _last_stamp: tuple[int, str] = (-1, "")
@@ -165,8 +166,14 @@ class MemoryUpdateStarted(_Marker):
     event: Literal["MemoryUpdateStarted"] = "MemoryUpdateStarted"
 
 
-class MemoryUpdateCompleted(_Marker):
+class MemoryUpdateCompleted(BaseEvent):
+    """`memories`: the memories added or updated; `deleted_memory_ids`: those deleted.
+    `reason` says why nothing was done (`no_user_id`: the run has no user)."""
+
     event: Literal["MemoryUpdateCompleted"] = "MemoryUpdateCompleted"
+    memories: list[Memory] = Field(default_factory=list)
+    deleted_memory_ids: list[str] = Field(default_factory=list)
+    reason: str | None = None
 
 
 class SessionSummaryStarted(_Marker):

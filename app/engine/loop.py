@@ -57,6 +57,8 @@ from app.engine.inputs import (
     override_problems,
     replace_input,
 )
+from app.engine.memory import MemoryStore
+from app.engine.memory_manager import MemoryManager
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
 from app.engine.remote import RemoteTools
@@ -65,6 +67,7 @@ from app.engine.state import RunOverrides, RunState
 from app.engine.steps import (
     STEP_TYPES,
     NextStep,
+    NextStepAfterRun,
     NextStepFinalOutput,
     NextStepHandoff,
     NextStepInterruption,
@@ -122,12 +125,14 @@ class Runner:
         tools: ToolRegistry,
         guardrails: GuardrailRegistry,
         hooks: HookRegistry = default_hooks,
+        memories: MemoryStore | None = None,
         remote: RemoteTools | None = None,
         max_output_retries: int = 2,
         tracer: Tracer = NO_TRACER,
     ) -> None:
         self.models = models
         self.hooks = hooks
+        self.memory = MemoryManager(memories, models.client)
         self.agents = agents
         self.tools = tools
         self.remote = remote
@@ -271,6 +276,8 @@ class Runner:
             return self._handoff(scope, step)
         if isinstance(step, NextStepInterruption):
             return self._interruption(scope, step)
+        if isinstance(step, NextStepAfterRun):
+            return self._after_run(scope)
         return self._final_output(scope, step)
 
     async def _opening(self, scope: RunScope, fresh: bool) -> Phase:
@@ -305,6 +312,8 @@ class Runner:
         except (KeyError, ValueError):
             model = state.overrides.model or scope.spec.model_name
             raise RunFailure("user_error", f"no model provider for {model!r}") from None
+        if self.memory.wants_context(scope.spec, state):
+            await self.memory.load_context(state)
         request = build_request(scope.spec, state, scope.slots)
         async with aclosing(model_turn(scope, client, request, f"{provider}:{name}")) as events:
             async for event in events:
@@ -404,9 +413,27 @@ class Runner:
         async with aclosing(guard) as items:
             async for item in items:
                 yield item
-        state.content, state.content_type, state.status = content, kind, "completed"
+        state.content, state.content_type = content, kind
+        if self.memory.updates_after(scope.spec, state):
+            state.answered = True
+            yield scope.checkpoint()
+            yield scope.event(RunContentCompleted, content=content, content_type=kind)
+            yield NextStepAfterRun()
+            return
+        state.status = "completed"
         yield scope.checkpoint(final=True)
         yield scope.event(RunContentCompleted, content=content, content_type=kind)
+        yield state.to_output(cls=RunCompleted)
+
+    async def _after_run(self, scope: RunScope) -> Phase:
+        """The work after the answer, part of the run: the memory update."""
+        state = scope.state
+        if self.memory.updates_after(scope.spec, state):
+            async with aclosing(self.memory.update(scope)) as items:
+                async for item in items:
+                    yield item
+        state.status = "completed"
+        yield scope.checkpoint(final=True)
         yield state.to_output(cls=RunCompleted)
 
     def _guardrails(
@@ -450,13 +477,16 @@ class Runner:
             raise RunFailure("user_error", f"agent {agent_id!r} not found") from None
 
     async def _slots(self, spec: AgentSpec, state: RunState) -> dict[str, ToolSlot]:
-        return await resolve_tools(
+        slots = await resolve_tools(
             spec,
             self.tools,
             lambda agent_id: self._agent(agent_id, None),
             state.overrides.client_tools,
             self.remote,
         )
+        if spec.memory.agentic:
+            slots.update(self.memory.slots(spec, state))
+        return slots
 
 
 def _opening_event(state: RunState) -> RunStarted | RunContinued | None:

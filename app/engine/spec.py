@@ -170,6 +170,33 @@ class HistoryConfig(StrictModel):
     num_runs: StrictInt = Field(default=10, ge=0, le=MAX_INT32)
 
 
+class MemoryConfig(StrictModel):
+    """User memories (Agno's user memories); they need a `user_id` on the run."""
+
+    enabled: StrictBool = Field(
+        default=False,
+        description="After each run a memory model reads the user's input and adds, "
+        "updates or deletes that user's memories.",
+    )
+    agentic: StrictBool = Field(
+        default=False,
+        description="Instead, the agent gets the tools add_memory, update_memory and "
+        "delete_memory to manage the user's memories itself.",
+    )
+    model: str | ModelRef | None = Field(
+        default=None, description="The memory model; by default the agent's."
+    )
+    add_to_context: StrictBool = Field(
+        default=True,
+        description="The user's memories go into the system message of every run of "
+        "that user, in any session.",
+    )
+
+    @property
+    def active(self) -> bool:
+        return self.enabled or self.agentic
+
+
 class AgentFields(StrictModel):
     """Every field of an agent definition a client may set."""
 
@@ -198,6 +225,7 @@ class AgentFields(StrictModel):
         description="Hooks run in order on the final output before it is stored "
         "(and before the output guardrails).",
     )
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     metadata: JsonObject = Field(default_factory=dict)
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel, Field
 
 from app.engine.events import utcnow_iso
+from app.engine.memory import Memory, MemoryChange
 from app.engine.models.base import Message
 from app.engine.output import (
     Requirement,
@@ -94,6 +95,14 @@ class RunState(BaseModel):
     error: RunError | None = None
     output_retries: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The user's memories for the system message (None: not read yet).
+    user_memories: list[Memory] | None = None
+    # The answer is settled (content set, RunContentCompleted announced): what
+    # remains is the work after the run (memories, session summary).
+    answered: bool = False
+    # What the memory model decided (None: not asked yet), and whether it is applied.
+    memory_changes: list[MemoryChange] | None = None
+    memory_updated: bool = False
     # A client follows the events as they happen (a stream or a background run): the
     # model streams. A blocking run's client waits for the end: whole answers suffice.
     streaming: bool = True

@@ -51,12 +51,18 @@ class NextStepFinalOutput:
     message: Message
 
 
+@dataclass(frozen=True, slots=True)
+class NextStepAfterRun:
+    """The answer is settled: the work after the run (memories), then complete."""
+
+
 NextStep = (
     NextStepRunAgain
     | NextStepRunTools
     | NextStepHandoff
     | NextStepInterruption
     | NextStepFinalOutput
+    | NextStepAfterRun
 )
 STEP_TYPES = (
     NextStepRunAgain,
@@ -64,12 +70,18 @@ STEP_TYPES = (
     NextStepHandoff,
     NextStepInterruption,
     NextStepFinalOutput,
+    NextStepAfterRun,
 )
 Phase = AsyncGenerator[RunEvent | Checkpoint | NextStep, None]
 
 
-def next_step(state: RunState) -> NextStepRunAgain | NextStepRunTools | NextStepFinalOutput:
-    """What to do next, read from the messages alone."""
+def next_step(
+    state: RunState,
+) -> NextStepRunAgain | NextStepRunTools | NextStepFinalOutput | NextStepAfterRun:
+    """What to do next, read from the messages alone (once the answer is settled,
+    the work after the run)."""
+    if state.answered:
+        return NextStepAfterRun()
     if state.turns == 0:
         return NextStepRunAgain()
     messages = state.messages

@@ -17,3 +17,33 @@ async def test_the_model_gets_the_redacted_input(
     assert run["status"] == "completed", run
     sent = fake.last_request.body["messages"]
     assert sent == [{"role": "user", "content": "I am [EMAIL], card [CARD], phone [PHONE]"}]
+
+
+async def test_memories_reach_the_system_message(
+    over_http: LiveServer, fake: FakeOpenAIServer
+) -> None:
+    async with over_http.client() as client:
+        agent = {
+            "id": "m",
+            "model": "openai:gpt-test",
+            "instructions": "Be brief.",
+            "memory": {"enabled": True},
+        }
+        assert (await client.post("/v1/agents", json=agent)).status_code == 201
+        await client.post("/v1/memories", json={"user_id": "u", "memory": "Lives in Oslo"})
+        run = (
+            await client.post("/v1/agents/m/runs", json={"input": "Weather?", "user_id": "u"})
+        ).json()
+    assert run["status"] == "completed", run
+    agent_call, memory_call = fake.requests
+    system = agent_call.body["messages"][0]
+    assert system["role"] == "system"
+    assert system["content"].startswith("Be brief.\n\n")
+    assert "- Lives in Oslo\n" in system["content"]
+    assert [t["function"]["name"] for t in memory_call.body["tools"]] == [
+        "add_memory",
+        "update_memory",
+        "delete_memory",
+    ]
+    assert memory_call.body["messages"][-1] == {"role": "user", "content": "Weather?"}
+    assert "] Lives in Oslo" in memory_call.body["messages"][0]["content"]

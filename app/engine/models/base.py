@@ -51,6 +51,9 @@ class ModelRequest:
     # False: nobody watches this answer arrive (a blocking run), so a provider may ask
     # for it in one response and yield its deltas at once. Streaming is always correct.
     stream: bool = True
+    # The call's role in the run: "agent" (the agent's own turns), "memory", "summary",
+    # "parser" or "output". Providers ignore it; the test model answers by it.
+    purpose: str = "agent"
 
 
 @dataclass(slots=True, frozen=True)

@@ -6,6 +6,8 @@
   from each tool's JSON Schema; once the conversation has tool results after
   the last user message it answers "Called N tools.".
 - With an output schema, either answers with a JSON object generated from it.
+- As a memory model (`purpose` "memory") either stores the user's last message
+  verbatim as one memory, unless a memory with that text exists.
 
 Settings: `chunk_delay` (seconds slept between deltas, default 0) holds the
 stream open; `fail` (true or a message) raises ModelProviderError.
@@ -52,6 +54,10 @@ class TestModel:
             raise ModelProviderError(message, status_code=500)
         delay = float(request.settings.get("chunk_delay", 0) or 0)
         input_tokens = sum(_word_count(_text(m.get("content"))) for m in request.messages)
+        if request.purpose == "memory":
+            for delta in _remember(request, input_tokens):
+                yield delta
+            return
         if request.model == "tools" and request.tools and not _answered(request.messages):
             turn = sum(1 for m in request.messages if m["role"] == "assistant")
             for index, tool in enumerate(request.tools):
@@ -86,6 +92,27 @@ class TestModel:
             return f"Called {_answered(request.messages)} tools."
         last_user = next((m for m in reversed(request.messages) if m["role"] == "user"), None)
         return _text(last_user["content"]) if last_user else ""
+
+
+_MEMORY_LINE = re.compile(r"^- \[[^\]]*\] (.*)$", re.MULTILINE)
+
+
+def _remember(request: ModelRequest, input_tokens: int) -> list[ModelDelta]:
+    """As the memory model: the user's last message becomes one memory, unless a
+    memory with that text exists (the system message lists them)."""
+    system = next((m for m in request.messages if m["role"] == "system"), None)
+    existing = set(_MEMORY_LINE.findall(_text(system["content"]))) if system else set()
+    last_user = next((m for m in reversed(request.messages) if m["role"] == "user"), None)
+    text = _text(last_user["content"]).strip() if last_user else ""
+    deltas: list[ModelDelta] = []
+    if text and text not in existing:
+        arguments = orjson.dumps({"memory": text}).decode()
+        deltas.append(ToolCallDelta(0, id="call_memory_0", name="add_memory", arguments=arguments))
+    return [
+        *deltas,
+        UsageDelta(input_tokens, len(deltas)),
+        FinishDelta("tool_calls" if deltas else "stop"),
+    ]
 
 
 async def _pause(delay: float) -> None:

@@ -1,0 +1,75 @@
+"""Model calls beside the agent's own turns (the memory manager, the session
+summary, the parser and output models): one call, its whole answer gathered,
+its metrics recorded on the run like any other model call."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from app.engine.models.base import (
+    ContentDelta,
+    ModelClient,
+    ModelRequest,
+    ToolCallDelta,
+    UsageDelta,
+)
+from app.engine.output import ModelCallMetrics
+from app.engine.state import RunState
+
+
+@dataclass(slots=True)
+class Answer:
+    """A model's whole answer: its text and its tool calls (name, arguments JSON)."""
+
+    text: str = ""
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def ask(state: RunState, client: ModelClient, request: ModelRequest, model: str) -> Answer:
+    """Call the model once and gather its answer; raises ModelProviderError."""
+    started = time.monotonic()
+    first_token: float | None = None
+    text: list[str] = []
+    calls: dict[int, list[str]] = {}
+    usage = [0, 0]
+    deltas = client.stream(request)
+    try:
+        async for delta in deltas:
+            if isinstance(delta, UsageDelta):
+                usage[0] += delta.input_tokens
+                usage[1] += delta.output_tokens
+                continue
+            if first_token is None and isinstance(delta, ContentDelta | ToolCallDelta):
+                first_token = time.monotonic() - started
+            if isinstance(delta, ContentDelta):
+                text.append(delta.text)
+            elif isinstance(delta, ToolCallDelta):
+                call = calls.setdefault(delta.index, ["", ""])
+                call[0] = delta.name or call[0]
+                call[1] += delta.arguments
+    finally:
+        aclose = getattr(deltas, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    _record(state, model, usage, first_token, time.monotonic() - started)
+    return Answer("".join(text), [(name, arguments) for name, arguments in calls.values()])
+
+
+def _record(
+    state: RunState, model: str, usage: list[int], first_token: float | None, duration: float
+) -> None:
+    metrics = state.metrics
+    metrics.model_calls += 1
+    metrics.input_tokens += usage[0]
+    metrics.output_tokens += usage[1]
+    metrics.total_tokens = metrics.input_tokens + metrics.output_tokens
+    metrics.calls.append(
+        ModelCallMetrics(
+            model=model,
+            input_tokens=usage[0],
+            output_tokens=usage[1],
+            time_to_first_token=None if first_token is None else round(first_token, 6),
+            duration=round(duration, 6),
+        )
+    )
