@@ -42,6 +42,7 @@ from app.runs.service import RunService
 from app.runs.sse import server_stopping
 from app.runtime import Runtime, build_runtime
 from app.sessions.routes import router as sessions_router
+from app.sessions.summaries import StoredSummaries
 from app.tools_routes import router as tools_router
 from app.tracing import plan_tracing, start_tracing
 from app.vercel.routes import router as vercel_router
@@ -90,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         guardrails=runtime.guardrails,
         hooks=runtime.hooks,
         memories=StoredMemories(maker),
+        summaries=StoredSummaries(maker),
         remote=runtime.mcp,
         tracer=tracing.tracer,
     )

@@ -74,6 +74,9 @@ class Session(Base):
     active_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # {"summary", "topics", "updated_at"}, rewritten after each run of an agent with
+    # session summaries.
+    summary: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         Index("ix_sessions_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),

@@ -28,6 +28,7 @@ def session(session_id: str) -> dict[str, Any]:
         "active_run_id": None,
         "created_at": created,
         "updated_at": created.astimezone(UTC),
+        "summary": None,
     }
 
 

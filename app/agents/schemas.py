@@ -18,6 +18,7 @@ from app.engine.spec import (
     JsonObject,
     MemoryConfig,
     ModelRef,
+    SessionSummaryConfig,
     ToolEntry,
 )
 
@@ -51,6 +52,7 @@ class AgentUpdate(BaseModel):
     pre_hooks: list[HookName] | None = None
     post_hooks: list[HookName] | None = None
     memory: MemoryConfig | None = None
+    session_summary: SessionSummaryConfig | None = None
     metadata: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:

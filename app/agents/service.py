@@ -78,6 +78,8 @@ def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]
     errors = _model_errors(["model"], fields.model, catalog)
     if fields.memory.model is not None:
         errors += _model_errors(["memory", "model"], fields.memory.model, catalog)
+    if fields.session_summary.model is not None:
+        errors += _model_errors(["session_summary", "model"], fields.session_summary.model, catalog)
     seen: set[str] = set()
     for index, entry in enumerate(fields.tools):
         if mcp_use(entry) is not None:

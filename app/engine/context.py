@@ -32,6 +32,7 @@ from app.engine.spec import (
 )
 from app.engine.state import RunState
 from app.engine.structured import output_schema
+from app.engine.summary import summary_context
 from app.engine.tools import AnyTool, ToolRegistry
 from app.engine.tracing import NO_SPAN, NO_TRACE, RunTrace, Span
 
@@ -168,6 +169,9 @@ def system_message(spec: AgentSpec, state: RunState) -> dict[str, Any] | None:
         parts.append(f"<session_state>\n{body}\n</session_state>")
     if state.user_memories and spec.memory.active and spec.memory.add_to_context:
         parts.append(memories_context(state.user_memories, with_ids=spec.memory.agentic))
+    summaries = spec.session_summary
+    if state.session_summary is not None and summaries.enabled and summaries.add_to_context:
+        parts.append(summary_context(state.session_summary))
     return {"role": "system", "content": "\n\n".join(parts)} if parts else None
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from app.engine.memory import Memory
 from app.engine.output import Requirement, RunError, RunOutput, ToolExecution
+from app.engine.summary import SessionSummary
 
 _last_stamp: tuple[int, str] = (-1, "")
 _last_second: tuple[int, str] = (-1, "")
@@ -180,8 +181,11 @@ class SessionSummaryStarted(_Marker):
     event: Literal["SessionSummaryStarted"] = "SessionSummaryStarted"
 
 
-class SessionSummaryCompleted(_Marker):
+class SessionSummaryCompleted(BaseEvent):
+    """`session_summary`: the session's new summary."""
+
     event: Literal["SessionSummaryCompleted"] = "SessionSummaryCompleted"
+    session_summary: SessionSummary
 
 
 class _HookEvent(BaseEvent):

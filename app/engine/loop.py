@@ -77,6 +77,8 @@ from app.engine.steps import (
     next_step,
 )
 from app.engine.structured import OutputValidationError, content_type, parse_output
+from app.engine.summary import SessionSummary, SummaryStore
+from app.engine.summary_manager import SummaryManager
 from app.engine.tools import ToolOutcome, ToolRegistry
 from app.engine.tracing import NO_TRACER, RunTrace, Span, Tracer, start_trace
 from app.engine.turn import model_turn
@@ -126,6 +128,7 @@ class Runner:
         guardrails: GuardrailRegistry,
         hooks: HookRegistry = default_hooks,
         memories: MemoryStore | None = None,
+        summaries: SummaryStore | None = None,
         remote: RemoteTools | None = None,
         max_output_retries: int = 2,
         tracer: Tracer = NO_TRACER,
@@ -133,6 +136,7 @@ class Runner:
         self.models = models
         self.hooks = hooks
         self.memory = MemoryManager(memories, models.client)
+        self.summary = SummaryManager(summaries, models.client)
         self.agents = agents
         self.tools = tools
         self.remote = remote
@@ -158,6 +162,7 @@ class Runner:
         output_schema: dict[str, Any] | None = None,
         instructions: str | None = None,
         client_tools: Sequence[ClientTool] = (),
+        session_summary: SessionSummary | None = None,
     ) -> RunState:
         """A fresh run of `spec`; raises InputError listing every problem with the input.
         `instructions` and `client_tools` are the caller's additions for this run."""
@@ -193,6 +198,7 @@ class Runner:
                 client_tools=list(client_tools),
             ),
             session_state=copy.deepcopy(session_state or {}),
+            session_summary=session_summary,
             model=model or spec.model_name,
         )
 
@@ -414,7 +420,7 @@ class Runner:
             async for item in items:
                 yield item
         state.content, state.content_type = content, kind
-        if self.memory.updates_after(scope.spec, state):
+        if self._works_after(scope):
             state.answered = True
             yield scope.checkpoint()
             yield scope.event(RunContentCompleted, content=content, content_type=kind)
@@ -425,11 +431,21 @@ class Runner:
         yield scope.event(RunContentCompleted, content=content, content_type=kind)
         yield state.to_output(cls=RunCompleted)
 
+    def _works_after(self, scope: RunScope) -> bool:
+        """The run has work after its answer (memories, the session's summary)."""
+        spec, state = scope.spec, scope.state
+        return self.memory.updates_after(spec, state) or self.summary.updates_after(spec, state)
+
     async def _after_run(self, scope: RunScope) -> Phase:
-        """The work after the answer, part of the run: the memory update."""
+        """The work after the answer, part of the run: the memory update, then the
+        session's summary."""
         state = scope.state
         if self.memory.updates_after(scope.spec, state):
             async with aclosing(self.memory.update(scope)) as items:
+                async for item in items:
+                    yield item
+        if self.summary.updates_after(scope.spec, state):
+            async with aclosing(self.summary.update(scope)) as items:
                 async for item in items:
                     yield item
         state.status = "completed"

@@ -197,6 +197,23 @@ class MemoryConfig(StrictModel):
         return self.enabled or self.agentic
 
 
+class SessionSummaryConfig(StrictModel):
+    """A summary of the session, rewritten after each run."""
+
+    enabled: StrictBool = Field(
+        default=False,
+        description="After each run a model rewrites the session's summary "
+        "(shown on GET /v1/sessions/{id}).",
+    )
+    model: str | ModelRef | None = Field(
+        default=None, description="The summary model; by default the agent's."
+    )
+    add_to_context: StrictBool = Field(
+        default=True,
+        description="The summary goes into the system message of later runs of the session.",
+    )
+
+
 class AgentFields(StrictModel):
     """Every field of an agent definition a client may set."""
 
@@ -226,6 +243,7 @@ class AgentFields(StrictModel):
         "(and before the output guardrails).",
     )
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    session_summary: SessionSummaryConfig = Field(default_factory=SessionSummaryConfig)
     metadata: JsonObject = Field(default_factory=dict)
 
 

@@ -26,6 +26,7 @@ from app.engine.output import (
     ToolExecution,
 )
 from app.engine.spec import ClientTool
+from app.engine.summary import SessionSummary
 
 OutputT = TypeVar("OutputT", bound=RunOutput)
 
@@ -103,6 +104,9 @@ class RunState(BaseModel):
     # What the memory model decided (None: not asked yet), and whether it is applied.
     memory_changes: list[MemoryChange] | None = None
     memory_updated: bool = False
+    # The session's summary when the run started (rewritten after it), and whether it is.
+    session_summary: SessionSummary | None = None
+    summary_updated: bool = False
     # A client follows the events as they happen (a stream or a background run): the
     # model streams. A blocking run's client waits for the end: whole answers suffice.
     streaming: bool = True

@@ -53,7 +53,8 @@ class NextStepFinalOutput:
 
 @dataclass(frozen=True, slots=True)
 class NextStepAfterRun:
-    """The answer is settled: the work after the run (memories), then complete."""
+    """The answer is settled: the work after the run (memories, the session's summary),
+    then complete."""
 
 
 NextStep = (

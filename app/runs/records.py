@@ -16,6 +16,7 @@ from app.engine.loop import Runner
 from app.engine.output import RunOutput
 from app.engine.spec import AgentSpec, ClientTool, ModelRef
 from app.engine.state import RunState, TraceContext
+from app.engine.summary import SessionSummary
 from app.errors import ValidationFailed
 from app.ids import new_id
 from app.runs.schemas import RunCreate, RunExtras
@@ -78,6 +79,7 @@ def new_state(
     *,
     history: list[dict[str, Any]],
     state: dict[str, Any],
+    summary: dict[str, Any] | None = None,
 ) -> RunState:
     """The engine's fresh state for a stored run (raises InputError)."""
     overrides = run.request.get("overrides", {})
@@ -97,6 +99,7 @@ def new_state(
         output_schema=overrides.get("output_schema"),
         instructions=overrides.get("instructions"),
         client_tools=[ClientTool.model_validate(t) for t in overrides.get("client_tools", [])],
+        session_summary=SessionSummary.model_validate(summary) if summary else None,
     )
     fresh.metadata = dict(run.metadata_)
     fresh.streaming = run.request.get("streaming", True)
@@ -224,4 +227,11 @@ async def prepare(runner: Runner, session: AsyncSession, run: Run) -> RunState:
     history: list[dict[str, Any]] = []
     if spec.history.enabled and run.request.get("session_history", True):
         history = await sessions.history(session, run.session_id, spec.history.num_runs)
-    return new_state(runner, spec, run, history=history, state=dict(stored.state) if stored else {})
+    return new_state(
+        runner,
+        spec,
+        run,
+        history=history,
+        state=dict(stored.state) if stored else {},
+        summary=stored.summary if stored else None,
+    )

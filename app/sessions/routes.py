@@ -51,6 +51,7 @@ async def _read(session: SessionDep, stored: Session) -> SessionRead:
         session_state=stored.state,
         active_run_id=stored.active_run_id,
         run_ids=run_ids,
+        summary=stored.summary,
         created_at=stored.created_at,
         updated_at=stored.updated_at,
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.engine.summary import SessionSummary
+
 
 class SessionRead(BaseModel):
     session_id: str
@@ -15,6 +17,11 @@ class SessionRead(BaseModel):
     session_state: dict[str, Any] = Field(default_factory=dict)
     active_run_id: str | None = None
     run_ids: list[str] = Field(default_factory=list)
+    summary: SessionSummary | None = Field(
+        default=None,
+        description="The session's summary, rewritten after each run of an agent with "
+        "`session_summary.enabled`.",
+    )
     created_at: datetime
     updated_at: datetime
 

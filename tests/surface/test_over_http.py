@@ -47,3 +47,23 @@ async def test_memories_reach_the_system_message(
     ]
     assert memory_call.body["messages"][-1] == {"role": "user", "content": "Weather?"}
     assert "] Lives in Oslo" in memory_call.body["messages"][0]["content"]
+
+
+async def test_the_summary_reaches_later_runs(
+    over_http: LiveServer, fake: FakeOpenAIServer
+) -> None:
+    async with over_http.client() as client:
+        agent = {
+            "id": "s",
+            "model": "openai:gpt-test",
+            "session_summary": {"enabled": True, "model": "test:echo"},
+        }
+        assert (await client.post("/v1/agents", json=agent)).status_code == 201
+        for text in ("I am Ada", "Hello again"):
+            body = {"input": text, "session_id": "chat"}
+            run = (await client.post("/v1/agents/s/runs", json=body)).json()
+            assert run["status"] == "completed", run
+    system = fake.last_request.body["messages"][0]
+    assert system["role"] == "system"
+    assert "<summary_of_previous_interactions>\nI am Ada\n" in system["content"]
+    assert len(fake.requests) == 2  # the summaries came from the test model

@@ -8,6 +8,9 @@
 - With an output schema, either answers with a JSON object generated from it.
 - As a memory model (`purpose` "memory") either stores the user's last message
   verbatim as one memory, unless a memory with that text exists.
+- As a summary model (`purpose` "summary") either answers the previous summary's
+  lines and the transcript's user messages, one a line: every user message of
+  the session.
 
 Settings: `chunk_delay` (seconds slept between deltas, default 0) holds the
 stream open; `fail` (true or a message) raises ModelProviderError.
@@ -57,6 +60,12 @@ class TestModel:
         if request.purpose == "memory":
             for delta in _remember(request, input_tokens):
                 yield delta
+            return
+        if request.purpose == "summary":
+            summary = _summarize(request)
+            yield ContentDelta(summary)
+            yield UsageDelta(input_tokens, _word_count(summary))
+            yield FinishDelta("stop")
             return
         if request.model == "tools" and request.tools and not _answered(request.messages):
             turn = sum(1 for m in request.messages if m["role"] == "assistant")
@@ -113,6 +122,20 @@ def _remember(request: ModelRequest, input_tokens: int) -> list[ModelDelta]:
         UsageDelta(input_tokens, len(deltas)),
         FinishDelta("tool_calls" if deltas else "stop"),
     ]
+
+
+_PREVIOUS = re.compile(r"<previous_summary>\n(.*)\n</previous_summary>", re.DOTALL)
+
+
+def _summarize(request: ModelRequest) -> str:
+    """As the summary model: the previous summary's lines, then each user message
+    of the transcript, one a line (every user message of the session)."""
+    system = _text(request.messages[0]["content"]) if request.messages else ""
+    previous = _PREVIOUS.search(system)
+    lines = previous.group(1).splitlines() if previous else []
+    transcript = _text(request.messages[-1]["content"]) if request.messages else ""
+    lines += [line[6:] for line in transcript.splitlines() if line.startswith("User: ")]
+    return json.dumps({"summary": "\n".join(lines), "topics": []})
 
 
 async def _pause(delay: float) -> None:
