@@ -53,6 +53,10 @@ class AgentUpdate(BaseModel):
     post_hooks: list[HookName] | None = None
     memory: MemoryConfig | None = None
     session_summary: SessionSummaryConfig | None = None
+    parser_model: str | ModelRef | None = None
+    parser_model_prompt: str | None = None
+    output_model: str | ModelRef | None = None
+    output_model_prompt: str | None = None
     metadata: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:

@@ -78,6 +78,10 @@ def static_errors(fields: AgentFields, catalog: Catalog) -> list[dict[str, Any]]
     errors = _model_errors(["model"], fields.model, catalog)
     if fields.memory.model is not None:
         errors += _model_errors(["memory", "model"], fields.memory.model, catalog)
+    for role in ("parser_model", "output_model"):
+        ref = getattr(fields, role)
+        if ref is not None:
+            errors += _model_errors([role], ref, catalog)
     if fields.session_summary.model is not None:
         errors += _model_errors(["session_summary", "model"], fields.session_summary.model, catalog)
     seen: set[str] = set()

@@ -5,6 +5,7 @@ its metrics recorded on the run like any other model call."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from app.engine.models.base import (
@@ -28,6 +29,17 @@ class Answer:
 
 async def ask(state: RunState, client: ModelClient, request: ModelRequest, model: str) -> Answer:
     """Call the model once and gather its answer; raises ModelProviderError."""
+    answer = Answer()
+    async for _ in relay(state, client, request, model, answer):
+        pass
+    return answer
+
+
+async def relay(
+    state: RunState, client: ModelClient, request: ModelRequest, model: str, answer: Answer
+) -> AsyncGenerator[str, None]:
+    """Call the model once, yielding its text as it streams and gathering the whole
+    answer into `answer`; raises ModelProviderError."""
     started = time.monotonic()
     first_token: float | None = None
     text: list[str] = []
@@ -44,6 +56,8 @@ async def ask(state: RunState, client: ModelClient, request: ModelRequest, model
                 first_token = time.monotonic() - started
             if isinstance(delta, ContentDelta):
                 text.append(delta.text)
+                if delta.text:
+                    yield delta.text
             elif isinstance(delta, ToolCallDelta):
                 call = calls.setdefault(delta.index, ["", ""])
                 call[0] = delta.name or call[0]
@@ -53,7 +67,8 @@ async def ask(state: RunState, client: ModelClient, request: ModelRequest, model
         if aclose is not None:
             await aclose()
     _record(state, model, usage, first_token, time.monotonic() - started)
-    return Answer("".join(text), [(name, arguments) for name, arguments in calls.values()])
+    answer.text = "".join(text)
+    answer.calls = [(name, arguments) for name, arguments in calls.values()]
 
 
 def _record(

@@ -204,7 +204,10 @@ def effective_output_schema(spec: AgentSpec, state: RunState) -> dict[str, Any] 
 def build_request(spec: AgentSpec, state: RunState, slots: dict[str, ToolSlot]) -> ModelRequest:
     _, name, settings = effective_model(spec, state)
     system = system_message(spec, state)
-    schema = effective_output_schema(spec, state)
+    # With a parser or an output model the main model answers freely.
+    schema = (
+        None if spec.parser_model or spec.output_model else effective_output_schema(spec, state)
+    )
     return ModelRequest(
         model=name,
         messages=([system] if system else []) + [dict(m) for m in state.messages],

@@ -214,16 +214,23 @@ class ParserModelResponseStarted(_Marker):
     event: Literal["ParserModelResponseStarted"] = "ParserModelResponseStarted"
 
 
-class ParserModelResponseCompleted(_Marker):
+class ParserModelResponseCompleted(BaseEvent):
+    """`content`: the object the parser model made of the answer."""
+
     event: Literal["ParserModelResponseCompleted"] = "ParserModelResponseCompleted"
+    content: Any = None
+    content_type: str = "str"
 
 
 class OutputModelResponseStarted(_Marker):
     event: Literal["OutputModelResponseStarted"] = "OutputModelResponseStarted"
 
 
-class OutputModelResponseCompleted(_Marker):
+class OutputModelResponseCompleted(BaseEvent):
+    """`content`: the answer the output model wrote."""
+
     event: Literal["OutputModelResponseCompleted"] = "OutputModelResponseCompleted"
+    content: Any = None
 
 
 RunEvent = Annotated[

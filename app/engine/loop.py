@@ -20,14 +20,12 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any, Literal, Protocol
 
-from app.engine import jsontext
 from app.engine.context import (
     Checkpoint,
     RunScope,
     ToolSlot,
     build_request,
     effective_model,
-    effective_output_schema,
     resolve_tools,
     stamp,
 )
@@ -35,8 +33,6 @@ from app.engine.errors import INTERNAL_ERROR_MESSAGE, InputError, RunFailure
 from app.engine.events import (
     AgentHandoff,
     GuardrailTripped,
-    RunCompleted,
-    RunContentCompleted,
     RunContinued,
     RunErrorEvent,
     RunEvent,
@@ -45,6 +41,7 @@ from app.engine.events import (
     utcnow_iso,
 )
 from app.engine.execution import Done, finish_call, resolve_calls, start_call
+from app.engine.finishing import Finisher
 from app.engine.guardrails import GuardrailRegistry, run_guardrails
 from app.engine.hooks import HookRegistry, default_hooks, run_hooks
 from app.engine.inputs import (
@@ -76,7 +73,6 @@ from app.engine.steps import (
     Phase,
     next_step,
 )
-from app.engine.structured import OutputValidationError, content_type, parse_output
 from app.engine.summary import SessionSummary, SummaryStore
 from app.engine.summary_manager import SummaryManager
 from app.engine.tools import ToolOutcome, ToolRegistry
@@ -136,7 +132,14 @@ class Runner:
         self.models = models
         self.hooks = hooks
         self.memory = MemoryManager(memories, models.client)
-        self.summary = SummaryManager(summaries, models.client)
+        self.finisher = Finisher(
+            client=models.client,
+            hooks=hooks,
+            memory=self.memory,
+            summary=SummaryManager(summaries, models.client),
+            guardrails=lambda scope, text: self._guardrails(scope, "output", text),
+            max_output_retries=max_output_retries,
+        )
         self.agents = agents
         self.tools = tools
         self.remote = remote
@@ -283,8 +286,8 @@ class Runner:
         if isinstance(step, NextStepInterruption):
             return self._interruption(scope, step)
         if isinstance(step, NextStepAfterRun):
-            return self._after_run(scope)
-        return self._final_output(scope, step)
+            return self.finisher.after_run(scope)
+        return self.finisher.final_output(scope, step)
 
     async def _opening(self, scope: RunScope, fresh: bool) -> Phase:
         if fresh:
@@ -381,77 +384,6 @@ class Runner:
         pending = [t.model_copy() for t in scope.state.tools if t.status == "pending"]
         yield scope.event(RunPaused, requirements=step.requirements, tools=pending)
 
-    async def _final_output(self, scope: RunScope, step: NextStepFinalOutput) -> Phase:
-        state = scope.state
-        text = step.message.get("content") or ""
-        schema = effective_output_schema(scope.spec, state)
-        content: Any = text
-        kind = "str"
-        if schema is not None:
-            try:
-                content, kind = parse_output(text, schema), content_type(schema)
-            except OutputValidationError as exc:
-                if state.output_retries >= self.max_output_retries:
-                    attempts = state.output_retries + 1
-                    message = f"No valid structured output after {attempts} attempt(s): {exc}"
-                    raise RunFailure("model_behavior_error", message) from None
-                state.output_retries += 1
-                state.messages.append({"role": "user", "content": _retry_prompt(exc)})
-                yield scope.checkpoint()
-                yield NextStepRunAgain()
-                return
-        if scope.spec.post_hooks:
-            final = [content]
-            hooks = run_hooks(
-                scope,
-                "post",
-                scope.spec.post_hooks,
-                content,
-                self.hooks,
-                partial(_replace_output, final, step.message),
-            )
-            async with aclosing(hooks) as items:
-                async for item in items:
-                    yield item
-            content = final[0]
-            text = content if isinstance(content, str) else jsontext.dumps(content).decode()
-        guard = self._guardrails(scope, "output", text)
-        async with aclosing(guard) as items:
-            async for item in items:
-                yield item
-        state.content, state.content_type = content, kind
-        if self._works_after(scope):
-            state.answered = True
-            yield scope.checkpoint()
-            yield scope.event(RunContentCompleted, content=content, content_type=kind)
-            yield NextStepAfterRun()
-            return
-        state.status = "completed"
-        yield scope.checkpoint(final=True)
-        yield scope.event(RunContentCompleted, content=content, content_type=kind)
-        yield state.to_output(cls=RunCompleted)
-
-    def _works_after(self, scope: RunScope) -> bool:
-        """The run has work after its answer (memories, the session's summary)."""
-        spec, state = scope.spec, scope.state
-        return self.memory.updates_after(spec, state) or self.summary.updates_after(spec, state)
-
-    async def _after_run(self, scope: RunScope) -> Phase:
-        """The work after the answer, part of the run: the memory update, then the
-        session's summary."""
-        state = scope.state
-        if self.memory.updates_after(scope.spec, state):
-            async with aclosing(self.memory.update(scope)) as items:
-                async for item in items:
-                    yield item
-        if self.summary.updates_after(scope.spec, state):
-            async with aclosing(self.summary.update(scope)) as items:
-                async for item in items:
-                    yield item
-        state.status = "completed"
-        yield scope.checkpoint(final=True)
-        yield state.to_output(cls=RunCompleted)
-
     def _guardrails(
         self, scope: RunScope, stage: Literal["input", "output"], text: str
     ) -> AsyncGenerator[GuardrailTripped, None]:
@@ -526,18 +458,3 @@ def _fail(
     checkpoint = scope.checkpoint() if scope is not None else Checkpoint(state)
     error = RunError(code=code, message=message)
     return [checkpoint, stamp(state, RunErrorEvent, error=error, content=message)]
-
-
-def _replace_output(final: list[Any], message: dict[str, Any], value: Any) -> None:
-    """A post-hook's replacement of the output: the answer the run stores and, for
-    text, the assistant message the session's history keeps."""
-    final[0] = value
-    if isinstance(value, str):
-        message["content"] = value
-
-
-def _retry_prompt(error: OutputValidationError) -> str:
-    return (
-        f"Your answer does not match the required output schema: {error}. "
-        "Answer again with only a JSON object that matches the schema."
-    )

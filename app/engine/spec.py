@@ -244,6 +244,18 @@ class AgentFields(StrictModel):
     )
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     session_summary: SessionSummaryConfig = Field(default_factory=SessionSummaryConfig)
+    parser_model: str | ModelRef | None = Field(
+        default=None,
+        description="With an output schema: the main model answers freely and this model "
+        "turns its answer into the schema.",
+    )
+    parser_model_prompt: str | None = None
+    output_model: str | ModelRef | None = Field(
+        default=None,
+        description="After the main model's last turn this model writes the answer the user "
+        "gets (RunContent); the main model's text becomes RunIntermediateContent.",
+    )
+    output_model_prompt: str | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
 

@@ -1,6 +1,7 @@
 """One model call: stream the deltas as events, then append the assistant turn.
 
-Content deltas become `RunContent`, reasoning deltas `ReasoningStarted` /
+Content deltas become `RunContent` (`RunIntermediateContent` when an output
+model writes the answer), reasoning deltas `ReasoningStarted` /
 `ReasoningStep` / `ReasoningCompleted`; tool-call fragments are assembled by
 index. When the stream ends, the assistant message is appended to the state
 and the call's metrics recorded; the caller checkpoints. The call is one
@@ -22,6 +23,7 @@ from app.engine.events import (
     ReasoningStep,
     RunContent,
     RunEvent,
+    RunIntermediateContent,
 )
 from app.engine.models.base import (
     FinishDelta,
@@ -49,6 +51,10 @@ class _Turn:
         self.input_tokens = 0
         self.output_tokens = 0
         self.finish_reason: str | None = None
+        # Under an output model the main model's text is not the answer.
+        self.content_event: type[RunContent] | type[RunIntermediateContent] = (
+            RunIntermediateContent if scope.spec.output_model else RunContent
+        )
 
     def feed(self, delta: ModelDelta) -> list[RunEvent]:
         """Take one delta; returns the events it causes."""
@@ -73,7 +79,7 @@ class _Turn:
             self._add_call_fragment(delta)
         elif delta.text:
             self.text.append(delta.text)
-            events.append(self.scope.event(RunContent, content=delta.text))
+            events.append(self.scope.event(self.content_event, content=delta.text))
         return events
 
     def end_reasoning(self) -> list[RunEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.script import Reply
 from tests.runs.conftest import LiveServer
 
 
@@ -67,3 +68,33 @@ async def test_the_summary_reaches_later_runs(
     assert system["role"] == "system"
     assert "<summary_of_previous_interactions>\nI am Ada\n" in system["content"]
     assert len(fake.requests) == 2  # the summaries came from the test model
+
+
+async def test_parser_model_over_http(over_http: LiveServer, fake: FakeOpenAIServer) -> None:
+    fake.enqueue(Reply(text="Somewhere in Norway: Oslo."), Reply(text='{"city": "Oslo"}'))
+    schema = {
+        "title": "City",
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    async with over_http.client() as client:
+        agent = {
+            "id": "p",
+            "model": "openai:gpt-test",
+            "output_schema": schema,
+            "parser_model": "openai:gpt-parse",
+        }
+        assert (await client.post("/v1/agents", json=agent)).status_code == 201
+        run = (await client.post("/v1/agents/p/runs", json={"input": "Where?"})).json()
+    assert run["status"] == "completed", run
+    assert (run["content"], run["content_type"]) == ({"city": "Oslo"}, "City")
+    main, parser = fake.requests
+    assert "response_format" not in main.body
+    assert parser.body["model"] == "gpt-parse"
+    assert parser.body["response_format"]["type"] == "json_schema"
+    assert parser.body["messages"][-1] == {
+        "role": "user",
+        "content": "Somewhere in Norway: Oslo.",
+    }
