@@ -151,6 +151,12 @@ class ValidationFailed(AppError):
     status, code, title = 422, "validation_error", "Invalid request"
 
 
+class UnsupportedMedia(ValidationFailed):
+    """The run's model cannot take some of its media (each one in `errors`)."""
+
+    code, title = "unsupported_media", "The model cannot take this media"
+
+
 class McpServerUnreachable(ValidationFailed):
     """A definition names an MCP server whose tools could not be listed: checked again
     once the server answers (`server` names it; `errors` has one entry per server)."""

@@ -1,4 +1,4 @@
-"""Validation of what callers send: run input, images and human decisions.
+"""Validation of what callers send: run input, media and human decisions.
 
 Every function collects all the problems it finds and raises one `InputError`
 listing them, so a client fixes its request in one round trip.
@@ -6,8 +6,6 @@ listing them, so a client fixes its request in one round trip.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +15,7 @@ from referencing.exceptions import Unresolvable
 
 from app.engine.context import handoff_tool_name
 from app.engine.errors import InputError
+from app.engine.media import media_parts
 from app.engine.models.base import Message
 from app.engine.output import Requirement
 from app.engine.spec import AgentSpec, ClientTool, McpToolUse, mcp_use, split_model
@@ -33,8 +32,11 @@ _MESSAGE_FIELDS = {
 RunInput = str | list[dict[str, Any]] | dict[str, Any]
 
 
-def input_messages(spec: AgentSpec, value: RunInput, images: list[dict[str, Any]]) -> list[Message]:
-    """The run's input as canonical messages; raises InputError."""
+def input_messages(
+    spec: AgentSpec, value: RunInput, media: dict[str, list[dict[str, Any]]]
+) -> list[Message]:
+    """The run's input as canonical messages, its media (`images`, `audio`, `video`,
+    `files`) joining the last user message; raises InputError."""
     errors: list[str] = []
     if spec.input_schema is not None:
         errors += _schema_problems("input", spec.input_schema, value)
@@ -47,9 +49,9 @@ def input_messages(spec: AgentSpec, value: RunInput, images: list[dict[str, Any]
     else:
         errors.append("input: must be a string, a list of messages or an object")
         messages = []
-    parts = _image_parts(images, errors)
+    parts = media_parts(media, errors)
     if parts and not errors:
-        _attach_images(messages, parts, errors)
+        _attach_media(messages, parts, errors)
     if errors:
         raise InputError(errors)
     return messages
@@ -240,42 +242,15 @@ def _part_problems(where: str, part: Any) -> list[str]:
     return [f"{where}: must be {{'type': 'text', 'text'}} or {{'type': 'image_url', 'image_url'}}"]
 
 
-def _image_parts(images: list[dict[str, Any]], errors: list[str]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    for index, image in enumerate(images):
-        where = f"images[{index}]"
-        url = image.get("url") if isinstance(image, dict) else None
-        if isinstance(image, dict) and isinstance(url, str):
-            if not url.startswith(("https://", "http://", "data:image/")):
-                errors.append(f"{where}.url: must be an http(s) URL or a data:image/ URL")
-                continue
-        elif isinstance(image, dict) and isinstance(image.get("content"), str):
-            mime_type = image.get("mime_type")
-            if not isinstance(mime_type, str) or not mime_type.startswith("image/"):
-                errors.append(f"{where}.mime_type: must be an image MIME type such as image/png")
-                continue
-            try:
-                base64.b64decode(image["content"], validate=True)
-            except (binascii.Error, ValueError):
-                errors.append(f"{where}.content: must be base64")
-                continue
-            url = f"data:{mime_type};base64,{image['content']}"
-        else:
-            errors.append(f"{where}: must be {{'url'}} or {{'content', 'mime_type'}}")
-            continue
-        parts.append({"type": "image_url", "image_url": {"url": url}})
-    return parts
-
-
-def _attach_images(messages: list[Message], parts: list[dict[str, Any]], errors: list[str]) -> None:
-    """Images join the last user message of the input as `image_url` parts."""
+def _attach_media(messages: list[Message], parts: list[dict[str, Any]], errors: list[str]) -> None:
+    """Media join the last user message of the input as content parts."""
     for message in reversed(messages):
         if message["role"] == "user":
             content = message["content"]
             text = [{"type": "text", "text": content}] if isinstance(content, str) else content
             message["content"] = [*text, *parts]
             return
-    errors.append("images: the input has no user message to attach them to")
+    errors.append("media: the input has no user message to attach them to")
 
 
 def _schema_problems(where: str, schema: dict[str, Any], value: Any) -> list[str]:

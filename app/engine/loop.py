@@ -54,12 +54,13 @@ from app.engine.inputs import (
     override_problems,
     replace_input,
 )
+from app.engine.media import KINDS, UnsupportedMediaError, unsupported
 from app.engine.memory import MemoryStore
 from app.engine.memory_manager import MemoryManager
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
 from app.engine.remote import RemoteTools
-from app.engine.spec import AgentSpec, ClientTool
+from app.engine.spec import AgentSpec, ClientTool, split_model
 from app.engine.state import RunOverrides, RunState
 from app.engine.steps import (
     STEP_TYPES,
@@ -159,6 +160,7 @@ class Runner:
         history: Sequence[Message] = (),
         session_state: dict[str, Any] | None = None,
         images: Sequence[dict[str, Any]] = (),
+        media: dict[str, list[dict[str, Any]]] | None = None,
         model: str | None = None,
         model_settings: dict[str, Any] | None = None,
         max_turns: int | None = None,
@@ -167,12 +169,14 @@ class Runner:
         client_tools: Sequence[ClientTool] = (),
         session_summary: SessionSummary | None = None,
     ) -> RunState:
-        """A fresh run of `spec`; raises InputError listing every problem with the input.
-        `instructions` and `client_tools` are the caller's additions for this run."""
+        """A fresh run of `spec`; raises InputError listing every problem with the input
+        (UnsupportedMediaError when the model cannot take its media). `media` holds
+        `audio`, `video` and `files` beside `images`; `instructions` and `client_tools`
+        are the caller's additions for this run."""
         errors: list[str] = []
         messages: list[Message] = []
         try:
-            messages = input_messages(spec, input, list(images))
+            messages = input_messages(spec, input, {"images": list(images), **(media or {})})
         except InputError as exc:
             errors += exc.errors
         providers = self.models.providers()
@@ -180,6 +184,8 @@ class Runner:
         errors += client_tool_problems(spec, client_tools)
         if errors:
             raise InputError(errors)
+        if images or media:
+            self._check_media(messages, model or spec.model_name)
         return RunState(
             run_id=run_id,
             session_id=session_id,
@@ -204,6 +210,14 @@ class Runner:
             session_summary=session_summary,
             model=model or spec.model_name,
         )
+
+    def _check_media(self, messages: list[Message], model: str) -> None:
+        """Raises UnsupportedMediaError for the media `model` cannot take."""
+        provider, _ = split_model(model)
+        client = self.models.client(provider)
+        problems = unsupported(messages, getattr(client, "media", KINDS), model)
+        if problems:
+            raise UnsupportedMediaError(problems)
 
     def apply_decisions(self, state: RunState, decisions: list[dict[str, Any]]) -> RunState:
         """A copy of the paused `state` carrying the client's decisions; executes nothing."""

@@ -13,11 +13,12 @@ from app.agents.resolver import load_spec
 from app.db import utcnow
 from app.engine.errors import InputError
 from app.engine.loop import Runner
+from app.engine.media import UnsupportedMediaError
 from app.engine.output import RunOutput
 from app.engine.spec import AgentSpec, ClientTool, ModelRef
 from app.engine.state import RunState, TraceContext
 from app.engine.summary import SessionSummary
-from app.errors import ValidationFailed
+from app.errors import UnsupportedMedia, ValidationFailed
 from app.ids import new_id
 from app.runs.schemas import RunCreate, RunExtras
 from app.sessions import repository as sessions
@@ -69,7 +70,12 @@ def _input_payload(body: RunCreate) -> dict[str, Any]:
     if isinstance(value, list):
         value = [message.model_dump(exclude_none=True) for message in value]
     images = [image.model_dump(exclude_none=True) for image in body.images]
-    return {"input": value, "images": images}
+    payload: dict[str, Any] = {"input": value, "images": images}
+    for field in ("audio", "video", "files"):
+        items = getattr(body, field)
+        if items:
+            payload[field] = [item.model_dump(exclude_none=True) for item in items]
+    return payload
 
 
 def new_state(
@@ -93,6 +99,9 @@ def new_state(
         history=history,
         session_state=state,
         images=run.input.get("images", []),
+        media={
+            field: run.input[field] for field in ("audio", "video", "files") if field in run.input
+        },
         model=overrides.get("model"),
         model_settings=overrides.get("model_settings"),
         max_turns=overrides.get("max_turns"),
@@ -168,6 +177,9 @@ def new_run(
     run = NewRun.of(values)
     try:  # reject bad input now, not when a worker picks the run up
         state = new_state(runner, spec, run, history=[], state=dict(body.session_state or {}))
+    except UnsupportedMediaError as exc:
+        errors = [{"loc": ["body"], "msg": m, "type": "unsupported_media"} for m in exc.errors]
+        raise UnsupportedMedia("The run's model cannot take its media.", errors=errors) from None
     except InputError as exc:
         raise input_failed(exc) from None
     return run, values, state

@@ -36,6 +36,17 @@ class ImageInput(BaseModel):
     detail: Literal["auto", "low", "high"] | None = None
 
 
+class MediaInput(BaseModel):
+    """Audio, a video or a file by URL, or inline as base64 with its MIME type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    content: str | None = None
+    mime_type: str | None = None
+    filename: str | None = Field(default=None, max_length=255)
+
+
 class RunConfig(BaseModel):
     """Per-run overrides and tracing options (as the OpenAI Agents SDK's RunConfig)."""
 
@@ -133,6 +144,18 @@ class RunCreate(StreamOptions):
     user_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     output_schema: JsonObject | None = None
     images: list[ImageInput] = Field(default_factory=list)
+    audio: list[MediaInput] = Field(
+        default_factory=list,
+        description="Audio inputs (OpenAI: inline wav or mp3; Anthropic: none). A model that "
+        "cannot take an item is 422 `unsupported_media` and no run is created.",
+    )
+    video: list[MediaInput] = Field(
+        default_factory=list, description="Video inputs (only the `test` models take them)."
+    )
+    files: list[MediaInput] = Field(
+        default_factory=list,
+        description="Files (OpenAI: inline PDFs; Anthropic: PDFs and text files as documents).",
+    )
     session_state: JsonObject | None = Field(
         default=None, description="Merged into the session's state before the run."
     )

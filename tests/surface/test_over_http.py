@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import snapshot
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply
 from tests.runs.conftest import LiveServer
@@ -98,3 +103,42 @@ async def test_parser_model_over_http(over_http: LiveServer, fake: FakeOpenAISer
         "role": "user",
         "content": "Somewhere in Norway: Oslo.",
     }
+
+
+async def test_media_parts_over_http(
+    over_http: LiveServer, fake: FakeOpenAIServer, db_engine: AsyncEngine
+) -> None:
+    wav = base64.b64encode(b"RIFF....WAVE").decode()
+    pdf = base64.b64encode(b"%PDF-1.4").decode()
+    async with over_http.client() as client:
+        assert (
+            await client.post("/v1/agents", json={"id": "v", "model": "openai:gpt-test"})
+        ).status_code == 201
+        body = {
+            "input": "Listen and read",
+            "audio": [{"content": wav, "mime_type": "audio/wav"}],
+            "files": [{"content": pdf, "mime_type": "application/pdf", "filename": "a.pdf"}],
+        }
+        run = (await client.post("/v1/agents/v/runs", json=body)).json()
+        assert run["status"] == "completed", run
+        assert fake.last_request.body["messages"][0]["content"] == [
+            {"type": "text", "text": "Listen and read"},
+            {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
+            {
+                "type": "file",
+                "file": {"file_data": f"data:application/pdf;base64,{pdf}", "filename": "a.pdf"},
+            },
+        ]
+
+        before = await snapshot(db_engine)
+        requests = len(fake.requests)
+        refused = await client.post(
+            "/v1/agents/v/runs",
+            json={"input": "Watch", "video": [{"url": "https://example.com/v.mp4"}]},
+        )
+        assert refused.status_code == 422
+        problem = refused.json()
+        assert problem["code"] == "unsupported_media"
+        assert [e["msg"] for e in problem["errors"]] == ["openai:gpt-test cannot take video input"]
+        assert await snapshot(db_engine) == before
+        assert len(fake.requests) == requests

@@ -102,6 +102,9 @@ class AnthropicModel:
     with a `pacer`, the stream's reads wait while the event loop is saturated.
     """
 
+    # The media the Messages API takes: images, and PDF or text files as documents.
+    media = frozenset({"image", "file_pdf", "file_pdf_url", "file_text"})
+
     def __init__(
         self,
         *,

@@ -3,13 +3,15 @@
 System messages become `system`; assistant `tool_calls` become `tool_use`
 blocks; `tool` messages become `tool_result` blocks in a user turn; consecutive
 turns of one role merge (so parallel tool results share one user turn); image
-parts become image blocks, base64 from `data:` URLs, a URL source otherwise.
+parts become image blocks, base64 from `data:` URLs, a URL source otherwise;
+file parts become document blocks (PDFs, and text files as text).
 Reasoning from earlier turns is not sent back: Anthropic only accepts thinking
 blocks with the signature it issued, which the canonical shape does not keep.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -71,7 +73,27 @@ def content_blocks(content: Any) -> list[Block]:
             url = image.get("url") if isinstance(image, dict) else image
             if isinstance(url, str) and url:
                 blocks.append(image_block(url))
+        elif kind == "file" and isinstance(part.get("file"), dict):
+            blocks.append(document_block(part["file"]))
     return blocks
+
+
+def document_block(file: dict[str, Any]) -> Block:
+    """A document block: a PDF (base64 or by URL) or a text file (its text)."""
+    block: Block = {"type": "document"}
+    if "url" in file:
+        block["source"] = {"type": "url", "url": file["url"]}
+    else:
+        header, _, data = str(file.get("file_data", "")).partition(",")
+        media_type = header[5:].partition(";")[0]
+        if media_type.startswith("text/"):
+            text = base64.b64decode(data).decode("utf-8", errors="replace")
+            block["source"] = {"type": "text", "media_type": "text/plain", "data": text}
+        else:
+            block["source"] = {"type": "base64", "media_type": media_type, "data": data}
+    if file.get("filename"):
+        block["title"] = file["filename"]
+    return block
 
 
 def image_block(url: str) -> Block:

@@ -107,6 +107,9 @@ class OpenAIChatModel:
     saturated (`ReadPacer`).
     """
 
+    # The media Chat Completions takes: images, wav/mp3 audio and PDF files, inline.
+    media = frozenset({"image", "audio", "file_pdf"})
+
     def __init__(
         self,
         *,
