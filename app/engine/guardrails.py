@@ -251,10 +251,15 @@ async def run_guardrails(
     registry: GuardrailRegistry,
     classify: Classifier,
 ) -> AsyncGenerator[GuardrailTripped, None]:
-    """Check the active agent's guardrails of `stage` in order; the first that trips
+    """Check the active agent's guardrails of `stage` in order, then the run's own
+    (`run_config`); the first that trips
     is announced (`GuardrailTripped`), then raises RunFailure with the stage's code."""
     state, trace = scope.state, scope.trace
-    configs = scope.spec.input_guardrails if stage == "input" else scope.spec.output_guardrails
+    overrides = state.overrides
+    if stage == "input":
+        configs = [*scope.spec.input_guardrails, *overrides.input_guardrails]
+    else:
+        configs = [*scope.spec.output_guardrails, *overrides.output_guardrails]
     for config in configs:
         session_state = copy.deepcopy(state.session_state)  # guardrails only read it
         ctx = GuardrailContext(

@@ -43,6 +43,7 @@ from app.engine.events import (
 from app.engine.execution import Done, finish_call, resolve_calls, start_call
 from app.engine.finishing import Finisher
 from app.engine.guardrails import GuardrailRegistry, run_guardrails
+from app.engine.handoff_filters import HandoffInputFilter, filter_for_handoff
 from app.engine.hooks import HookRegistry, default_hooks, run_hooks
 from app.engine.inputs import (
     RunInput,
@@ -60,7 +61,7 @@ from app.engine.memory_manager import MemoryManager
 from app.engine.models.base import Message, ModelClient, ModelProviderError
 from app.engine.output import TERMINAL_STATUSES, RunError, RunOutput
 from app.engine.remote import RemoteTools
-from app.engine.spec import AgentSpec, ClientTool, split_model
+from app.engine.spec import GUARDRAIL, AgentSpec, ClientTool, Guardrail, split_model
 from app.engine.state import RunOverrides, RunState
 from app.engine.steps import (
     STEP_TYPES,
@@ -168,6 +169,9 @@ class Runner:
         instructions: str | None = None,
         client_tools: Sequence[ClientTool] = (),
         session_summary: SessionSummary | None = None,
+        input_guardrails: Sequence[Guardrail | dict[str, Any]] = (),
+        output_guardrails: Sequence[Guardrail | dict[str, Any]] = (),
+        handoff_input_filter: HandoffInputFilter = "none",
     ) -> RunState:
         """A fresh run of `spec`; raises InputError listing every problem with the input
         (UnsupportedMediaError when the model cannot take its media). `media` holds
@@ -182,6 +186,15 @@ class Runner:
         providers = self.models.providers()
         errors += override_problems(spec, providers, model, max_turns, output_schema)
         errors += client_tool_problems(spec, client_tools)
+        guards = {
+            stage: [GUARDRAIL.validate_python(config) for config in configs]
+            for stage, configs in (("input", input_guardrails), ("output", output_guardrails))
+        }
+        for stage, configs in guards.items():
+            for index, config in enumerate(configs):
+                if config.type == "python" and config.name not in self.guardrails:
+                    where = f"run_config.{stage}_guardrails[{index}]"
+                    errors.append(f"{where}: unknown guardrail {config.name!r}")
         if errors:
             raise InputError(errors)
         if images or media:
@@ -205,6 +218,9 @@ class Runner:
                 output_schema=output_schema,
                 instructions=instructions,
                 client_tools=list(client_tools),
+                input_guardrails=guards["input"],
+                output_guardrails=guards["output"],
+                handoff_input_filter=handoff_input_filter,
             ),
             session_state=copy.deepcopy(session_state or {}),
             session_summary=session_summary,
@@ -381,6 +397,7 @@ class Runner:
         scope.spec, scope.slots = target, slots
         trace.agent_done(scope.agent_span, state)
         scope.agent_span = trace.agent(target, state, scope.parent_span)
+        filter_for_handoff(state, state.overrides.handoff_input_filter)
         yield scope.checkpoint()
         for event in completed:
             yield event

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+)
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
@@ -161,6 +169,9 @@ Guardrail = Annotated[
     RegexGuardrail | BlocklistGuardrail | MaxLengthGuardrail | AgentGuardrail | PythonGuardrail,
     Field(discriminator="type"),
 ]
+
+
+GUARDRAIL: TypeAdapter[Guardrail] = TypeAdapter(Guardrail)
 
 
 class HistoryConfig(StrictModel):

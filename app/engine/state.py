@@ -10,7 +10,7 @@ built from the active agent for every model call).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, Field
 
@@ -25,7 +25,7 @@ from app.engine.output import (
     RunStatus,
     ToolExecution,
 )
-from app.engine.spec import ClientTool
+from app.engine.spec import ClientTool, Guardrail
 from app.engine.summary import SessionSummary
 
 OutputT = TypeVar("OutputT", bound=RunOutput)
@@ -41,6 +41,10 @@ class RunOverrides(BaseModel):
     # tools the client executes (their calls pause the run, as client tools do).
     instructions: str | None = None
     client_tools: list[ClientTool] = Field(default_factory=list)
+    # RunConfig's: guardrails added to every agent's, and what a handoff passes on.
+    input_guardrails: list[Guardrail] = Field(default_factory=list)
+    output_guardrails: list[Guardrail] = Field(default_factory=list)
+    handoff_input_filter: Literal["none", "remove_tools", "last_user_message"] = "none"
 
 
 class TraceContext(BaseModel):

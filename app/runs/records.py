@@ -27,6 +27,8 @@ from app.tracing import trace_id_hex, trace_origin
 from app.worker.store import NewRun
 
 NO_EXTRAS = RunExtras()
+# RunConfig's fields the overrides carry (the rest is stored as sent).
+_IN_OVERRIDES = {"model", "input_guardrails", "output_guardrails", "handoff_input_filter"}
 
 # run_config's tracing options and their defaults (see RunConfig).
 TRACE_OPTIONS = {
@@ -55,7 +57,7 @@ def _overrides(body: RunCreate, extras: RunExtras) -> dict[str, Any]:
     if isinstance(model, ModelRef):
         settings = {**model.settings, **settings}
         model = model.qualified
-    return {
+    overrides = {
         "model": model,
         "model_settings": settings or None,
         "max_turns": config.max_turns,
@@ -63,6 +65,14 @@ def _overrides(body: RunCreate, extras: RunExtras) -> dict[str, Any]:
         "instructions": extras.instructions,
         "client_tools": [tool.model_dump(mode="json") for tool in extras.client_tools],
     }
+    # Stored only when given: a run without them stores what it stored before.
+    for stage in ("input_guardrails", "output_guardrails"):
+        configs = getattr(config, stage)
+        if configs:
+            overrides[stage] = [g.model_dump(mode="json") for g in configs]
+    if config.handoff_input_filter != "none":
+        overrides["handoff_input_filter"] = config.handoff_input_filter
+    return overrides
 
 
 def _input_payload(body: RunCreate) -> dict[str, Any]:
@@ -109,6 +119,9 @@ def new_state(
         instructions=overrides.get("instructions"),
         client_tools=[ClientTool.model_validate(t) for t in overrides.get("client_tools", [])],
         session_summary=SessionSummary.model_validate(summary) if summary else None,
+        input_guardrails=overrides.get("input_guardrails", []),
+        output_guardrails=overrides.get("output_guardrails", []),
+        handoff_input_filter=overrides.get("handoff_input_filter", "none"),
     )
     fresh.metadata = dict(run.metadata_)
     fresh.streaming = run.request.get("streaming", True)
@@ -162,7 +175,7 @@ def new_run(
             "overrides": _overrides(body, extras),
             "session_history": extras.session_history,
             "multitask_strategy": body.multitask_strategy,
-            "run_config": config.model_dump(mode="json", exclude={"model"}),
+            "run_config": config.model_dump(mode="json", exclude=_IN_OVERRIDES),
             "streaming": body.watched,
             "trace": trace_origin(config.trace_id, extras.traceparent, traced=traced),
         },

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from app.engine.output import RunOutput, RunStatus
-from app.engine.spec import MAX_INT32, ClientTool, JsonObject, ModelRef
+from app.engine.spec import MAX_INT32, ClientTool, Guardrail, JsonObject, ModelRef
 from app.tracing import valid_trace_id
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -83,6 +83,22 @@ class RunConfig(BaseModel):
     )
     trace_metadata: JsonObject | None = Field(
         default=None, description="Each key becomes the attribute `agentd.trace_metadata.<key>`."
+    )
+
+    input_guardrails: list[Guardrail] = Field(
+        default_factory=list,
+        description="Checked after the agent's own input guardrails (of every agent of the run).",
+    )
+    output_guardrails: list[Guardrail] = Field(
+        default_factory=list,
+        description="Checked after the agent's own output guardrails (of every agent of the run).",
+    )
+    handoff_input_filter: Literal["none", "remove_tools", "last_user_message"] = Field(
+        default="none",
+        description="What the next agent sees at a handoff: the whole history (`none`), "
+        "the history without tool calls and results, the handoff's own included "
+        "(`remove_tools`, the OpenAI Agents SDK's remove_all_tools), or only the last "
+        "user message.",
     )
 
     @field_validator("trace_id")
