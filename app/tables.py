@@ -214,11 +214,13 @@ class ApiKey(Base):
 
 
 class UserMemory(Base):
-    """A memory of a user (Agno's user memories), optionally tagged with the agent
-    that made it; listed by user, agent and topic, newest first."""
+    """A memory of a user of a tenant (Agno's user memories), optionally tagged
+    with the agent that made it; memory ids are unique per tenant; listed by
+    user, agent and topic, newest first."""
 
     __tablename__ = "memories"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     memory_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(128))
     agent_id: Mapped[str | None] = mapped_column(String(64))
@@ -228,7 +230,7 @@ class UserMemory(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        Index("ix_memories_user_id_created_at", "user_id", "created_at"),
-        Index("ix_memories_agent_id_created_at", "agent_id", "created_at"),
-        Index("ix_memories_created_at", "created_at"),
+        Index("ix_memories_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),
+        Index("ix_memories_tenant_id_agent_id_created_at", "tenant_id", "agent_id", "created_at"),
+        Index("ix_memories_tenant_id_created_at", "tenant_id", "created_at"),
     )

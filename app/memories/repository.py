@@ -1,31 +1,64 @@
-"""Database access for users' memories. Never commits."""
+"""Database access for users' memories, within the current principal's reach
+(its tenant, and its user when it has one; memory ids are unique per tenant),
+or of one tenant's user for the memory work of a run. Never commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import principal
 from app.db import utcnow
 from app.engine.memory import MemoryChange
+from app.errors import Forbidden
 from app.tables import UserMemory
 
 
+def _visible(statement: Any) -> Any:
+    """`statement` limited to the memories the current principal may see."""
+    who = principal.current()
+    statement = statement.where(UserMemory.tenant_id == who.tenant_id)
+    if who.user_id is not None:
+        statement = statement.where(UserMemory.user_id == who.user_id)
+    return statement
+
+
 async def get(session: AsyncSession, memory_id: str) -> UserMemory | None:
-    return await session.get(UserMemory, memory_id, populate_existing=True)
+    """The memory, if the current principal may see it."""
+    found: UserMemory | None = await session.scalar(
+        _visible(select(UserMemory).where(UserMemory.memory_id == memory_id)).execution_options(
+            populate_existing=True
+        )
+    )
+    return found
 
 
-async def of_user(session: AsyncSession, user_id: str) -> list[UserMemory]:
-    """The user's memories, oldest first."""
+def new(values: dict[str, Any]) -> UserMemory:
+    """A memory of the current principal's tenant (not added to the session); a
+    principal bound to a user stores only that user's memories (Forbidden)."""
+    who = principal.current()
+    if not who.sees_user(values["user_id"]):
+        raise Forbidden(f"This credential acts for user {who.user_id!r} only.")
+    return UserMemory(tenant_id=who.tenant_id, **values)
+
+
+async def of_user(session: AsyncSession, tenant_id: str, user_id: str) -> list[UserMemory]:
+    """The memories of the tenant's user, oldest first."""
     rows = await session.scalars(
         select(UserMemory)
-        .where(UserMemory.user_id == user_id)
+        .where(UserMemory.tenant_id == tenant_id, UserMemory.user_id == user_id)
         .order_by(UserMemory.created_at, UserMemory.memory_id)
     )
     return list(rows)
+
+
+async def _of_tenant(session: AsyncSession, tenant_id: str, memory_id: str) -> UserMemory | None:
+    return await session.get(UserMemory, (tenant_id, memory_id), populate_existing=True)
 
 
 def _has_topic(session: AsyncSession, topic: str) -> ColumnElement[bool]:
@@ -45,7 +78,7 @@ async def list_page(
     topic: str | None = None,
 ) -> list[UserMemory]:
     """Newest first; `before` is the (created_at, memory_id) of the last one seen."""
-    statement = select(UserMemory).order_by(
+    statement = _visible(select(UserMemory)).order_by(
         UserMemory.created_at.desc(), UserMemory.memory_id.desc()
     )
     if user_id is not None:
@@ -64,22 +97,30 @@ async def list_page(
 
 
 async def apply_changes(
-    session: AsyncSession, user_id: str, agent_id: str | None, changes: Sequence[MemoryChange]
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    agent_id: str | None,
+    changes: Sequence[MemoryChange],
 ) -> tuple[list[UserMemory], list[str]]:
-    """Apply a memory model's changes to one user's memories: the memories added
-    or updated, and the ids deleted. An `add` whose id exists updates it (a change
-    applied again); a change to a missing or another user's memory is skipped."""
+    """Apply a memory model's changes to the memories of one user of a tenant:
+    the memories added or updated, and the ids deleted. An `add` whose id exists
+    updates it (a change applied again); a change to a missing or another user's
+    memory is skipped (another tenant's is not seen at all)."""
     saved: dict[str, UserMemory] = {}
     deleted: list[str] = []
     for change in changes:
-        row = await get(session, change.memory_id)
+        row = await _of_tenant(session, tenant_id, change.memory_id)
         if row is not None and row.user_id != user_id:
             continue
         now = utcnow()
         if change.action == "delete":
             if row is not None:
                 await session.execute(
-                    delete(UserMemory).where(UserMemory.memory_id == change.memory_id)
+                    delete(UserMemory).where(
+                        UserMemory.tenant_id == tenant_id,
+                        UserMemory.memory_id == change.memory_id,
+                    )
                 )
                 saved.pop(change.memory_id, None)
                 deleted.append(change.memory_id)
@@ -88,6 +129,7 @@ async def apply_changes(
             if change.action == "update":
                 continue
             row = UserMemory(
+                tenant_id=tenant_id,
                 memory_id=change.memory_id,
                 user_id=user_id,
                 agent_id=agent_id,

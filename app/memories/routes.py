@@ -87,16 +87,19 @@ async def list_memories(
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems({422: "Invalid body."}))
 async def create_memory(body: MemoryCreate, session: SessionDep) -> MemoryRead:
     """Store a memory of a user; it goes into the context of that user's runs on
-    agents with `memory.add_to_context`."""
+    agents with `memory.add_to_context`. A credential bound to a user stores
+    only that user's memories (403 `forbidden`)."""
     now = utcnow()
-    row = UserMemory(
-        memory_id=new_id(),
-        user_id=body.user_id,
-        agent_id=body.agent_id,
-        memory=body.memory,
-        topics=list(body.topics),
-        created_at=now,
-        updated_at=now,
+    row = repository.new(
+        {
+            "memory_id": new_id(),
+            "user_id": body.user_id,
+            "agent_id": body.agent_id,
+            "memory": body.memory,
+            "topics": list(body.topics),
+            "created_at": now,
+            "updated_at": now,
+        }
     )
     session.add(row)
     await session.flush()

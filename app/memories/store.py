@@ -1,4 +1,6 @@
-"""The engine's `MemoryStore` over the database: each call one short transaction."""
+"""The engine's `MemoryStore` over the database: each call one short transaction,
+in the tenant of the run it serves (the principal the worker executes the run
+as, taken from the run's row)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import principal
 from app.engine.memory import Memory, MemoryChange, MemoryUpdate
 from app.memories import repository
 from app.tables import UserMemory
@@ -34,7 +37,10 @@ class StoredMemories:
 
     async def list_memories(self, user_id: str) -> list[Memory]:
         async with self.maker() as session:
-            return [to_memory(row) for row in await repository.of_user(session, user_id)]
+            return [
+                to_memory(row)
+                for row in await repository.of_user(session, principal.tenant(), user_id)
+            ]
 
     async def apply(
         self, user_id: str, agent_id: str, changes: Sequence[MemoryChange]
@@ -42,6 +48,8 @@ class StoredMemories:
         if not changes:
             return MemoryUpdate()
         async with self.maker() as session, session.begin():
-            saved, deleted = await repository.apply_changes(session, user_id, agent_id, changes)
+            saved, deleted = await repository.apply_changes(
+                session, principal.tenant(), user_id, agent_id, changes
+            )
             memories = [to_memory(row) for row in saved]
         return MemoryUpdate(memories=memories, deleted_memory_ids=deleted)

@@ -1,5 +1,10 @@
 """user memories
 
+Each memory belongs to a tenant like every other row since 0003: `tenant_id`
+is part of the primary key (memory ids are unique per tenant) and leads every
+index. The table is new, so no row needs the `default` tenant filled in and
+the column has no server default (0003's end state for the other tables).
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07 15:00:00
@@ -22,6 +27,7 @@ JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 def upgrade() -> None:
     op.create_table(
         "memories",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("memory_id", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("agent_id", sa.String(length=64), nullable=True),
@@ -29,21 +35,27 @@ def upgrade() -> None:
         sa.Column("topics", JSON_TYPE, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("memory_id", name=op.f("pk_memories")),
+        sa.PrimaryKeyConstraint("tenant_id", "memory_id", name=op.f("pk_memories")),
     )
     with op.batch_alter_table("memories", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_memories_user_id_created_at", ["user_id", "created_at"], unique=False
+            "ix_memories_tenant_id_user_id_created_at",
+            ["tenant_id", "user_id", "created_at"],
+            unique=False,
         )
         batch_op.create_index(
-            "ix_memories_agent_id_created_at", ["agent_id", "created_at"], unique=False
+            "ix_memories_tenant_id_agent_id_created_at",
+            ["tenant_id", "agent_id", "created_at"],
+            unique=False,
         )
-        batch_op.create_index("ix_memories_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_memories_tenant_id_created_at", ["tenant_id", "created_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("memories", schema=None) as batch_op:
-        batch_op.drop_index("ix_memories_created_at")
-        batch_op.drop_index("ix_memories_agent_id_created_at")
-        batch_op.drop_index("ix_memories_user_id_created_at")
+        batch_op.drop_index("ix_memories_tenant_id_created_at")
+        batch_op.drop_index("ix_memories_tenant_id_agent_id_created_at")
+        batch_op.drop_index("ix_memories_tenant_id_user_id_created_at")
     op.drop_table("memories")

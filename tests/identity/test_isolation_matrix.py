@@ -185,7 +185,7 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 async def populate(http: httpx.AsyncClient, callers: list[Caller]) -> None:
-    """Each tenant's agent and API key, each caller's session and run."""
+    """Each tenant's agent and API key, each caller's session, run and memory."""
     admins = {caller.tenant: caller for caller in callers if caller.user is None}
     for tenant, admin in admins.items():
         agent = {"id": f"helper-{tenant}", "name": "Helper", "model": "test:echo"}
@@ -204,6 +204,11 @@ async def populate(http: httpx.AsyncClient, callers: list[Caller]) -> None:
         assert run.json()["status"] == "completed"
         assert run.json()["user_id"] == caller.user
         caller.objects.update(run=run.json()["run_id"], session=run.json()["session_id"])
+        # A caller without a user remembers something of a user no other caller is.
+        body = {"user_id": caller.user or f"of-{caller.name}", "memory": f"{caller.name} was here"}
+        memory = await http.post("/v1/memories", json=body, headers=caller.headers)
+        assert memory.status_code == 201, memory.text
+        caller.objects.update(memory=memory.json()["memory_id"])
 
 
 async def snapshot_of(http: httpx.AsyncClient, caller: Caller) -> dict[str, Any]:
@@ -212,9 +217,13 @@ async def snapshot_of(http: httpx.AsyncClient, caller: Caller) -> dict[str, Any]
     run = (await http.get(f"/v1/runs/{objects['run']}", headers=caller.headers)).json()
     session = (await http.get(f"/v1/sessions/{objects['session']}", headers=caller.headers)).json()
     agent = (await http.get(f"/v1/agents/{objects['agent']}", headers=caller.headers)).json()
+    memory = (await http.get(f"/v1/memories/{objects['memory']}", headers=caller.headers)).json()
     for volatile in ("updated_at",):
         session.pop(volatile, None)
-    return {"run": run, "session": session, "agent": agent}
+    # The body checks tag the owner's own memory with agent ids, missing or not.
+    for volatile in ("updated_at", "agent_id"):
+        memory.pop(volatile, None)
+    return {"run": run, "session": session, "agent": agent, "memory": memory}
 
 
 def fill(template: str, values: dict[str, str]) -> str:
