@@ -82,6 +82,8 @@ class Session(Base):
         Index("ix_sessions_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),
         Index("ix_sessions_tenant_id_agent_id_created_at", "tenant_id", "agent_id", "created_at"),
         Index("ix_sessions_tenant_id_created_at", "tenant_id", "created_at"),
+        # The worker finds a run's session by id alone (migration 0006).
+        Index("ix_sessions_id", "id"),
     )
 
 
@@ -128,6 +130,7 @@ class Run(Base):
         Index("ix_runs_tenant_id_user_id_created_at", "tenant_id", "user_id", "created_at"),
         Index("ix_runs_tenant_id_status", "tenant_id", "status"),
         Index("ix_runs_tenant_id_id", "tenant_id", "id"),
+        Index("ix_runs_session_id_created_at", "session_id", "created_at"),
         Index("ix_runs_status_created_at", "status", "created_at"),
         Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_runs_created_at", "created_at"),
@@ -167,6 +170,7 @@ class SessionMessage(Base):
             ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
         ),
         Index("ix_session_messages_tenant_id_session_id_id", "tenant_id", "session_id", "id"),
+        Index("ix_session_messages_session_id_id", "session_id", "id"),
         Index("ix_session_messages_run_id", "run_id"),
     )
 
