@@ -13,7 +13,7 @@ import orjson
 
 from bench.report import markdown
 from bench.runner import Plan, run_plan
-from bench.workloads import POINTS, TARGETS, with_baselines, with_traced
+from bench.workloads import POINTS, TARGETS, with_baselines, with_keyed, with_traced
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -83,10 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--auth",
-        choices=["none", "key"],
+        choices=["none", "key", "both"],
         default="none",
-        help="agentd's credentials: none (loopback default) or key (API_KEYS set; runs are"
-        " sent with a stored key of a tenant)",
+        help="agentd's credentials: none (loopback default), key (API_KEYS set; runs are"
+        " sent with a stored key of a tenant), or both (each agentd target beside its"
+        " keyed twin, measured interleaved)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     return parser.parse_args(argv)
@@ -112,8 +113,9 @@ def select(args: argparse.Namespace) -> Plan:
     roots = [root.resolve() for root in args.baseline]
     two = (os.cpu_count() or 1) >= 2
     return Plan(
-        targets=with_traced(
-            with_baselines([t for t in TARGETS if t.key in keys], roots), args.tracing
+        targets=with_keyed(
+            with_traced(with_baselines([t for t in TARGETS if t.key in keys], roots), args.tracing),
+            args.auth == "both",
         ),
         points=points,
         quick=args.quick,

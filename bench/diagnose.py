@@ -62,8 +62,8 @@ def sql_census(port: int) -> dict[str, Any]:
 def census_delta(before: dict[str, Any], after: dict[str, Any], runs: int) -> dict[str, Any]:
     """Per run: statements and commits, by kind and by the agentd function issuing them."""
     out: dict[str, Any] = {}
-    for part in ("statements", "origins", "commits"):
-        old, new = before.get(part, {}), after[part]
+    for part in ("statements", "origins", "commits", "millis"):
+        old, new = before.get(part, {}), after.get(part, {})
         per_run = {k: (v - old.get(k, 0)) / runs for k, v in new.items() if v != old.get(k, 0)}
         out[part] = dict(sorted(per_run.items(), key=lambda kv: -kv[1]))
     out["statements_per_run"] = sum(out["statements"].values())
@@ -77,6 +77,8 @@ def describe_census(sql: dict[str, Any]) -> str:
         f"{sql['commits_per_run']:.1f} commits"
     ]
     lines += [f"      {n:6.2f}  {k}" for k, n in list(sql["origins"].items())[:25]]
+    lines += ["    statement ms per run by origin (issue to result, waiting included):"]
+    lines += [f"      {n:6.3f}  {k}" for k, n in list(sql.get("millis", {}).items())[:12]]
     lines += ["    commits per run by origin:"]
     lines += [f"      {n:6.2f}  {k}" for k, n in list(sql["commits"].items())[:12]]
     return "\n".join(lines)

@@ -295,19 +295,19 @@ def notes(data: dict[str, Any]) -> list[str]:
 
 # Tracing on may cost at most this much more server CPU per run than tracing off.
 TRACING_CPU_BAR = 0.15
+# A run sent with a stored tenant key may cost at most this much more server CPU.
+AUTH_CPU_BAR = 0.05
 
 
-def tracing_cost(data: dict[str, Any]) -> list[str]:
-    """With `--tracing`: each traced twin against its untraced target, point by
-    point (their passes interleaved): server CPU per run (held to
-    TRACING_CPU_BAR) and runs/s; then the spans each twin exported and dropped,
-    and what the sink received."""
+def twin_cost(data: dict[str, Any], suffix: str, bar: float, what: str) -> list[str]:
+    """Each twin target (key ending in `suffix`) against its plain target, point by
+    point (their passes interleaved): server CPU per run, held to `bar`, and runs/s."""
     results, names = data["results"], labels(data)
     lines: list[str] = []
     for key in results:
-        if not key.endswith("-traced"):
+        if not key.endswith(suffix):
             continue
-        plain = key.removesuffix("-traced")
+        plain = key.removesuffix(suffix)
         for point in POINTS:
             on = (results[key].get(point.key) or {}).get("median", {})
             off = (results.get(plain, {}).get(point.key) or {}).get("median", {})
@@ -315,24 +315,38 @@ def tracing_cost(data: dict[str, Any]) -> list[str]:
                 continue
             cpu = on["cpu_ms_per_run"] / off["cpu_ms_per_run"] - 1
             rate = on["runs_per_s"] / off["runs_per_s"] - 1
-            verdict = "holds" if cpu <= TRACING_CPU_BAR else "**missed**"
+            verdict = "holds" if cpu <= bar else "**missed**"
             lines.append(
                 f"| {names.get(key, key)} | {point.key} | {fmt(off['cpu_ms_per_run'])} ->"
                 f" {fmt(on['cpu_ms_per_run'])} ({cpu:+.1%}) | {verdict} |"
                 f" {fmt(off['runs_per_s'])} -> {fmt(on['runs_per_s'])} ({rate:+.1%}) |"
             )
-    if lines:
-        lines = [
-            f"| traced | point | server CPU ms/run, off -> on | <= +{TRACING_CPU_BAR:.0%} |"
-            " runs/s, off -> on |",
-            "|---|---|---:|---|---:|",
-            *lines,
-            "",
-        ]
+    if not lines:
+        return []
+    return [
+        f"| {what} | point | server CPU ms/run, plain -> {what} | <= +{bar:.0%} |"
+        f" runs/s, plain -> {what} |",
+        "|---|---|---:|---|---:|",
+        *lines,
+        "",
+    ]
+
+
+def tracing_cost(data: dict[str, Any]) -> list[str]:
+    """With `--tracing`: each traced twin against its untraced target (held to
+    TRACING_CPU_BAR); then the spans each twin exported and dropped, and what
+    the sink received."""
+    lines = twin_cost(data, "-traced", TRACING_CPU_BAR, "traced")
+    names = labels(data)
     for key, counts in (data["meta"].get("tracing_spans") or {}).items():
         listed = ", ".join(f"{name} {fmt(value)}" for name, value in counts.items())
         lines.append(f"- spans, {names.get(key, key)}: {listed}")
     return lines
+
+
+def auth_cost(data: dict[str, Any]) -> list[str]:
+    """With `--auth both`: each keyed twin against its target without credentials."""
+    return twin_cost(data, "-keyed", AUTH_CPU_BAR, "keyed")
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -367,6 +381,9 @@ def markdown(data: dict[str, Any]) -> str:
     traced = tracing_cost(data)
     if traced:
         head += ["## Tracing", "", *traced, ""]
+    keyed = auth_cost(data)
+    if keyed:
+        head += ["## Credentials", "", *keyed, ""]
     found = notes(data)
     if found:
         head += ["## Notes", "", *[ln if ln.startswith("  - ") else f"- {ln}" for ln in found], ""]

@@ -47,7 +47,9 @@ class Plan:
     profile: str | None  # py-spy output format, or None
     census: bool  # agentd with the SQL census (bench.sqlcensus)
     results_dir: Path
-    auth: str = "none"  # "key": API_KEYS set, runs sent with a stored tenant key
+    # "key": API_KEYS set, runs sent with a stored tenant key; "both": each agentd
+    # target also without (its keyed twin, `Target.keyed`, sends the key)
+    auth: str = "none"
 
     @property
     def seconds(self) -> float:
@@ -261,7 +263,7 @@ async def start_target(
         "OPENAI_API_KEY": "x",
         "LOG_LEVEL": "warning",
         "SEED_DEMO_AGENT": "false",
-        "API_KEYS": OPERATOR_KEY if plan.auth == "key" else "",
+        "API_KEYS": OPERATOR_KEY if keyed(target, plan) else "",
         "PYTHONUNBUFFERED": "1",
     }
     if target.traced and sink_url is not None:
@@ -295,7 +297,7 @@ async def start_target(
             await procs.drop_database(plan.pg_admin, database)
         raise
     live = Live(target, proc, port, fake, fake_url)
-    if target.agentd and plan.auth == "key":
+    if keyed(target, plan):
         live.key = tenant_key(port)
     if target.agentd:
         for body in agent_definitions():
@@ -308,6 +310,11 @@ async def start_target(
 
 
 OPERATOR_KEY = "bench-operator-key"
+
+
+def keyed(target: Target, plan: Plan) -> bool:
+    """Whether `target` is served with `API_KEYS` and sent a stored tenant key."""
+    return target.agentd and (target.keyed or plan.auth == "key")
 
 
 def tenant_key(port: int) -> str:

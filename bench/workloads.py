@@ -121,7 +121,8 @@ POINTS: tuple[Point, ...] = (
 class Target:
     """A server to measure. `database` is agentd's (`sqlite` or `pg`); `root`, the
     checkout whose `app` package it serves (None: this one); `traced`, whether it
-    exports every run's spans to the benchmark's OTLP sink."""
+    exports every run's spans to the benchmark's OTLP sink; `keyed`, whether its
+    runs are sent with a stored API key of a tenant (`API_KEYS` set)."""
 
     key: str
     label: str
@@ -129,6 +130,7 @@ class Target:
     database: str | None = None
     root: Path | None = None
     traced: bool = False
+    keyed: bool = False
 
 
 TARGETS: tuple[Target, ...] = (
@@ -173,6 +175,22 @@ def with_traced(targets: list[Target], traced: bool) -> list[Target]:
             out.append(
                 replace(
                     target, key=f"{target.key}-traced", label=f"{target.label}, traced", traced=True
+                )
+            )
+    return out
+
+
+def with_keyed(targets: list[Target], keyed: bool) -> list[Target]:
+    """`targets`, and when `keyed`, each agentd target of this checkout (traced
+    twins aside) followed by its keyed twin: the same agentd with `API_KEYS` set,
+    sent every run with a stored key of a tenant, key `pg-keyed`."""
+    out: list[Target] = []
+    for target in targets:
+        out.append(target)
+        if keyed and target.agentd and target.root is None and not target.traced:
+            out.append(
+                replace(
+                    target, key=f"{target.key}-keyed", label=f"{target.label}, keyed", keyed=True
                 )
             )
     return out

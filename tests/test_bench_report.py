@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.calls import diff
 from bench.report import (
     BARS,
     against_baselines,
+    auth_cost,
     labels,
     markdown,
     measure_bar,
@@ -15,7 +17,7 @@ from bench.report import (
     targets,
     tracing_cost,
 )
-from bench.workloads import TARGETS, with_baselines, with_traced
+from bench.workloads import TARGETS, with_baselines, with_keyed, with_traced
 
 
 def entry(*, errors: int = 0, discarded_errors: int | None = None, **median: float) -> Any:
@@ -194,3 +196,41 @@ def test_the_report_gives_each_traced_twins_cost_against_its_bar() -> None:
     assert lines[-1] == "- spans, agentd PostgreSQL, traced: exported 900, dropped_queue_full 0"
     assert "## Tracing" in markdown(data)
     assert tracing_cost(run_with_baseline()) == []
+
+
+def test_a_keyed_twin_follows_each_agentd_target_of_this_checkout_and_is_held_to_its_bar() -> None:
+    chosen = with_traced([t for t in TARGETS if t.key in ("floor", "sqlite")], True)
+    assert with_keyed(chosen, False) == chosen
+    assert [(t.key, t.keyed) for t in with_keyed(chosen, True)] == [
+        ("floor", False),
+        ("sqlite", False),
+        ("sqlite-keyed", True),
+        ("sqlite-traced", False),  # a traced twin gets no keyed twin
+    ]
+    data = run_with_baseline()
+    data["results"]["pg-keyed"] = {
+        "W1-c32": entry(runs_per_s=255.0, cpu_ms_per_run=1.56),  # +4%
+        "W2-c32": entry(runs_per_s=95.0, cpu_ms_per_run=2.75),  # +10%
+    }
+    data["results"]["pg"]["W2-c32"] = entry(runs_per_s=100.0, cpu_ms_per_run=2.5)
+    data["meta"]["labels"]["pg-keyed"] = "agentd PostgreSQL, keyed"
+    assert auth_cost(data)[2:4] == [
+        "| agentd PostgreSQL, keyed | W1-c32 | 1.50 -> 1.56 (+4.0%) | holds | 260 -> 255 (-1.9%) |",
+        "| agentd PostgreSQL, keyed | W2-c32 | 2.50 -> 2.75 (+10.0%) | **missed** |"
+        " 100 -> 95 (-5.0%) |",
+    ]
+    assert "## Credentials" in markdown(data)
+    assert auth_cost(run_with_baseline()) == []
+
+
+def test_the_call_count_diff_lists_the_functions_that_changed_most_first() -> None:
+    def counted(auth: str, functions: dict[str, float]) -> dict[str, Any]:
+        total = sum(functions.values())
+        return {"point": "W1-c32", "target": "sqlite", "auth": auth, "calls_per_run": total,
+                "other_cpu_ms_per_run": 1.0, "functions": functions}  # fmt: skip
+
+    a = counted("none", {"f (app/x.py:1)": 10.0, "g (app/y.py:2)": 5.0, "same (z:1)": 3.0})
+    b = counted("key", {"f (app/x.py:1)": 11.0, "g (app/y.py:2)": 1.0, "same (z:1)": 3.0})
+    lines = diff(a, b, top=10).splitlines()
+    assert "(0.833x)" in lines[1]
+    assert lines[3:] == ["       -4.0  g (app/y.py:2)", "       +1.0  f (app/x.py:1)"]

@@ -23,7 +23,7 @@ from app.routing import StrictJSONRoute
 from app.runs.deps import run_service
 from app.runs.records import output_of
 from app.runs.schemas import RunContinue
-from app.runs.service import RunService
+from app.runs.service import Answered, RunService
 from app.runs.sse import translated_stream
 from app.tables import Run
 
@@ -106,7 +106,7 @@ async def run_agent(
     # The same input again (a retry that got no frame) answers the run it started,
     # whose stream is then sent from the start; another input with its runId is 409.
     started = await runs.create(agent_id, body, extras)
-    return _stream(request, runs, agent_input, started.run.id, 0)
+    return _stream(request, runs, agent_input, started.run, 0)
 
 
 async def _resume(
@@ -129,7 +129,7 @@ async def _continue(
 ) -> StarletteResponse:
     announced = {decision.tool_call_id for decision in body.tools}
     run = await runs.continue_(paused.id, body)
-    return _stream(request, runs, agent_input, run.id, run.last_seq, announced=announced)
+    return _stream(request, runs, agent_input, run, run.last_seq, announced=announced)
 
 
 async def _paused_on(
@@ -180,9 +180,9 @@ async def _reconnect(
     stream = _translation(runs, agent_input, run.id, resume_after=last_event_id)
     if run.status not in TERMINAL_STATUSES and run.status != "paused":
         ping = request.app.state.settings.sse_ping_seconds
-        return translated_stream(runs, run.id, 0, stream, ping=ping)
+        return translated_stream(runs, run, 0, stream, ping=ping)
     rest = []
-    batches = runs.follow(run.id, 0)
+    batches = runs.follow(run, 0)
     async with aclosing(batches):
         async for batch in batches:
             rest.append(stream.frames(batch))
@@ -199,13 +199,13 @@ def _stream(
     request: Request,
     runs: RunService,
     agent_input: RunAgentInput,
-    run_id: str,
+    run: Answered,
     after: int,
     announced: set[str] | None = None,
 ) -> StarletteResponse:
-    stream = _translation(runs, agent_input, run_id, announced=announced)
+    stream = _translation(runs, agent_input, run.id, announced=announced)
     ping = request.app.state.settings.sse_ping_seconds
-    return translated_stream(runs, run_id, after, stream, ping=ping)
+    return translated_stream(runs, run, after, stream, ping=ping)
 
 
 def _translation(

@@ -41,7 +41,7 @@ from app.openai_compat.schemas import ChatCompletionRequest
 from app.openai_compat.wire import payload, unix_seconds
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.schemas import RunExtras
-from app.runs.service import RunService
+from app.runs.service import RunRef, RunService
 from app.runs.sse import translated_stream
 from app.tables import Run
 
@@ -156,8 +156,8 @@ async def create_chat_completion(request: Request, body: ChatCompletionRequest) 
             unix_seconds(run.created_at),
             include_usage=bool(options and options.include_usage),
         )
-        return translated_stream(runs, run.id, 0, chunks, ping=_ping(request))
-    output = await runs.wait(run.id, 0, cancel_if_abandoned=False)
+        return translated_stream(runs, run, 0, chunks, ping=_ping(request))
+    output = await runs.wait(run, 0, cancel_if_abandoned=False)
     return _json(chat.completion(output))
 
 
@@ -180,10 +180,10 @@ async def create_response(request: Request, body: ResponseCreateRequest) -> Resp
     )
     if body.stream:
         events = ResponseEvents(shape, runs)
-        return translated_stream(runs, run.id, 0, events, ping=_ping(request))
+        return translated_stream(runs, run, 0, events, ping=_ping(request))
     if body.background:
         return _json(shape.response("in_progress" if started.launch else "queued"))
-    return _json(await _replayed(runs, run.id, shape))
+    return _json(await _replayed(runs, run, shape))
 
 
 @router.get(
@@ -205,7 +205,7 @@ async def retrieve_response(
     if stream:
         after = -1 if starting_after is None else starting_after
         events = ResponseEvents(shape, runs, after=after)
-        return translated_stream(runs, run.id, 0, events, ping=_ping(request))
+        return translated_stream(runs, run, 0, events, ping=_ping(request))
     return _json(await _current(runs, run, shape))
 
 
@@ -233,13 +233,13 @@ async def _current(runs: RunService, run: Run, shape: ResponseShape) -> OpenAIRe
         return shape.response("queued")
     if run.status == "running":
         return shape.response("in_progress")
-    return await _replayed(runs, run.id, shape)
+    return await _replayed(runs, run, shape)
 
 
-async def _replayed(runs: RunService, run_id: str, shape: ResponseShape) -> OpenAIResponse:
+async def _replayed(runs: RunService, run: RunRef, shape: ResponseShape) -> OpenAIResponse:
     """The Response of a run followed to its end (or pause) through its events."""
     events = ResponseEvents(shape, runs, after=NOTHING_SENT)
-    async for batch in runs.follow(run_id, 0):
+    async for batch in runs.follow(run, 0):
         events.frames(batch)
     await events.settle()
     return events.response()

@@ -73,8 +73,10 @@ class Continued:
     last_seq: int
 
 
-# A run this service answered (its reach checked), or a run id to check.
-RunRef = str | Run | NewRun | Continued
+# A run this service answered (its reach checked).
+Answered = Run | NewRun | Continued
+# That, or a run id to check.
+RunRef = str | Answered
 
 
 class RunService:

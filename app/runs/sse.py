@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sse_starlette.sse import AppStatus
 
-from app.engine.events import CONTENT_EVENTS
+from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
 from app.runs.service import RunRef, RunService
 from app.sse_response import EventStreamResponse
 from app.worker.bus import Frame
@@ -66,20 +66,25 @@ def event_stream(
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
+        # The retry hint goes with the first frames (or the first ping): each
+        # write is a send to the socket of its own.
+        hint = b"retry: %d\n\n" % RETRY_MS
         try:
-            yield b"retry: %d\n\n" % RETRY_MS
             sent_at = time.monotonic()
             async for batch in batches:
                 # One write per batch: fewer sends for the same bytes.
                 if content_only:
                     batch = [frame for frame in batch if frame.event in CONTENT_EVENTS]
                 if batch:
-                    yield b"".join(frame.sse for frame in batch)
+                    yield hint + b"".join(frame.sse for frame in batch)
                 elif time.monotonic() - sent_at >= ping:
-                    yield PING
+                    yield hint + PING
                 else:
                     continue
+                hint = b""
                 sent_at = time.monotonic()
+            if hint:
+                yield hint
             finished = True
         finally:
             if not finished and not server_stopping() and on_disconnect is not None:
@@ -107,7 +112,7 @@ class Translation(Protocol):
 
 def translated_stream(
     runs: RunService,
-    run_id: str,
+    run: RunRef,
     after: int,
     translation: Translation,
     *,
@@ -115,27 +120,33 @@ def translated_stream(
     headers: Mapping[str, str] | None = None,
 ) -> EventStreamResponse:
     """The run's events after `after`, as `translation` says them; pings and
-    shutdown as in `event_stream`."""
-    batches = runs.follow(run_id, after, stopping=server_stopping, idle=ping)
+    shutdown as in `event_stream`. `run` as `RunService.follow` takes it: a run
+    the service just answered costs no read."""
+    batches = runs.follow(run, after, stopping=server_stopping, idle=ping)
 
     async def body() -> AsyncIterator[bytes]:
-        opening = translation.opening()
-        if opening:
-            yield opening
+        # The opening goes with the first frames, and the closing with the last
+        # when the batch ends the stream: each write is a send of its own.
+        pending = translation.opening()
+        closed = False
         sent_at = time.monotonic()
         async with aclosing(batches):
             async for batch in batches:
-                data = translation.frames(batch) if batch else b""
+                data = pending + translation.frames(batch) if batch else pending
+                if translation.done or (batch and batch[-1].event in TERMINAL_EVENTS):
+                    data += await translation.closing()
+                    closed = True
                 if data:
                     yield data
-                    sent_at = time.monotonic()
+                    pending, sent_at = b"", time.monotonic()
                 elif time.monotonic() - sent_at >= ping:
                     yield PING
                     sent_at = time.monotonic()
-                if translation.done:
+                if closed:
                     break
-        closing = await translation.closing()
-        if closing:
-            yield closing
+        if not closed:
+            data = pending + await translation.closing()
+            if data:
+                yield data
 
     return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT, headers=headers)

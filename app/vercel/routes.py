@@ -18,7 +18,7 @@ from app.routing import StrictJSONRoute
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.records import output_of
 from app.runs.schemas import SESSION_ID_PATTERN
-from app.runs.service import RunService
+from app.runs.service import Answered, RunService
 from app.runs.sse import translated_stream
 from app.vercel.schemas import ChatRequest, answered_calls, decisions, run_request
 from app.vercel.stream import HEADERS, UIMessageStream
@@ -71,10 +71,10 @@ async def chat(request: Request, body: ChatRequest, agent_id: AgentPath) -> Star
             if any(requirement.tool_call_id in answered for requirement in requirements):
                 resumed = await runs.continue_(run.id, decisions(requirements, answered))
                 known = {requirement.tool_call_id for requirement in requirements}
-                return _stream(request, runs, run.id, resumed.last_seq, known)
+                return _stream(request, runs, resumed, resumed.last_seq, known)
     run_body, extras = run_request(body)
     started = await runs.create(agent_id, run_body, extras)
-    return _stream(request, runs, started.run.id, 0)
+    return _stream(request, runs, started.run, 0)
 
 
 @router.get(
@@ -98,13 +98,17 @@ async def resume_chat(
             limit=1, before=None, agent_id=agent_id, session_id=chat_id, status=state
         )
         if active:
-            return _stream(request, runs, active[0].id, 0)
+            return _stream(request, runs, active[0], 0)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _stream(
-    request: Request, runs: RunService, run_id: str, after: int, known: set[str] | None = None
+    request: Request,
+    runs: RunService,
+    run: Answered,
+    after: int,
+    known: set[str] | None = None,
 ) -> StarletteResponse:
     ping = request.app.state.settings.sse_ping_seconds
-    stream = UIMessageStream(run_id, announced=known)
-    return translated_stream(runs, run_id, after, stream, ping=ping, headers=HEADERS)
+    stream = UIMessageStream(run.id, announced=known)
+    return translated_stream(runs, run, after, stream, ping=ping, headers=HEADERS)
