@@ -14,7 +14,7 @@ from app.deps import NotifierDep, SessionDep
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import problems
 from app.notify import Notifier
-from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.routing import StrictJSONRoute
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], route_class=StrictJSONRoute)
@@ -54,10 +54,11 @@ async def list_agents(
 ) -> Page[AgentRead]:
     """Agents ordered by id."""
     after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = await repository.list_page(session, limit=limit + 1, after=after)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor([rows[-1].id]) if more else None
+    rows, next_cursor = page_of(
+        await repository.list_page(session, limit=limit + 1, after=after),
+        limit,
+        lambda row: [row.id],
+    )
     return Page(data=[service.to_read(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -76,10 +77,11 @@ async def list_versions(
     """Every saved version of the agent, newest first (each PATCH made one)."""
     await service.get(session, agent_id)
     before = decode_cursor(cursor, int)[0] if cursor else None
-    rows = await repository.list_versions(session, agent_id, limit=limit + 1, before=before)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor([rows[-1].version]) if more else None
+    rows, next_cursor = page_of(
+        await repository.list_versions(session, agent_id, limit=limit + 1, before=before),
+        limit,
+        lambda row: [row.version],
+    )
     return Page(data=[service.version_read(row) for row in rows], next_cursor=next_cursor)
 
 

@@ -18,7 +18,7 @@ from app.identity.keys import hash_key, new_key
 from app.identity.schemas import TENANT_ID_PATTERN, ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from app.ids import new_id
 from app.notify import Notifier
-from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.pagination import INVALID_PAGE, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.principal import ADMIN
 from app.routing import StrictJSONRoute
 from app.tables import ApiKey
@@ -70,7 +70,7 @@ async def create_api_key(
     return ApiKeyCreated(**_read(stored).model_dump(), key=key)
 
 
-@router.get("", responses=problems({422: "Invalid filter or cursor."}))
+@router.get("", responses=INVALID_PAGE)
 async def list_api_keys(
     session: SessionDep,
     tenant_id: Annotated[str | None, Query(pattern=TENANT_ID_PATTERN)] = None,
@@ -79,10 +79,11 @@ async def list_api_keys(
 ) -> Page[ApiKeyRead]:
     """The keys this principal manages, oldest first, without the keys themselves."""
     after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = await repository.list_page(session, limit=limit + 1, after=after, tenant_id=tenant_id)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor([rows[-1].id]) if more else None
+    rows, next_cursor = page_of(
+        await repository.list_page(session, limit=limit + 1, after=after, tenant_id=tenant_id),
+        limit,
+        lambda row: [row.id],
+    )
     return Page(data=[_read(row) for row in rows], next_cursor=next_cursor)
 
 

@@ -3,7 +3,6 @@ edit, delete."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -15,12 +14,13 @@ from app.ids import new_id
 from app.memories import repository
 from app.memories.schemas import MemoryCreate, MemoryRead, MemoryUpdate
 from app.pagination import (
+    INVALID_PAGE,
     CursorQuery,
     LimitQuery,
     Page,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
+    decode_time_cursor,
+    page_of,
+    time_key,
 )
 from app.routing import StrictJSONRoute
 from app.tables import UserMemory
@@ -50,18 +50,7 @@ async def _get(session: SessionDep, memory_id: str) -> UserMemory:
     return row
 
 
-def _decode(cursor: str) -> tuple[datetime, str]:
-    created, last_id = decode_cursor(cursor, str, str)
-    try:
-        moment = datetime.fromisoformat(created)
-    except ValueError:
-        raise invalid_cursor() from None
-    if moment.tzinfo is None:
-        raise invalid_cursor()
-    return moment, last_id
-
-
-@router.get("", responses=problems({422: "Invalid filter or cursor."}))
+@router.get("", responses=INVALID_PAGE)
 async def list_memories(
     session: SessionDep,
     user_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -71,15 +60,13 @@ async def list_memories(
     cursor: CursorQuery = None,
 ) -> Page[MemoryRead]:
     """Memories, newest first; `topic` keeps those tagged with it."""
-    before = _decode(cursor) if cursor else None
-    rows = await repository.list_page(
-        session, limit=limit + 1, before=before, user_id=user_id, agent_id=agent_id, topic=topic
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    next_cursor = (
-        encode_cursor([last.created_at.isoformat(), last.memory_id]) if more and last else None
+    before = decode_time_cursor(cursor) if cursor else None
+    rows, next_cursor = page_of(
+        await repository.list_page(
+            session, limit=limit + 1, before=before, user_id=user_id, agent_id=agent_id, topic=topic
+        ),
+        limit,
+        lambda row: time_key(row.created_at, row.memory_id),
     )
     return Page(data=[_read(row) for row in rows], next_cursor=next_cursor)
 

@@ -15,7 +15,7 @@ from app.engine import jsontext
 from app.engine.output import TERMINAL_STATUSES, RunOutput, RunStatus
 from app.engine.spec import AGENT_ID_PATTERN
 from app.errors import ValidationFailed, problems
-from app.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from app.pagination import INVALID_PAGE, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.routing import StrictJSONRoute
 from app.runs.deps import RunServiceDep, run_service
 from app.runs.records import NO_EXTRAS, output_of
@@ -213,7 +213,7 @@ async def get_run(runs: RunServiceDep, run_id: RunIdPath) -> RunOutput:
     return await runs.output(run_id)
 
 
-@router.get("/v1/runs", responses=problems({422: "Invalid filter or cursor."}))
+@router.get("/v1/runs", responses=INVALID_PAGE)
 async def list_runs(
     runs: RunServiceDep,
     agent_id: str | None = None,
@@ -225,20 +225,22 @@ async def list_runs(
 ) -> Page[RunOutput]:
     """Runs, newest first, filtered by agent, session, user and status."""
     before = decode_cursor(cursor, str)[0] if cursor else None
-    rows = await runs.list_runs(
-        limit=limit + 1,
-        before=before,
-        agent_id=agent_id,
-        session_id=session_id,
-        user_id=user_id,
-        status=status_,
+    rows, next_cursor = page_of(
+        await runs.list_runs(
+            limit=limit + 1,
+            before=before,
+            agent_id=agent_id,
+            session_id=session_id,
+            user_id=user_id,
+            status=status_,
+        ),
+        limit,
+        lambda row: [row.id],
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     data = [output_of(row) for row in rows]
     for item in data:
         item.messages = []  # the list stays light: GET /v1/runs/{id} has them
-    return Page(data=data, next_cursor=encode_cursor([rows[-1].id]) if more else None)
+    return Page(data=data, next_cursor=next_cursor)
 
 
 @router.get(

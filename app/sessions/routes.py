@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
@@ -11,12 +10,13 @@ from app.db import utcnow
 from app.deps import SessionDep
 from app.errors import SessionBusy, SessionNotFound, problems
 from app.pagination import (
+    INVALID_PAGE,
     CursorQuery,
     LimitQuery,
     Page,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
+    decode_time_cursor,
+    page_of,
+    time_key,
 )
 from app.routing import StrictJSONRoute
 from app.sessions import repository
@@ -64,18 +64,7 @@ async def _get(session: SessionDep, session_id: str) -> Session:
     return stored
 
 
-def _decode_session_cursor(cursor: str) -> tuple[datetime, str]:
-    created, last_id = decode_cursor(cursor, str, str)
-    try:
-        moment = datetime.fromisoformat(created)
-    except ValueError:
-        raise invalid_cursor() from None
-    if moment.tzinfo is None:  # ours carry their offset: compared with stored UTC times
-        raise invalid_cursor()
-    return moment, last_id
-
-
-@router.get("", responses=problems({422: "Invalid filter or cursor."}))
+@router.get("", responses=INVALID_PAGE)
 async def list_sessions(
     session: SessionDep,
     user_id: str | None = None,
@@ -84,15 +73,15 @@ async def list_sessions(
     cursor: CursorQuery = None,
 ) -> Page[SessionRead]:
     """Sessions, newest first."""
-    before = _decode_session_cursor(cursor) if cursor else None
-    rows = await repository.list_page(
-        session, limit=limit + 1, before=before, user_id=user_id, agent_id=agent_id
+    before = decode_time_cursor(cursor) if cursor else None
+    rows, next_cursor = page_of(
+        await repository.list_page(
+            session, limit=limit + 1, before=before, user_id=user_id, agent_id=agent_id
+        ),
+        limit,
+        lambda row: time_key(row.created_at, row.id),
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    data = [await _read(session, row) for row in rows]
-    next_cursor = encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
-    return Page(data=data, next_cursor=next_cursor)
+    return Page(data=[await _read(session, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/{session_id}", responses=NOT_FOUND)

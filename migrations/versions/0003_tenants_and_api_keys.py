@@ -4,8 +4,8 @@ Every agent, agent version, session, run, session message, pending cancel and
 idempotency key gets a `tenant_id` (existing rows: `default`); agent and
 session ids, the run ids of pending cancels and idempotency keys become unique
 per tenant (part of the primary key), so the references to agents and sessions
-carry the tenant. API keys are stored as hashes. (Memories will get a
-tenant_id the same way.)
+carry the tenant. API keys are stored as hashes. The memories table does not
+exist yet: 0004 creates it with its `tenant_id`.
 
 On SQLite the tables are rebuilt (batch mode) with foreign keys off, as
 `app.migrate` runs every migration there.

@@ -158,6 +158,24 @@ async def test_a_stored_key_is_shown_once_and_only_its_hash_is_kept(
     assert (await http.get("/v1/agents", headers=bearer(key))).status_code == 200
 
 
+async def test_stored_keys_page_oldest_first(http: httpx.AsyncClient) -> None:
+    ids = [(await store_key(http, "acme", ["agents:read"], f"u{n}"))["id"] for n in range(3)]
+    seen: list[str] = []
+    cursors: list[str | None] = []
+    params: dict[str, str | int] = {"limit": 2}
+    while True:
+        page = (await http.get("/v1/api-keys", params=params, headers=bearer(OPERATOR_KEY))).json()
+        seen += [item["id"] for item in page["data"]]
+        cursors.append(page["next_cursor"])
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == ids
+    assert len(cursors) == 2 and cursors[-1] is None
+    bad = await http.get("/v1/api-keys?cursor=WzFd", headers=bearer(OPERATOR_KEY))  # [1]
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
 async def test_a_deleted_key_is_refused_at_once(http: httpx.AsyncClient) -> None:
     created = await store_key(http, "acme", ["agents:read"])
     key = bearer(created["key"])

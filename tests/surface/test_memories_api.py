@@ -123,9 +123,19 @@ async def test_bad_bodies_are_422_and_change_nothing(
     assert await snapshot(db_engine) == before
 
 
-async def test_bad_cursor_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/memories", params={"cursor": "nope"})
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "nope",
+        "WyIyMDIwLTAxLTAxIiwieCJd",  # ["2020-01-01", "x"]: no offset
+        "WyJzb29uIiwieCJd",  # ["soon", "x"]: no time
+        "WzEsIngiXQ",  # [1, "x"]
+    ],
+)
+async def test_bad_cursor_is_422(client: httpx.AsyncClient, cursor: str) -> None:
+    response = await client.get("/v1/memories", params={"cursor": cursor})
     assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
 
 
 async def test_a_memory_agent_remembers_the_user_across_sessions(

@@ -15,7 +15,10 @@ const runtime = new CopilotRuntime({
   agents: {
     default: new HttpAgent({
       url: `${AGENTD_URL}/v1/agents/${AGENT_ID}/agui`,
-      // With API_KEYS set on agentd: headers: { Authorization: `Bearer ${process.env.AGENTD_KEY}` },
+      // agentd serves a caller on its own host without credentials only while it has none
+      // configured (no API_KEYS, JWT_* or stored keys). Otherwise, or from another host, send
+      // a stored key (agk_...) or a token with the runs:write scope:
+      // headers: { Authorization: `Bearer ${process.env.AGENTD_KEY}` },
     }),
   },
 });
