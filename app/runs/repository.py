@@ -281,6 +281,20 @@ class _HoldAndInsert:
         )
         self.sqlite_take = _take_free(_agent_unchanged())
         self.insert_run = insert(RUNS)
+        # With a client-chosen id, first: whether a run has the id (in any
+        # tenant), and when a cancel for it was kept in the run's tenant.
+        run_id = bindparam("r_id", type_=RUNS.c.id.type)
+        kept_cancel = select(CANCELS.c.created_at).where(
+            CANCELS.c.tenant_id == bindparam("r_tenant_id", type_=CANCELS.c.tenant_id.type),
+            CANCELS.c.run_id == run_id,
+        )
+        self.sqlite_chosen = select(
+            exists().where(RUNS.c.id == run_id), kept_cancel.scalar_subquery()
+        )
+        self.sqlite_use_cancel = delete(CANCELS).where(
+            CANCELS.c.tenant_id == bindparam("r_tenant_id", type_=CANCELS.c.tenant_id.type),
+            CANCELS.c.run_id == run_id,
+        )
 
 
 _HOLD_AND_INSERT = _HoldAndInsert()
@@ -367,15 +381,19 @@ async def hold_and_insert(
         statement = hold_and_insert_statement(chosen_id=chosen_id)
         return hold_and_insert_outcome(await statement.first(db, params))
     statements = _HOLD_AND_INSERT
-    if chosen_id and await run_exists(db, run_id):
-        return ID_TAKEN
+    kept_cancel = None
+    if chosen_id:
+        taken, kept_cancel = (await db.execute(statements.sqlite_chosen, params)).one()
+        if taken:
+            return ID_TAKEN
     created = bool((await db.execute(statements.sqlite_create, params)).rowcount)
     if not created and not (await db.execute(statements.sqlite_take, params)).rowcount:
         return None
     run = {name: params[f"r_{name}"] for name in NEW_RUN_COLUMNS}
-    cancelled = chosen_id and await take_cancel(
-        db, run["tenant_id"], run_id, now=params["c_since"] + CANCEL_KEPT
-    )
+    cancelled = False
+    if kept_cancel is not None:  # used up, however old
+        await db.execute(statements.sqlite_use_cancel, params)
+        cancelled = kept_cancel > params["c_since"]
     run["cancel_requested"] = run["cancel_requested"] or cancelled
     await db.execute(statements.insert_run, run)
     return Held(created, cancelled)
