@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
@@ -36,8 +36,11 @@ from app.errors import (
 )
 from app.identity.keys import PREFIX, StoredKeys
 from app.identity.scopes import AUTHENTICATED, ScopeMap
-from app.identity.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 from app.principal import ADMIN, OPERATOR, Principal
+
+if TYPE_CHECKING:
+    # PyJWT loads cryptography (about 10 MB): imported only when tokens are configured.
+    from app.identity.tokens import TokenVerifier
 
 log = logging.getLogger("agentd.identity")
 
@@ -72,10 +75,14 @@ class Authenticator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
-        jwt_configured = bool(settings.jwt_secret or settings.jwt_jwks_url)
+        tokens = None
+        if settings.jwt_secret or settings.jwt_jwks_url:
+            from app.identity.tokens import TokenVerifier
+
+            tokens = TokenVerifier(settings)
         return cls(
             operator_keys=[key.get_secret_value().encode() for key in settings.api_keys],
-            tokens=TokenVerifier(settings) if jwt_configured else None,
+            tokens=tokens,
             disabled=settings.auth_disabled,
         )
 
@@ -101,7 +108,9 @@ class Authenticator:
             if found is None:
                 raise Unauthorized("The API key is unknown or was revoked.")
             return found
-        if self.tokens is not None and looks_like_jwt(token):
+        if self.tokens is not None and token.count(".") == 2:  # a JWT's three parts
+            from app.identity.tokens import InvalidToken
+
             try:
                 return await self.tokens.principal(token)
             except InvalidToken as exc:

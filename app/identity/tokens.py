@@ -40,10 +40,6 @@ class InvalidToken(Exception):
     """The token is not accepted; the message says why (safe to show)."""
 
 
-def looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2
-
-
 class TokenVerifier:
     """`key_set_lifespan`: how long the published keys are used before they are
     fetched again; `key_set_cooldown`: how soon after a fetch a token with an

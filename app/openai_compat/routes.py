@@ -34,7 +34,6 @@ from app.openai_compat.errors import (
     from_app_error,
     model_not_found,
 )
-from app.openai_compat.response_events import NOTHING_SENT, ResponseEvents
 from app.openai_compat.responses import ResponseShape
 from app.openai_compat.responses_schemas import ResponseCreateRequest
 from app.openai_compat.schemas import ChatCompletionRequest
@@ -179,6 +178,11 @@ async def create_response(request: Request, body: ResponseCreateRequest) -> Resp
         run, background=bool(body.background), previous_response_id=body.previous_response_id
     )
     if body.stream:
+        # Imported on the first Responses request: its templates build the SDK's
+        # validators for `Response` (about 10 MB), which a service nobody asks for
+        # Responses is spared.
+        from app.openai_compat.response_events import ResponseEvents
+
         events = ResponseEvents(shape, runs)
         return translated_stream(runs, run, 0, events, ping=_ping(request))
     if body.background:
@@ -204,6 +208,8 @@ async def retrieve_response(
     shape = ResponseShape.of(run)
     if stream:
         after = -1 if starting_after is None else starting_after
+        from app.openai_compat.response_events import ResponseEvents  # (see above)
+
         events = ResponseEvents(shape, runs, after=after)
         return translated_stream(runs, run, 0, events, ping=_ping(request))
     return _json(await _current(runs, run, shape))
@@ -238,6 +244,8 @@ async def _current(runs: RunService, run: Run, shape: ResponseShape) -> OpenAIRe
 
 async def _replayed(runs: RunService, run: RunRef, shape: ResponseShape) -> OpenAIResponse:
     """The Response of a run followed to its end (or pause) through its events."""
+    from app.openai_compat.response_events import NOTHING_SENT, ResponseEvents  # (see above)
+
     events = ResponseEvents(shape, runs, after=NOTHING_SENT)
     async for batch in runs.follow(run, 0):
         events.frames(batch)
