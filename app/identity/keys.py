@@ -45,6 +45,9 @@ class StoredKeys:
         self._found: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Principal | None]] = {}
         self._any: tuple[float, bool] | None = None
+        self._any_loading: asyncio.Future[bool] | None = None
+        # Counts the notices: a read begun before one stores nothing it found.
+        self._generation = 0
 
     async def principal(self, key: str) -> Principal | None:
         """The principal of a stored key; None when no such key is stored."""
@@ -56,36 +59,59 @@ class StoredKeys:
         if loading is None:  # one read for every request that missed meanwhile
             loading = asyncio.ensure_future(self._load(digest))
             self._loading[digest] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(digest, None))
+            loading.add_done_callback(lambda done: self._loaded(digest, done))
         return await asyncio.shield(loading)
 
     async def _load(self, digest: str) -> Principal | None:
+        generation = self._generation
         async with self._maker() as session:
             row = await repository.by_hash(session, digest)
         found = None
         if row is not None:
             found = Principal(row.tenant_id, row.user_id, frozenset(row.scopes))
+        if generation != self._generation:
+            return found
         self._found[digest] = (time.monotonic() + self.ttl, found)
         self._found.move_to_end(digest)
         if len(self._found) > CACHE_SIZE:
             self._found.popitem(last=False)
         return found
 
+    def _loaded(self, digest: str, loading: asyncio.Future[Principal | None]) -> None:
+        if self._loading.get(digest) is loading:
+            del self._loading[digest]
+
     async def any_stored(self) -> bool:
         cached = self._any
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        loading = self._any_loading
+        if loading is None:  # one read for every request that missed meanwhile
+            loading = self._any_loading = asyncio.ensure_future(self._load_any())
+            loading.add_done_callback(self._loaded_any)
+        return await asyncio.shield(loading)
+
+    async def _load_any(self) -> bool:
+        generation = self._generation
         async with self._maker() as session:
             found = await repository.any_stored(session)
-        self._any = (time.monotonic() + self.ttl, found)
+        if generation == self._generation:
+            self._any = (time.monotonic() + self.ttl, found)
         return found
+
+    def _loaded_any(self, loading: asyncio.Future[bool]) -> None:
+        if self._any_loading is loading:
+            self._any_loading = None
 
     def on_control(self, kind: str, payload: str) -> None:
         """A Notifier control handler: `api_key:<hash>` (deleted), `api_key:`
         (created) or `api_key:*` (anything may have changed)."""
         if kind != "api_key":
             return
-        self._any = None
+        # Reads under way may have read before the change: later requests read anew.
+        self._generation += 1
+        self._any, self._any_loading = None, None
+        self._loading.clear()
         if payload == EVERY_KEY:
             self._found.clear()
         elif payload:
