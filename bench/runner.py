@@ -187,42 +187,68 @@ async def one_pass(live: Live, plan: Plan, point: Point, runs: int, label: str) 
         discarded.append(summary)
 
 
-async def bench_point(lives: list[Live], plan: Plan, point: Point) -> dict[str, dict[str, Any]]:
-    """Every target at one point, their passes interleaved (pass 1 of each target,
-    then pass 2, ...): a machine whose speed drifts during the run moves every
-    target's figures alike, and their ratios stay fair."""
+def groups(points: list[Point]) -> list[list[Point]]:
+    """Consecutive steady points the fake model answers alike (the same tokens and
+    delay), measured together; a burst point alone."""
+    out: list[list[Point]] = []
+    for point in points:
+        last = out[-1][-1] if out else None
+        alike = last is not None and not point.burst and not last.burst
+        if alike and (last.tokens, last.token_delay_ms) == (point.tokens, point.token_delay_ms):
+            out[-1].append(point)
+        else:
+            out.append([point])
+    return out
+
+
+async def bench_points(
+    lives: list[Live], plan: Plan, points: list[Point]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every target at each of `points` (a `groups` group), their passes interleaved
+    (pass 1 of each point and target, then pass 2, ...): a machine whose speed
+    drifts during the run, or a database that grows with the runs, moves every
+    figure alike, so the ratios between targets and between the points (a
+    protocol's stream against the native one) stay fair. Results by point, then
+    target."""
+    first = points[0]
     control(
         lives[0].fake_url,
         {
-            "tokens": point.tokens,
-            "token_delay_ms": point.token_delay_ms,
+            "tokens": first.tokens,
+            "token_delay_ms": first.token_delay_ms,
             "first_delay_ms": plan.first_delay_ms,
         },
     )
-    runs = {live.target.key: await warm_up(live, plan, point) for live in lives}
-    passes: dict[str, list[dict[str, Any]]] = {live.target.key: [] for live in lives}
-    discarded: dict[str, list[dict[str, Any]]] = {live.target.key: [] for live in lives}
-    count = plan.passes_for(point)
-    for number in range(1, count + 1):
+    runs = {
+        (p.key, live.target.key): await warm_up(live, plan, p) for p in points for live in lives
+    }
+    passes: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in runs}
+    discarded: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in runs}
+    for number in range(1, max(plan.passes_for(p) for p in points) + 1):
+        for point in points:
+            count = plan.passes_for(point)
+            if number > count:
+                continue
+            for live in lives:
+                at = (point.key, live.target.key)
+                label = f"{live.target.key} {point.key} pass {number}/{count}"
+                summary, dropped = await one_pass(live, plan, point, runs[at], label)
+                passes[at].append(summary)
+                discarded[at] += dropped
+    entries: dict[str, dict[str, dict[str, Any]]] = {point.key: {} for point in points}
+    for point in points:
         for live in lives:
-            key = live.target.key
-            label = f"{key} {point.key} pass {number}/{count}"
-            summary, dropped = await one_pass(live, plan, point, runs[key], label)
-            passes[key].append(summary)
-            discarded[key] += dropped
-    entries: dict[str, dict[str, Any]] = {}
-    for live in lives:
-        key = live.target.key
-        entry: dict[str, Any] = {
-            "runs": runs[key],
-            "passes": passes[key],
-            "median": combine(passes[key]),
-        }
-        if discarded[key]:
-            entry["discarded"] = discarded[key]
-        if plan.profile:
-            entry["profile"] = await profile_pass(live, plan, point, runs[key])
-        entries[key] = entry
+            at = (point.key, live.target.key)
+            entry: dict[str, Any] = {
+                "runs": runs[at],
+                "passes": passes[at],
+                "median": combine(passes[at]),
+            }
+            if discarded[at]:
+                entry["discarded"] = discarded[at]
+            if plan.profile:
+                entry["profile"] = await profile_pass(live, plan, point, runs[at])
+            entries[point.key][live.target.key] = entry
     return entries
 
 
@@ -417,13 +443,13 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
             if database:
                 databases[target.key] = database
             data["results"][target.key] = {}
-        for point in plan.points:
+        for group in groups(plan.points):
             while lives:
                 try:
-                    entries = await bench_point(lives, plan, point)
+                    measured = await bench_points(lives, plan, group)
                 except Exception as exc:
-                    # A target that died takes the point down: drop it, measure the
-                    # point again for the others.
+                    # A target that died takes the points down: drop it, measure the
+                    # points again for the others.
                     dead = [live for live in lives if live.proc.popen.poll() is not None]
                     if not dead:
                         raise
@@ -432,8 +458,9 @@ async def run_plan(plan: Plan) -> dict[str, Any]:
                         data["server_logs"][live.target.key] = diagnose.scan_log(live.proc.log)
                         lives.remove(live)
                     continue
-                for key, entry in entries.items():
-                    data["results"][key][point.key] = entry
+                for point_key, entries in measured.items():
+                    for key, entry in entries.items():
+                        data["results"][key][point_key] = entry
                 break
         if sink_url is not None:
             ports = {live.target.key: live.port for live in lives if live.target.traced}

@@ -17,7 +17,7 @@ from bench.report import (
     targets,
     tracing_cost,
 )
-from bench.workloads import TARGETS, with_baselines, with_keyed, with_traced
+from bench.workloads import POINTS, TARGETS, with_baselines, with_keyed, with_traced
 
 
 def entry(*, errors: int = 0, discarded_errors: int | None = None, **median: float) -> Any:
@@ -234,3 +234,26 @@ def test_the_call_count_diff_lists_the_functions_that_changed_most_first() -> No
     lines = diff(a, b, top=10).splitlines()
     assert "(0.833x)" in lines[1]
     assert lines[3:] == ["       -4.0  g (app/y.py:2)", "       +1.0  f (app/x.py:1)"]
+
+
+def test_points_the_fake_model_answers_alike_are_measured_together() -> None:
+    from bench.runner import groups
+
+    keys = [
+        "W1-c1",
+        "W1-c32",
+        "W2-c32",
+        "W2chat-c32",
+        "W2agui-c32",
+        "W3-c32",
+        "W4-c256",
+        "W4-c1024",
+    ]
+    chosen = [next(p for p in POINTS if p.key == key) for key in keys]
+    assert [[p.key for p in group] for group in groups(chosen)] == [
+        ["W1-c1", "W1-c32"],
+        ["W2-c32", "W2chat-c32", "W2agui-c32"],
+        ["W3-c32"],
+        ["W4-c256"],
+        ["W4-c1024"],
+    ]
