@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -134,6 +135,14 @@ class Run(Base):
         Index("ix_runs_status_created_at", "status", "created_at"),
         Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_runs_created_at", "created_at"),
+        # The worker's heartbeat: its running runs (a partial index, as small as the
+        # work in flight).
+        Index(
+            "ix_runs_lease_owner_running",
+            "lease_owner",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
     )
 
 

@@ -167,9 +167,11 @@ async def any_queued(session: AsyncSession) -> bool:
 
 
 async def cancel_requested_among(session: AsyncSession, owner: str) -> list[str]:
-    """Runs this worker owns whose cancel was requested (a missed notification)."""
+    """Running runs this worker owns whose cancel was requested (a missed notification)."""
     rows = await session.scalars(
-        select(Run.id).where(Run.lease_owner == owner, Run.cancel_requested.is_(True))
+        select(Run.id).where(
+            Run.lease_owner == owner, Run.status == "running", Run.cancel_requested.is_(True)
+        )
     )
     return list(rows)
 
