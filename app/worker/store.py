@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import utcnow
@@ -166,12 +166,15 @@ async def any_queued(session: AsyncSession) -> bool:
     return (await session.execute(_ANY_QUEUED)).first() is not None
 
 
+# Written into the SQL, not bound: a plan made for any status could not use the
+# partial index of the running runs (ix_runs_lease_owner_running).
+RUNNING = RUNS.c.status == literal_column("'running'")
+
+
 async def cancel_requested_among(session: AsyncSession, owner: str) -> list[str]:
     """Running runs this worker owns whose cancel was requested (a missed notification)."""
     rows = await session.scalars(
-        select(Run.id).where(
-            Run.lease_owner == owner, Run.status == "running", Run.cancel_requested.is_(True)
-        )
+        select(Run.id).where(Run.lease_owner == owner, RUNNING, Run.cancel_requested.is_(True))
     )
     return list(rows)
 
@@ -182,7 +185,7 @@ async def renew_leases(session: AsyncSession, owner: str, until: datetime) -> No
     in different orders would deadlock (PostgreSQL breaks that after a second)."""
     mine = (
         select(RUNS.c.id)
-        .where(RUNS.c.lease_owner == owner, RUNS.c.status == "running")
+        .where(RUNS.c.lease_owner == owner, RUNNING)
         .order_by(RUNS.c.id)
         .with_for_update()
     )
