@@ -4,6 +4,9 @@ tests on both), the app on it, and an HTTP client.
 Each backend's database is created fresh once per test session and migrated to
 head; after every test all rows are deleted, so tests are isolated.
 Set AGENTD_TEST_BACKENDS=sqlite (or postgres) to run one backend only.
+`fake` is a fake OpenAI-compatible server and `over_http` the app on a real
+uvicorn with its `openai:` models at that server; a test folder or module adds
+the settings it needs by overriding `over_http_settings`.
 PostgreSQL comes from AGENTD_TEST_POSTGRES (a server URL); if it is not
 reachable the PostgreSQL tests fail, they never skip.
 """
@@ -30,6 +33,8 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.tables import Base
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.runs.conftest import LiveServer, serving
 
 POSTGRES_SERVER = os.environ.get(
     "AGENTD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -169,3 +174,35 @@ async def snapshot(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
             rows = await connection.execute(select(table))
             result[table.name] = sorted((tuple(map(repr, row)) for row in rows), key=repr)
     return result
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAIServer]:
+    """A fake OpenAI-compatible server on 127.0.0.1, scripted with `enqueue`."""
+    async with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def over_http_settings() -> dict[str, Any]:
+    """Settings `over_http` takes beyond the fake's URL and key (override to add some)."""
+    return {}
+
+
+@pytest.fixture
+async def over_http(
+    database_url: str,
+    db_engine: object,
+    fake: FakeOpenAIServer,
+    over_http_settings: dict[str, Any],
+) -> AsyncIterator[LiveServer]:
+    """The app on a real uvicorn, its `openai:` models at `fake` (one try per call)."""
+    settings = make_settings(
+        database_url,
+        openai_base_url=fake.base_url,
+        openai_api_key="sk-test",
+        model_max_retries=1,
+        **over_http_settings,
+    )
+    async with serving(settings) as server:
+        yield server

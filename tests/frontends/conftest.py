@@ -14,10 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
-from tests.fakes.openai_server import FakeOpenAIServer
 from tests.js_clients import js_clients as installed_js_clients
-from tests.runs.conftest import LiveServer, serving
+from tests.runs.conftest import LiveServer
 from tests.sse_client import iter_sse
 
 AGENTS: list[dict[str, Any]] = [
@@ -52,28 +50,18 @@ def js_clients() -> Path:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
+def over_http_settings() -> dict[str, Any]:
+    return {"tool_modules": ["tests.frontends.frontend_tools"]}
 
 
 @pytest.fixture
-async def served(
-    database_url: str, db_engine: object, fake: FakeOpenAIServer
-) -> AsyncIterator[LiveServer]:
-    settings = make_settings(
-        database_url,
-        openai_base_url=fake.base_url,
-        openai_api_key="sk-test",
-        model_max_retries=1,
-        tool_modules=["tests.frontends.frontend_tools"],
-    )
-    async with serving(settings) as server:
-        async with server.client() as client:
-            for agent in AGENTS:
-                created = await client.post("/v1/agents", json=agent)
-                assert created.status_code == 201, created.text
-        yield server
+async def served(over_http: LiveServer) -> AsyncIterator[LiveServer]:
+    """`over_http` with the AGENTS defined."""
+    async with over_http.client() as client:
+        for agent in AGENTS:
+            created = await client.post("/v1/agents", json=agent)
+            assert created.status_code == 201, created.text
+    yield over_http
 
 
 async def node(js_clients: Path, script: str, scenario: dict[str, Any]) -> dict[str, Any]:

@@ -10,33 +10,20 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall
 from tests.openai_compat.conftest import WEATHER
-from tests.runs.conftest import LiveServer, serving
+from tests.runs.conftest import LiveServer
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def gpt(
-    database_url: str, db_engine: object, fake: FakeOpenAIServer
-) -> AsyncIterator[AsyncOpenAI]:
-    settings = make_settings(
-        database_url, openai_base_url=fake.base_url, openai_api_key="sk-test", model_max_retries=1
-    )
-    server: LiveServer
-    async with serving(settings) as server:
-        async with server.client() as http:
-            agent = {"id": "gpt", "model": "openai:gpt-test", "instructions": "Be brief."}
-            assert (await http.post("/v1/agents", json=agent)).status_code == 201
-        async with AsyncOpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client:
-            yield client
+async def gpt(over_http: LiveServer) -> AsyncIterator[AsyncOpenAI]:
+    """The official client of `over_http`, with the agent `gpt`."""
+    async with over_http.client() as http:
+        agent = {"id": "gpt", "model": "openai:gpt-test", "instructions": "Be brief."}
+        assert (await http.post("/v1/agents", json=agent)).status_code == 201
+    async with AsyncOpenAI(base_url=f"{over_http.url}/v1", api_key="k", max_retries=0) as client:
+        yield client
 
 
 def sent(fake: FakeOpenAIServer) -> list[tuple[str, Any]]:

@@ -4,8 +4,8 @@ past 64 bits."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.context import handoff_tool_name
 from app.tables import Run, Session
-from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall
-from tests.runs.conftest import SLOW, LiveServer, make_agent, serving, wait_status
+from tests.runs.conftest import SLOW, LiveServer, make_agent, wait_status
 from tests.sse_client import collect
 
 WORDS = " ".join(f"w{index}" for index in range(40))
@@ -123,32 +122,16 @@ async def test_a_busy_continue_names_the_run_holding_the_session(
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def served(
-    database_url: str, db_engine: object, fake: FakeOpenAIServer
-) -> AsyncIterator[LiveServer]:
-    settings = make_settings(
-        database_url,
-        openai_base_url=fake.base_url,
-        openai_api_key="sk-test",
-        model_max_retries=1,
-        max_run_attempts=2,
-    )
-    async with serving(settings) as server:
-        yield server
+def over_http_settings() -> dict[str, Any]:
+    return {"max_run_attempts": 2}
 
 
 async def test_continues_are_not_counted_as_worker_losses(
-    served: LiveServer, fake: FakeOpenAIServer, db_engine: AsyncEngine
+    over_http: LiveServer, fake: FakeOpenAIServer, db_engine: AsyncEngine
 ) -> None:
     """Three pauses on a run allowed two attempts: each continue is answered."""
     confirm = [{"name": "current_time", "requires_confirmation": True}]
-    async with served.client() as http:
+    async with over_http.client() as http:
         await make_agent(http, id="gpt", model="openai:gpt-test", tools=confirm)
         fake.enqueue(
             *(Reply(tool_calls=[ToolCall("current_time", id=f"c{n}")]) for n in range(3)),
@@ -171,7 +154,7 @@ async def test_continues_are_not_counted_as_worker_losses(
 
 
 async def test_a_handoff_to_an_agent_with_a_long_id_has_a_short_tool_name(
-    served: LiveServer, fake: FakeOpenAIServer
+    over_http: LiveServer, fake: FakeOpenAIServer
 ) -> None:
     target = "t" * 60
     name = handoff_tool_name(target)
@@ -179,7 +162,7 @@ async def test_a_handoff_to_an_agent_with_a_long_id_has_a_short_tool_name(
     assert name.startswith("transfer_to_ttt")
     assert name == handoff_tool_name(target)  # the same every time
     assert handoff_tool_name("billing") == "transfer_to_billing"
-    async with served.client() as http:
+    async with over_http.client() as http:
         await make_agent(http, id=target)
         await make_agent(http, id="front", model="openai:gpt-test", handoffs=[target])
         fake.enqueue(Reply(tool_calls=[ToolCall(name, id="h1")]))

@@ -12,10 +12,9 @@ from fastapi import FastAPI
 from app.errors import RunExists, ValidationFailed
 from app.runs.schemas import RunContinue, RunCreate, RunExtras
 from app.runs.service import RunService
-from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall
-from tests.runs.conftest import LiveServer, serving
+from tests.runs.conftest import LiveServer
 
 pytestmark = pytest.mark.usefixtures("as_operator")  # the service is called directly
 
@@ -28,26 +27,15 @@ WEATHER = {
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def served(
-    database_url: str, db_engine: object, fake: FakeOpenAIServer
-) -> AsyncIterator[LiveServer]:
-    settings = make_settings(
-        database_url, openai_base_url=fake.base_url, openai_api_key="sk-test", model_max_retries=1
-    )
-    async with serving(settings) as server:
-        async with server.client() as client:
-            created = await client.post(
-                "/v1/agents",
-                json={"id": "gpt", "model": "openai:gpt-test", "instructions": "Be brief."},
-            )
-            assert created.status_code == 201, created.text
-        yield server
+async def served(over_http: LiveServer) -> AsyncIterator[LiveServer]:
+    """`over_http` with the agent `gpt`."""
+    async with over_http.client() as client:
+        created = await client.post(
+            "/v1/agents",
+            json={"id": "gpt", "model": "openai:gpt-test", "instructions": "Be brief."},
+        )
+        assert created.status_code == 201, created.text
+    yield over_http
 
 
 def service_of(server: LiveServer) -> RunService:

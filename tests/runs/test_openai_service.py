@@ -3,39 +3,18 @@ model receives (instructions, history, tools) and what the client gets back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.script import Reply, ToolCall, error_reply
-from tests.runs.conftest import LiveServer, serving
+from tests.runs.conftest import LiveServer
 from tests.sse_client import collapsed, collect
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def served(
-    database_url: str, db_engine: object, fake: FakeOpenAIServer
-) -> AsyncIterator[LiveServer]:
-    settings = make_settings(
-        database_url, openai_base_url=fake.base_url, openai_api_key="sk-test", model_max_retries=1
-    )
-    async with serving(settings) as server:
-        yield server
-
-
 async def test_history_and_instructions_reach_the_model(
-    served: LiveServer, fake: FakeOpenAIServer
+    over_http: LiveServer, fake: FakeOpenAIServer
 ) -> None:
-    async with served.client() as client:
+    async with over_http.client() as client:
         await client.post(
             "/v1/agents",
             json={
@@ -64,12 +43,12 @@ async def test_history_and_instructions_reach_the_model(
     ]
 
 
-async def test_tool_round_trip_streamed(served: LiveServer, fake: FakeOpenAIServer) -> None:
+async def test_tool_round_trip_streamed(over_http: LiveServer, fake: FakeOpenAIServer) -> None:
     fake.enqueue(
         Reply(text="Checking. ", tool_calls=[ToolCall("calculator", {"expression": "6*7"})]),
         Reply(text="It is 42."),
     )
-    async with served.client() as client:
+    async with over_http.client() as client:
         await client.post(
             "/v1/agents", json={"id": "calc", "model": "openai:gpt-test", "tools": ["calculator"]}
         )
@@ -104,12 +83,12 @@ async def test_tool_round_trip_streamed(served: LiveServer, fake: FakeOpenAIServ
 
 
 async def test_only_runs_someone_watches_stream_from_the_model(
-    served: LiveServer, fake: FakeOpenAIServer
+    over_http: LiveServer, fake: FakeOpenAIServer
 ) -> None:
     """A blocking run asks for whole answers (as the Agents SDK's `Runner.run` and
     Agno's non-streaming `run` do); streams and background runs stream; a continue
     decides again by its own options."""
-    async with served.client() as client:
+    async with over_http.client() as client:
         await client.post("/v1/agents", json={"id": "gpt", "model": "openai:gpt-test"})
         await client.post(
             "/v1/agents",
@@ -161,9 +140,11 @@ async def test_only_runs_someone_watches_stream_from_the_model(
     assert "stream" not in fake.last_request.body
 
 
-async def test_provider_failure_is_a_run_error(served: LiveServer, fake: FakeOpenAIServer) -> None:
+async def test_provider_failure_is_a_run_error(
+    over_http: LiveServer, fake: FakeOpenAIServer
+) -> None:
     fake.enqueue(error_reply(500, "upstream down"), error_reply(500, "upstream down"))
-    async with served.client() as client:
+    async with over_http.client() as client:
         await client.post("/v1/agents", json={"id": "gpt", "model": "openai:gpt-test"})
         run = (await client.post("/v1/agents/gpt/runs", json={"input": "hi"})).json()
     assert run["status"] == "error"
@@ -172,7 +153,7 @@ async def test_provider_failure_is_a_run_error(served: LiveServer, fake: FakeOpe
     assert len(fake.requests) == 2  # one retry, then the error
 
 
-async def test_client_gets_problem_for_unknown_agent(served: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=served.url) as client:
+async def test_client_gets_problem_for_unknown_agent(over_http: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=over_http.url) as client:
         response = await client.post("/v1/agents/none/runs", json={"input": "x"})
     assert response.status_code == 404

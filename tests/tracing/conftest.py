@@ -1,6 +1,6 @@
 """Tracing fixtures: an OTLP/HTTP receiver in this process (real protobuf over
-real HTTP), the OTEL_* environment pointing at it, a fake OpenAI server, and
-the app started on that environment."""
+real HTTP), the OTEL_* environment pointing at it, and the app started on that
+environment with its `openai:` models at `fake`."""
 
 from __future__ import annotations
 
@@ -47,20 +47,14 @@ def otel_env(monkeypatch: pytest.MonkeyPatch, receiver: OTLPReceiver) -> dict[st
     return env
 
 
-@pytest.fixture
-async def model_server() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as server:
-        yield server
-
-
 @contextlib.asynccontextmanager
 async def started_app(
-    database_url: str, model_server: FakeOpenAIServer, **overrides: Any
+    database_url: str, fake: FakeOpenAIServer, **overrides: Any
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app on the current environment, with `openai:` at the fake server."""
     settings = make_settings(
         database_url,
-        openai_base_url=model_server.base_url,
+        openai_base_url=fake.base_url,
         openai_api_key="sk-test",
         **overrides,
     )
@@ -75,10 +69,10 @@ async def traced(
     otel_env: dict[str, str],
     database_url: str,
     db_engine: object,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app, tracing to the receiver."""
-    async with started_app(database_url, model_server) as (_app, client):
+    async with started_app(database_url, fake) as (_app, client):
         yield client
 
 

@@ -15,12 +15,10 @@ CALLER_SPAN = "b7ad6b7169203331"
 
 
 async def test_a_run_continued_after_a_pause_stays_in_its_trace(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=[{"name": "current_time", "requires_confirmation": True}])
-    model_server.enqueue(
-        Reply(tool_calls=[ToolCall("current_time", {}, id="ask")]), Reply(text="Done.")
-    )
+    fake.enqueue(Reply(tool_calls=[ToolCall("current_time", {}, id="ask")]), Reply(text="Done."))
     headers = {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
     paused = await run(traced, headers=headers, run_config={"workflow_name": "Desk"})
     assert paused["status"] == "paused"

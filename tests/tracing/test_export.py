@@ -97,12 +97,12 @@ async def test_a_slow_collector_holds_no_run_and_a_full_queue_drops_counted_span
     database_url: str,
     db_engine: object,
     receiver: OTLPReceiver,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "2")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")
     receiver.hold = asyncio.Event()  # the first export waits until released
-    async with started_app(database_url, model_server) as (_app, client):
+    async with started_app(database_url, fake) as (_app, client):
         await create_agent(client, model="test:echo")
         started = time.monotonic()
         outputs = [await run(client, input=f"run {n}") for n in range(4)]
@@ -126,11 +126,11 @@ async def test_an_unreachable_collector_fails_no_run_and_its_spans_are_counted(
     monkeypatch: pytest.MonkeyPatch,
     database_url: str,
     db_engine: object,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
-    async with started_app(database_url, model_server) as (_app, client):
+    async with started_app(database_url, fake) as (_app, client):
         await create_agent(client, model="test:echo")
         started = time.monotonic()
         output = await run(client)
@@ -148,10 +148,10 @@ async def test_a_stop_waits_for_a_stuck_collector_a_bounded_time(
     database_url: str,
     db_engine: object,
     receiver: OTLPReceiver,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
     receiver.hold = asyncio.Event()
-    async with started_app(database_url, model_server) as (_app, client):
+    async with started_app(database_url, fake) as (_app, client):
         await create_agent(client, model="test:echo")
         await run(client)
         await asyncio.sleep(0.2)  # its spans are being exported: the collector holds them
@@ -189,10 +189,10 @@ async def test_otel_traces_exporter_none_turns_tracing_off(
     database_url: str,
     db_engine: object,
     receiver: OTLPReceiver,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-    async with started_app(database_url, model_server) as (app, client):
+    async with started_app(database_url, fake) as (app, client):
         assert not app.state.tracing.enabled
         await create_agent(client, model="test:echo")
         await run(client)

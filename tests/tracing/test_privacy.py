@@ -47,10 +47,10 @@ def leaks(spans: list[ReceivedSpan]) -> list[str]:
 
 
 async def test_sensitive_data_is_recorded_when_allowed(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=["calculator"])
-    script(model_server)
+    script(fake)
     output = await run(traced, input=SECRET)
     spans = await receiver.wait_run(output["run_id"])
     assert recorded(spans) == SENSITIVE
@@ -58,10 +58,10 @@ async def test_sensitive_data_is_recorded_when_allowed(
 
 
 async def test_a_run_can_keep_its_contents_out_of_the_trace(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=["calculator"])
-    script(model_server)
+    script(fake)
     output = await run(traced, input=SECRET, run_config={"trace_include_sensitive_data": False})
     assert output["content"] == f"You said: {SECRET}"
     spans = await receiver.wait_run(output["run_id"])
@@ -82,14 +82,14 @@ async def test_the_server_can_keep_contents_out_and_a_run_cannot_put_them_back(
     database_url: str,
     db_engine: object,
     receiver: OTLPReceiver,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
-    async with started_app(database_url, model_server, trace_include_sensitive_data=False) as (
+    async with started_app(database_url, fake, trace_include_sensitive_data=False) as (
         _app,
         client,
     ):
         await create_agent(client, tools=["calculator"])
-        script(model_server)
+        script(fake)
         config = {"trace_include_sensitive_data": True}
         output = await run(client, input=SECRET, run_config=config)
         spans = await receiver.wait_run(output["run_id"])
@@ -99,10 +99,10 @@ async def test_the_server_can_keep_contents_out_and_a_run_cannot_put_them_back(
 
 
 async def test_a_run_with_tracing_disabled_exports_nothing(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=["calculator"])
-    script(model_server)
+    script(fake)
     hidden = await run(traced, input=SECRET, run_config={"tracing_disabled": True})
     assert hidden["status"] == "completed"
     shown = await run(traced, input="hello")
@@ -116,9 +116,9 @@ async def test_a_server_with_tracing_disabled_traces_no_run(
     database_url: str,
     db_engine: object,
     receiver: OTLPReceiver,
-    model_server: FakeOpenAIServer,
+    fake: FakeOpenAIServer,
 ) -> None:
-    async with started_app(database_url, model_server, tracing_disabled=True) as (app, client):
+    async with started_app(database_url, fake, tracing_disabled=True) as (app, client):
         assert not app.state.tracing.enabled
         await create_agent(client, model="test:echo")
         output = await run(client, run_config={"tracing_disabled": False, "trace_id": "b" * 32})

@@ -23,10 +23,10 @@ def named(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
 
 
 async def test_a_run_with_a_tool_is_a_tree_of_genai_spans(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=["current_time"], description="Tells the time.")
-    model_server.enqueue(
+    fake.enqueue(
         Reply(tool_calls=[ToolCall("current_time", {}, id="call_t")], usage=(12, 3)),
         Reply(text="It is noon.", usage=(20, 4)),
     )
@@ -142,10 +142,10 @@ async def test_workflow_name_group_id_and_metadata_are_the_roots(
 
 
 async def test_a_failing_tool_is_an_error_span_and_the_run_goes_on(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, tools=["calculator"])
-    model_server.enqueue(
+    fake.enqueue(
         Reply(tool_calls=[ToolCall("calculator", {"expression": "1/0"}, id="c1")]),
         Reply(tool_calls=[ToolCall("no_such_tool", {}, id="c2")]),
         Reply(text="Sorry."),
@@ -165,10 +165,10 @@ async def test_a_failing_tool_is_an_error_span_and_the_run_goes_on(
 
 
 async def test_a_model_error_fails_the_chat_the_agent_and_the_run(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, model_settings={"max_retries": 0})
-    model_server.enqueue(*[Reply(status=400, error="bad request")] * 3)
+    fake.enqueue(*[Reply(status=400, error="bad request")] * 3)
     output = await run(traced)
     assert output["status"] == "error"
     spans = await receiver.wait_run(output["run_id"])
@@ -180,11 +180,11 @@ async def test_a_model_error_fails_the_chat_the_agent_and_the_run(
 
 
 async def test_handoffs_start_the_next_agents_span(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(traced, id="billing", name="Billing")
     await create_agent(traced, id="triage", name="Triage", handoffs=["billing"])
-    model_server.enqueue(
+    fake.enqueue(
         Reply(tool_calls=[ToolCall("transfer_to_billing", {}, id="h1")]),
         Reply(text="Billing here."),
     )
@@ -210,7 +210,7 @@ async def test_handoffs_start_the_next_agents_span(
 
 
 async def test_guardrails_have_spans_and_a_tripwire_fails_the_run(
-    traced: httpx.AsyncClient, receiver: OTLPReceiver, model_server: FakeOpenAIServer
+    traced: httpx.AsyncClient, receiver: OTLPReceiver, fake: FakeOpenAIServer
 ) -> None:
     await create_agent(
         traced,
@@ -250,4 +250,4 @@ async def test_guardrails_have_spans_and_a_tripwire_fails_the_run(
     root = one(spans, "Agent workflow")
     assert root.status == "error"
     assert root.attributes["error.type"] == "input_guardrail_tripwire_triggered"
-    assert model_server.requests == []  # the guarded agent's model was never called
+    assert fake.requests == []  # the guarded agent's model was never called
