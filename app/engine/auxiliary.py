@@ -4,19 +4,24 @@ its metrics recorded on the run like any other model call."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from app.engine.errors import RunFailure
 from app.engine.models.base import (
     ContentDelta,
     ModelClient,
+    ModelProviderError,
     ModelRequest,
     ToolCallDelta,
     UsageDelta,
 )
-from app.engine.output import ModelCallMetrics
+from app.engine.output import ModelCallMetrics, RunError
 from app.engine.state import RunState
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -25,6 +30,14 @@ class Answer:
 
     text: str = ""
     calls: list[tuple[str, str]] = field(default_factory=list)
+
+
+def work_failed(state: RunState, work: str, exc: ModelProviderError | RunFailure) -> RunError:
+    """The work after the answer (`work`: "memory update", "session summary") failed,
+    as Agno has it: logged with the run's id and said in its event; the run goes on."""
+    logger.warning("run %s: the %s failed: %s", state.run_id, work, exc)
+    code = exc.code if isinstance(exc, RunFailure) else "model_provider_error"
+    return RunError(code=code, message=str(exc))
 
 
 async def ask(state: RunState, client: ModelClient, request: ModelRequest, model: str) -> Answer:

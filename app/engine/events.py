@@ -169,12 +169,14 @@ class MemoryUpdateStarted(_Marker):
 
 class MemoryUpdateCompleted(BaseEvent):
     """`memories`: the memories added or updated; `deleted_memory_ids`: those deleted.
-    `reason` says why nothing was done (`no_user_id`: the run has no user)."""
+    `reason` says why nothing was done (`no_user_id`: the run has no user); `error`
+    why the update failed (the memory model's call: the run completes all the same)."""
 
     event: Literal["MemoryUpdateCompleted"] = "MemoryUpdateCompleted"
     memories: list[Memory] = Field(default_factory=list)
     deleted_memory_ids: list[str] = Field(default_factory=list)
     reason: str | None = None
+    error: RunError | None = None
 
 
 class SessionSummaryStarted(_Marker):
@@ -182,10 +184,12 @@ class SessionSummaryStarted(_Marker):
 
 
 class SessionSummaryCompleted(BaseEvent):
-    """`session_summary`: the session's new summary."""
+    """`session_summary`: the session's new summary; with `error` (the summary model's
+    call failed, the run completes all the same) the summary as it was, or null."""
 
     event: Literal["SessionSummaryCompleted"] = "SessionSummaryCompleted"
-    session_summary: SessionSummary
+    session_summary: SessionSummary | None
+    error: RunError | None = None
 
 
 class _HookEvent(BaseEvent):

@@ -5,7 +5,8 @@ The update is part of the run, between `RunContentCompleted` and the terminal
 event, framed by `MemoryUpdateStarted` / `MemoryUpdateCompleted`. What the
 memory model decided is kept in the state (`memory_changes`) and applied with
 ids derived from the run, so a run resumed after a crash neither asks the model
-again once it answered nor stores a memory twice.
+again once it answered nor stores a memory twice. A failed call of the memory
+model is logged and said in `MemoryUpdateCompleted.error`; the run completes.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ from typing import Any
 
 import orjson
 
-from app.engine.auxiliary import ask
+from app.engine.auxiliary import ask, work_failed
 from app.engine.context import Checkpoint, RunScope, ToolSlot, auxiliary_model
 from app.engine.errors import RunFailure
 from app.engine.events import MemoryUpdateCompleted, MemoryUpdateStarted, RunEvent
 from app.engine.inputs import input_text
-from app.engine.memory import MEMORY_TOOLS, MemoryStore, changes_of, manager_request
-from app.engine.models.base import ModelClient
+from app.engine.memory import (
+    MEMORY_TOOLS,
+    MemoryChange,
+    MemoryStore,
+    changes_of,
+    manager_request,
+)
+from app.engine.models.base import ModelClient, ModelProviderError
 from app.engine.spec import AgentSpec
 from app.engine.state import RunState
 from app.engine.tools import AnyTool, RunContext, Tool
@@ -75,14 +82,13 @@ class MemoryManager:
             return
         if state.memory_changes is None:
             try:
-                provider, name, settings = auxiliary_model(spec.memory.model, spec, state)
-                client = self.client(provider)
-            except (KeyError, ValueError):
-                raise RunFailure("user_error", "no model provider for the memory model") from None
-            memories = await self.store.list_memories(state.user_id)
-            request = manager_request(name, settings, memories, input_text(state))
-            answer = await ask(state, client, request, f"{provider}:{name}")
-            state.memory_changes = changes_of(answer.calls, f"{state.run_id}:memory")
+                state.memory_changes = await self._decide(scope)
+            except (ModelProviderError, RunFailure) as exc:
+                error = work_failed(state, "memory update", exc)
+                state.memory_updated = True
+                yield scope.checkpoint()
+                yield scope.event(MemoryUpdateCompleted, error=error)
+                return
         update = await self.store.apply(state.user_id, spec.id, state.memory_changes)
         state.memory_updated = True
         yield scope.checkpoint()
@@ -91,6 +97,20 @@ class MemoryManager:
             memories=update.memories,
             deleted_memory_ids=update.deleted_memory_ids,
         )
+
+    async def _decide(self, scope: RunScope) -> list[MemoryChange]:
+        """What the memory model makes of the user's input; raises ModelProviderError."""
+        state, spec = scope.state, scope.spec
+        assert self.store is not None and state.user_id is not None
+        try:
+            provider, name, settings = auxiliary_model(spec.memory.model, spec, state)
+            client = self.client(provider)
+        except (KeyError, ValueError):
+            raise RunFailure("user_error", "no model provider for the memory model") from None
+        memories = await self.store.list_memories(state.user_id)
+        request = manager_request(name, settings, memories, input_text(state))
+        answer = await ask(state, client, request, f"{provider}:{name}")
+        return changes_of(answer.calls, f"{state.run_id}:memory")
 
 
 def _agentic_tools(store: MemoryStore) -> dict[str, AnyTool]:

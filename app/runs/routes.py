@@ -66,7 +66,10 @@ STREAM_DOC = {
         "Text deltas of the answer that arrive within one event write (at most 20 ms "
         "apart) are stored and sent as one `RunContent`; while the server is saturated, "
         "a model stream is read at most every `MODEL_READ_COALESCE_SECONDS` (0.2 s), so "
-        "the pieces may be that far apart."
+        "the pieces may be that far apart. The work after the answer does not fail the "
+        "run: when the memory or summary model's call fails, `MemoryUpdateCompleted` / "
+        "`SessionSummaryCompleted` carry `error` (`{code, message}`, e.g. "
+        "`model_provider_error`), the failure is logged, and the run completes."
     ),
     "content": {"text/event-stream": {}},
 }
