@@ -74,7 +74,10 @@ class MemoryManager:
     async def update(self, scope: RunScope) -> AsyncGenerator[RunEvent | Checkpoint, None]:
         """The memory model reads the user's input and changes their memories."""
         state, spec = scope.state, scope.spec
-        yield scope.event(MemoryUpdateStarted)
+        if not state.memory_started:
+            state.memory_started = True
+            yield scope.checkpoint()
+            yield scope.event(MemoryUpdateStarted)
         if state.user_id is None or self.store is None:
             state.memory_updated = True
             yield scope.checkpoint()

@@ -105,11 +105,16 @@ class RunState(BaseModel):
     # The answer is settled (content set, RunContentCompleted announced): what
     # remains is the work after the run (memories, session summary).
     answered: bool = False
-    # What the memory model decided (None: not asked yet), and whether it is applied.
+    # The memory update announced (MemoryUpdateStarted stored: a resumed run does not
+    # say it again), what the memory model decided (None: not asked yet), and whether
+    # it is applied.
+    memory_started: bool = False
     memory_changes: list[MemoryChange] | None = None
     memory_updated: bool = False
-    # The session's summary when the run started (rewritten after it), and whether it is.
+    # The session's summary when the run started (rewritten after it), whether its
+    # rewrite is announced, and whether it is done.
     session_summary: SessionSummary | None = None
+    summary_started: bool = False
     summary_updated: bool = False
     # A client follows the events as they happen (a stream or a background run): the
     # model streams. A blocking run's client waits for the end: whole answers suffice.

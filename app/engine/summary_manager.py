@@ -30,7 +30,10 @@ class SummaryManager:
 
     async def update(self, scope: RunScope) -> AsyncGenerator[RunEvent | Checkpoint, None]:
         state = scope.state
-        yield scope.event(SessionSummaryStarted)
+        if not state.summary_started:
+            state.summary_started = True
+            yield scope.checkpoint()
+            yield scope.event(SessionSummaryStarted)
         try:
             summary = await self._rewrite(scope)
         except (ModelProviderError, RunFailure) as exc:

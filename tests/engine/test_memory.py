@@ -64,6 +64,7 @@ UPDATED = [
     "Checkpoint",
     "Checkpoint",
     "RunContentCompleted",
+    "Checkpoint",
     "MemoryUpdateStarted",
     "Checkpoint",
     "MemoryUpdateCompleted",

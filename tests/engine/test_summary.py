@@ -33,6 +33,7 @@ async def test_the_summary_is_rewritten_after_each_run_and_read_by_the_next() ->
         "Checkpoint",
         "Checkpoint",
         "RunContentCompleted",
+        "Checkpoint",
         "SessionSummaryStarted",
         "Checkpoint",
         "SessionSummaryCompleted",
