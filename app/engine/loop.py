@@ -398,6 +398,7 @@ class Runner:
         trace.agent_done(scope.agent_span, state)
         scope.agent_span = trace.agent(target, state, scope.parent_span)
         filter_for_handoff(state, state.overrides.handoff_input_filter)
+        state.handed_off = True
         yield scope.checkpoint()
         for event in completed:
             yield event

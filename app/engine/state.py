@@ -99,6 +99,10 @@ class RunState(BaseModel):
     status: RunStatus = "queued"
     error: RunError | None = None
     output_retries: int = 0
+    # A handoff switched the active agent, which has not answered yet: the next step is
+    # its model call (read from the messages alone, a handing-off turn's text that a
+    # `remove_tools` filter left without its tool calls would pass for the answer).
+    handed_off: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
     # The user's memories for the system message (None: not read yet).
     user_memories: list[Memory] | None = None

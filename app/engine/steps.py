@@ -83,7 +83,7 @@ def next_step(
     the work after the run)."""
     if state.answered:
         return NextStepAfterRun()
-    if state.turns == 0:
+    if state.turns == 0 or state.handed_off:
         return NextStepRunAgain()
     messages = state.messages
     for index in range(len(messages) - 1, state.history_length - 1, -1):

@@ -146,6 +146,7 @@ async def model_turn(
         yield event
     message = turn.message()
     state.messages.append(message)
+    state.handed_off = False
     if turn.reasoning:
         previous, joined = state.reasoning_content, "".join(turn.reasoning)
         state.reasoning_content = f"{previous}\n\n{joined}" if previous else joined

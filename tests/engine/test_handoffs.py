@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from app.engine.models.base import ContentDelta
 from app.engine.models.test import TestModel
+from app.engine.state import RunState
 
-from .helpers import Models, Recorder, ScriptedModel, agent, calls_reply, collapse, make_runner, run
+from .helpers import (
+    Models,
+    Recorder,
+    ScriptedModel,
+    agent,
+    calls_reply,
+    collapse,
+    collect,
+    make_runner,
+    run,
+)
 
 
 async def test_handoff_switches_agent_instructions_tools_and_model() -> None:
@@ -100,3 +112,28 @@ def _builtins() -> list[object]:
     from app.engine.tools import BUILTIN_TOOLS
 
     return list(BUILTIN_TOOLS)
+
+
+async def test_a_run_resumed_after_a_remove_tools_handoff_asks_the_next_agent() -> None:
+    """The handing-off turn's text, left without its tool calls by `remove_tools`, is
+    not the run's answer when the worker dies right after the handoff is stored."""
+    turn = [ContentDelta("Passing you to B. "), *calls_reply(("h", "transfer_to_b", "{}"))]
+    root = agent("root", model="root:m", handoffs=["b"])
+    b = agent("b", model="b:m")
+    b_model = ScriptedModel(["B here.", "B here."])
+    models = Models(root=ScriptedModel([turn]), b=b_model)
+    runner = make_runner(root, b, models=models)
+    result = await run(runner, root, "go", handoff_input_filter="remove_tools")
+    assert result.last.content == "B here."
+
+    handoff = result.of("AgentHandoff")[0]
+    resumed = RunState.model_validate(result.snapshot_before(handoff))
+    assert resumed.messages[-1] == {"role": "assistant", "content": "Passing you to B. "}
+    again = await collect(runner, resumed)
+    assert again.last.event == "RunCompleted", again.names
+    assert (again.last.content, again.last.last_agent_id) == ("B here.", "b")
+    assert len(b_model.requests) == 2  # b was asked again, after the resume
+    assert again.last.messages[-2:] == [
+        {"role": "assistant", "content": "Passing you to B. "},
+        {"role": "assistant", "content": "B here."},
+    ]
