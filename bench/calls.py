@@ -24,6 +24,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
 import sys
 import tempfile
 import threading
@@ -211,8 +212,9 @@ def describe(result: dict[str, Any], top: int) -> str:
 def diff(a: dict[str, Any], b: dict[str, Any], top: int, by: str = "functions") -> str:
     """The functions whose calls per run (`by="own_ms"`: own time per run) differ
     most between A and B."""
-    names = set(a[by]) | set(b[by])
-    delta = {n: b[by].get(n, 0.0) - a[by].get(n, 0.0) for n in names}
+    a_by, b_by = _across_checkouts(a[by]), _across_checkouts(b[by])
+    names = set(a_by) | set(b_by)
+    delta = {n: b_by.get(n, 0.0) - a_by.get(n, 0.0) for n in names}
     lines = [
         f"A: {a['point']} {a['target']} auth {a['auth']}: {a['calls_per_run']:,.0f} calls per run, "
         f"other threads {a['other_cpu_ms_per_run']:.2f} ms",
@@ -227,6 +229,16 @@ def diff(a: dict[str, Any], b: dict[str, Any], top: int, by: str = "functions") 
         elif by != "functions" and abs(d) >= 0.0005:
             lines.append(f"  {d:+9.3f}  {name}")
     return "\n".join(lines)
+
+
+def _across_checkouts(counts: dict[str, float]) -> dict[str, float]:
+    """The counts by function and file inside its checkout (`app/...`), line
+    numbers left out: two checkouts' versions of a function then compare."""
+    out: dict[str, float] = {}
+    for name, value in counts.items():
+        key = re.sub(r":\d+\)$", ")", re.sub(r"\((?:\S*/)?app/", "(app/", name))
+        out[key] = out.get(key, 0.0) + value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -229,11 +229,16 @@ def test_the_call_count_diff_lists_the_functions_that_changed_most_first() -> No
         return {"point": "W1-c32", "target": "sqlite", "auth": auth, "calls_per_run": total,
                 "other_cpu_ms_per_run": 1.0, "functions": functions}  # fmt: skip
 
-    a = counted("none", {"f (app/x.py:1)": 10.0, "g (app/y.py:2)": 5.0, "same (z:1)": 3.0})
-    b = counted("key", {"f (app/x.py:1)": 11.0, "g (app/y.py:2)": 1.0, "same (z:1)": 3.0})
+    a = counted(
+        "none", {"f (/src/a/app/x.py:1)": 10.0, "g (/src/a/app/y.py:2)": 5.0, "same (z:1)": 3.0}
+    )
+    # Another checkout, where f moved down a line: still the same function.
+    b = counted(
+        "key", {"f (/src/b/app/x.py:2)": 11.0, "g (/src/b/app/y.py:2)": 1.0, "same (z:1)": 3.0}
+    )
     lines = diff(a, b, top=10).splitlines()
     assert "(0.833x)" in lines[1]
-    assert lines[3:] == ["       -4.0  g (app/y.py:2)", "       +1.0  f (app/x.py:1)"]
+    assert lines[3:] == ["       -4.0  g (app/y.py)", "       +1.0  f (app/x.py)"]
 
 
 def test_points_the_fake_model_answers_alike_are_measured_together() -> None:
