@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from typing import Any
 
 from app.errors import Forbidden
 
@@ -94,6 +95,16 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
 def of_run(tenant_id: str) -> Principal:
     """The principal a run executes as: its tenant, every user's, every scope."""
     return Principal(tenant_id, None, SCOPES)
+
+
+def within_reach(statement: Any, tenant_id: Any, user_id: Any) -> Any:
+    """`statement` limited to the rows the current principal may see: those of its
+    tenant (the `tenant_id` column), and of its user when it has one (`user_id`)."""
+    who = current()
+    statement = statement.where(tenant_id == who.tenant_id)
+    if who.user_id is not None:
+        statement = statement.where(user_id == who.user_id)
+    return statement
 
 
 def require(scope: str) -> Principal:

@@ -21,11 +21,7 @@ from app.tables import UserMemory
 
 def _visible(statement: Any) -> Any:
     """`statement` limited to the memories the current principal may see."""
-    who = principal.current()
-    statement = statement.where(UserMemory.tenant_id == who.tenant_id)
-    if who.user_id is not None:
-        statement = statement.where(UserMemory.user_id == who.user_id)
-    return statement
+    return principal.within_reach(statement, UserMemory.tenant_id, UserMemory.user_id)
 
 
 async def get(session: AsyncSession, memory_id: str) -> UserMemory | None:

@@ -63,11 +63,7 @@ async def list_page(
 
 def _visible(statement: Any) -> Any:
     """`statement` limited to the runs the current principal may see."""
-    who = principal.current()
-    statement = statement.where(Run.tenant_id == who.tenant_id)
-    if who.user_id is not None:
-        statement = statement.where(Run.user_id == who.user_id)
-    return statement
+    return principal.within_reach(statement, Run.tenant_id, Run.user_id)
 
 
 async def get_visible(session: AsyncSession, run_id: str) -> Run | None:

@@ -33,11 +33,7 @@ def _this(session_id: str) -> Any:
 
 def _visible(statement: Any) -> Any:
     """`statement` limited to the sessions the current principal may see."""
-    who = principal.current()
-    statement = statement.where(Session.tenant_id == who.tenant_id)
-    if who.user_id is not None:
-        statement = statement.where(Session.user_id == who.user_id)
-    return statement
+    return principal.within_reach(statement, Session.tenant_id, Session.user_id)
 
 
 async def create_session(session: Db, values: dict[str, Any]) -> bool:
