@@ -37,9 +37,8 @@ import orjson
 
 from bench import procs
 from bench.client import Connection
+from bench.runner import OPERATOR_KEY, tenant_key
 from bench.workloads import POINTS, TARGETS, agent_definitions, agentd_wire
-
-OPERATOR_KEY = "bench-operator-key"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -136,15 +135,6 @@ def client_thread(port: int, args: argparse.Namespace, key: str, steps: Handshak
         steps.finished.set()
 
 
-def stored_key(port: int) -> str:
-    body = orjson.dumps({"name": "calls", "tenant_id": "bench", "scopes": ["admin"]})
-    status, data = procs.http_json(f"http://127.0.0.1:{port}/v1/api-keys", body, key=OPERATOR_KEY)
-    if status != 201:
-        raise RuntimeError(f"creating the API key failed: {status} {data[:300]!r}")
-    key: str = orjson.loads(data)["key"]
-    return key
-
-
 async def serve_and_count(args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
@@ -156,7 +146,7 @@ async def serve_and_count(args: argparse.Namespace) -> dict[str, Any]:
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
-    key = await asyncio.to_thread(stored_key, port) if args.auth == "key" else ""
+    key = await asyncio.to_thread(tenant_key, port) if args.auth == "key" else ""
     steps = Handshake()
     done = steps.results
     thread = threading.Thread(target=client_thread, args=(port, args, key, steps))
