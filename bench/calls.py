@@ -14,7 +14,10 @@ invocation to the next.
     python -m bench.calls --diff /tmp/native.json /tmp/keyed.json
 
 `--diff A B` prints both totals and the functions whose calls per run differ
-most. The `-c32` of a point names its workload; `--concurrency` is separate.
+most. `--cpu-only` leaves the profiler off and reports only the CPU time of
+the server's thread per run: timed, so it moves with the host's load, but
+less than runs/s does (the client runs in another thread). The `-c32` of a
+point names its workload; `--concurrency` is separate.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=30, help="functions listed")
     parser.add_argument("--out", type=Path, help="write the counts as JSON here")
     parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="no profiler: only the CPU time the server's thread spends per run",
+    )
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("A", "B"))
     parser.add_argument(
         "--by", choices=("calls", "time"), default="calls", help="what --diff compares"
@@ -154,7 +162,8 @@ async def serve_and_count(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.to_thread(steps.warmed.wait)
     profile = cProfile.Profile()
     cpu, process_cpu = time.thread_time(), time.process_time()
-    profile.enable()
+    if not args.cpu_only:
+        profile.enable()
     steps.counting.set()
     await asyncio.to_thread(steps.finished.wait)
     profile.disable()
@@ -164,10 +173,10 @@ async def serve_and_count(args: argparse.Namespace) -> dict[str, Any]:
     await serving
     if "error" in done:
         raise RuntimeError(done["error"])
-    stats = pstats.Stats(profile)
     functions: dict[str, float] = {}
     own: dict[str, float] = {}  # ms of the function's own code per run, under the profiler
-    for (file, line, name), (_, calls, tottime, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
+    stats = {} if args.cpu_only else pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    for (file, line, name), (_, calls, tottime, *_rest) in stats.items():
         where = file.split("site-packages/")[-1].split("/work/")[-1]
         functions[f"{name} ({where}:{line})"] = calls / args.runs
         own[f"{name} ({where}:{line})"] = tottime * 1000 / args.runs
@@ -192,7 +201,9 @@ def describe(result: dict[str, Any], top: int) -> str:
         f"{result['point']} on {result['target']}, auth {result['auth']}, "
         f"c{result['concurrency']}, {result['runs']} runs ({result['failures']} failed): "
         f"{result['calls_per_run']:,.0f} calls per run, "
-        f"{result['thread_cpu_ms_per_run']:.2f} ms CPU per run under the profiler, "
+        f"{result['thread_cpu_ms_per_run']:.2f} ms CPU per run"
+        + ("" if result["functions"] else " (no profiler)")
+        + ", "
         f"{result['other_cpu_ms_per_run']:.2f} ms in the server's other threads"
     ]
     lines += [f"  {n:9.1f}  {name}" for name, n in list(result["functions"].items())[:top]]

@@ -15,7 +15,7 @@ import pytest
 from sse_starlette.sse import AppStatus
 
 from app.runs.sse import RETRY_MS, event_stream
-from app.sse_response import EventStreamResponse, SendTimeoutError
+from app.sse_response import EventStreamResponse, LastChunk, SendTimeoutError
 from app.worker.following import follow
 
 SCOPE = {"type": "http", "method": "GET", "path": "/", "headers": []}
@@ -44,11 +44,8 @@ class Client:
 
     @property
     def complete(self) -> bool:
-        return bool(self.sent) and self.sent[-1] == {
-            "type": "http.response.body",
-            "body": b"",
-            "more_body": False,
-        }
+        last = self.sent[-1] if self.sent else {}
+        return last.get("type") == "http.response.body" and last.get("more_body") is False
 
 
 def tasks_left() -> set[asyncio.Task[Any]]:
@@ -95,6 +92,27 @@ async def test_the_body_ends_the_stream_and_its_watchers() -> None:
     assert client.complete
     await settle()
     assert tasks_left() == before  # both watchers gone
+
+
+async def test_a_last_chunk_goes_with_the_end_of_the_response() -> None:
+    cleaned = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: a\n\n"
+            yield LastChunk(b"data: b\n\n")
+            await asyncio.sleep(60)  # never reached: the body is closed once it is sent
+        finally:
+            cleaned.set()
+
+    client = Client()
+    await asyncio.wait_for(response(body())(SCOPE, client.receive, client.send), 2)
+    bodies = [m for m in client.sent if m["type"] == "http.response.body"]
+    assert bodies == [
+        {"type": "http.response.body", "body": b"data: a\n\n", "more_body": True},
+        {"type": "http.response.body", "body": b"data: b\n\n", "more_body": False},
+    ]
+    assert cleaned.is_set()
 
 
 async def test_a_client_leaving_ends_the_stream_and_runs_the_bodys_cleanup() -> None:

@@ -17,7 +17,7 @@ from sse_starlette.sse import AppStatus
 
 from app.engine.events import CONTENT_EVENTS, TERMINAL_EVENTS
 from app.runs.service import RunRef, RunService
-from app.sse_response import EventStreamResponse
+from app.sse_response import EventStreamResponse, LastChunk
 from app.worker.bus import Frame
 
 RETRY_MS = 2000
@@ -71,18 +71,25 @@ def event_stream(
         hint = b"retry: %d\n\n" % RETRY_MS
         try:
             sent_at = time.monotonic()
-            async for batch in batches:
-                # One write per batch: fewer sends for the same bytes.
-                if content_only:
-                    batch = [frame for frame in batch if frame.event in CONTENT_EVENTS]
-                if batch:
-                    yield hint + b"".join(frame.sse for frame in batch)
-                elif time.monotonic() - sent_at >= ping:
-                    yield hint + PING
-                else:
-                    continue
-                hint = b""
-                sent_at = time.monotonic()
+            async with aclosing(batches):
+                async for batch in batches:
+                    # One write per batch: fewer sends for the same bytes; the run's
+                    # end goes with the end of the response.
+                    ended = bool(batch) and batch[-1].event in TERMINAL_EVENTS
+                    if content_only:
+                        batch = [frame for frame in batch if frame.event in CONTENT_EVENTS]
+                    if ended:
+                        finished = True
+                        yield LastChunk(hint + b"".join(frame.sse for frame in batch))
+                        return
+                    if batch:
+                        yield hint + b"".join(frame.sse for frame in batch)
+                    elif time.monotonic() - sent_at >= ping:
+                        yield hint + PING
+                    else:
+                        continue
+                    hint = b""
+                    sent_at = time.monotonic()
             if hint:
                 yield hint
             finished = True
@@ -136,17 +143,19 @@ def translated_stream(
                 if translation.done or (batch and batch[-1].event in TERMINAL_EVENTS):
                     data += await translation.closing()
                     closed = True
+                if closed:
+                    if data:
+                        yield LastChunk(data)
+                    break
                 if data:
                     yield data
                     pending, sent_at = b"", time.monotonic()
                 elif time.monotonic() - sent_at >= ping:
                     yield PING
                     sent_at = time.monotonic()
-                if closed:
-                    break
         if not closed:
             data = pending + await translation.closing()
             if data:
-                yield data
+                yield LastChunk(data)
 
     return EventStreamResponse(body(), send_timeout=SEND_TIMEOUT, headers=headers)
