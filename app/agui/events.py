@@ -46,8 +46,8 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from ag_ui.encoder import EventEncoder
 
+from app.agui import wire
 from app.agui.schemas import interrupt
 from app.engine import jsontext
 from app.engine.output import Requirement
@@ -55,8 +55,6 @@ from app.worker.bus import Frame
 
 Position = tuple[int, int]  # (seq, index of the frame made from that event)
 StateReader = Callable[[], Awaitable[dict[str, Any] | None]]
-
-_ENCODER = EventEncoder()
 
 
 def parse_position(value: str | None) -> Position | None:
@@ -180,7 +178,10 @@ class AguiStream:
     def _start(self) -> None:
         self.started = True
         self.state_wanted = self.state_given
-        self._emit(self._run_started())
+        if self.cut is None and self.stored_run_id == self.run_id:
+            self._emit_encoded(wire.RUN_STARTED.fill(self.thread_id, self.run_id))
+        else:
+            self._emit(self._run_started())
 
     def _run_started(self) -> RunStartedEvent:
         metadata = None
@@ -194,13 +195,19 @@ class AguiStream:
         self._close_reasoning()
         if self.text is None:
             self.text = self.turn_text = f"{self.stored_run_id}-{self._seq}"
-            self._emit(TextMessageStartEvent(message_id=self.text, role="assistant"))
+            if self.cut is None:
+                self._emit_encoded(wire.TEXT_START.fill(self.text))
+            else:
+                self._emit(TextMessageStartEvent(message_id=self.text, role="assistant"))
         delta = content if isinstance(content, str) else jsontext.dumps(content).decode()
-        self._emit_delta("TEXT_MESSAGE_CONTENT", self.text, delta)
+        self._emit_encoded(wire.delta("TEXT_MESSAGE_CONTENT", self.text, delta))
 
     def _close_text(self) -> None:
         if self.text is not None:
-            self._emit(TextMessageEndEvent(message_id=self.text))
+            if self.cut is None:
+                self._emit_encoded(wire.TEXT_END.fill(self.text))
+            else:
+                self._emit(TextMessageEndEvent(message_id=self.text))
             self.text = None
 
     def _open_reasoning(self) -> None:
@@ -213,7 +220,7 @@ class AguiStream:
     def _reasoning(self, delta: str) -> None:
         self._open_reasoning()
         if delta and self.reasoning is not None:
-            self._emit_delta("REASONING_MESSAGE_CONTENT", self.reasoning, delta)
+            self._emit_encoded(wire.delta("REASONING_MESSAGE_CONTENT", self.reasoning, delta))
 
     def _close_reasoning(self) -> None:
         if self.reasoning is not None:
@@ -315,17 +322,16 @@ class AguiStream:
 
     def _emit(self, event: BaseEvent) -> None:
         if self._place(starts_run=isinstance(event, RunStartedEvent)):
-            self._out.append(_ENCODER.encode(event).encode())
+            self._out.append(wire.encode(event))
         if self.cut is not None:
             self._track(event)
 
-    def _emit_delta(self, kind: str, message_id: str, delta: str) -> None:
-        """A `*_MESSAGE_CONTENT` event, most of a stream's frames: written as
-        EventEncoder writes it (tests/frontends/test_agui_wire.py holds them
-        equal) without building and dumping a model per delta."""
+    def _emit_encoded(self, encoded: bytes) -> None:
+        """An event already encoded (`wire`'s templates and deltas): one a
+        resumed stream need not track (a content delta), or any event of a
+        stream that is not resumed."""
         if self._place(starts_run=False):
-            body = jsontext.dumps({"type": kind, "messageId": message_id, "delta": delta})
-            self._out.append(b"data: " + body + b"\n\n")
+            self._out.append(encoded)
 
     def _place(self, *, starts_run: bool) -> bool:
         """Give the next frame its id; False when it is not sent (at or before
@@ -357,4 +363,4 @@ class AguiStream:
         fresh RUN_STARTED and the start of each message the cut left open."""
         cut_id = self.cut_id.encode()
         for event in [self._run_started(), *self._open_on_wire.values()]:
-            self._out.append(b"id: " + cut_id + b"\n" + _ENCODER.encode(event).encode())
+            self._out.append(b"id: " + cut_id + b"\n" + wire.encode(event))
