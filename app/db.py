@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import orjson
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -96,15 +95,11 @@ def _sqlite_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _json_dumps(value: Any) -> str:
-    return jsontext.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def create_engine(url: str, *, pool_size: int = 30, max_overflow: int = 10) -> AsyncEngine:
     """An async engine configured for the backend behind `url` (JSON columns go
     through orjson: run state and output are written often)."""
     json_options: dict[str, Any] = {
-        "json_serializer": _json_dumps,
+        "json_serializer": jsontext.text,
         "json_deserializer": jsontext.loads,
     }
     if url.startswith("sqlite"):

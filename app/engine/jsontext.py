@@ -24,6 +24,15 @@ def dumps(value: Any, option: int = 0) -> bytes:
         return pydantic_core.to_json(value)
 
 
+def text(value: Any) -> str:
+    """`value` as a JSON str, non-string keys allowed: the database's JSON
+    columns, written several times per run, so one call deep."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return pydantic_core.to_json(value).decode()
+
+
 def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _sorted(value[key]) for key in sorted(value, key=str)}
