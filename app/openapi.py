@@ -12,10 +12,10 @@ declarations as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from app.errors import PROBLEM_JSON, Problem, problems
 
@@ -38,16 +38,32 @@ INVALID = problems({422: "The request does not match the schema (`validation_err
 _FASTAPI_VALIDATION = "#/components/schemas/HTTPValidationError"
 
 
-def install_problem_docs(app: FastAPI) -> None:
-    """Make `app.openapi()` document the problem answers (see the module)."""
+def install_problem_docs(app: FastAPI, routers: Sequence[APIRouter] = ()) -> None:
+    """Make `app.openapi()` document the problem answers (see the module), and
+    list the paths of `routers` in that order (the app may match its routes in
+    another), before any other path."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(build())
+            app.openapi_schema = document_problems(in_order(build(), routers))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def in_order(schema: dict[str, Any], routers: Sequence[APIRouter]) -> dict[str, Any]:
+    """`schema` with the paths of `routers` first, in their order."""
+    paths: dict[str, Any] = schema.get("paths", {})
+    ordered = {}
+    for router in routers:
+        for route in router.routes:
+            path = getattr(route, "path", None)
+            if path in paths:
+                ordered[path] = paths[path]
+    if ordered:
+        schema["paths"] = {**ordered, **paths}
+    return schema
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
