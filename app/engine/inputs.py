@@ -49,7 +49,7 @@ def input_messages(
     else:
         errors.append("input: must be a string, a list of messages or an object")
         messages = []
-    parts = media_parts(media, errors)
+    parts = media_parts(media, errors) if media else []
     if parts and not errors:
         _attach_media(messages, parts, errors)
     if errors:

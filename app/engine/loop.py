@@ -180,7 +180,8 @@ class Runner:
         errors: list[str] = []
         messages: list[Message] = []
         try:
-            messages = input_messages(spec, input, {"images": list(images), **(media or {})})
+            given = {"images": list(images), **(media or {})} if images or media else {}
+            messages = input_messages(spec, input, given)
         except InputError as exc:
             errors += exc.errors
         providers = self.models.providers()

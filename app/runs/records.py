@@ -134,7 +134,11 @@ def trace_context(request: dict[str, Any]) -> TraceContext | None:
     without tracing and its run_config left every tracing option as it was."""
     config = request.get("run_config") or {}
     origin = request.get("trace")
-    if origin is None and all(config.get(k, v) == v for k, v in TRACE_OPTIONS.items()):
+    if origin is None and (
+        # A run_config stored whole holds every option (one comparison, no loop).
+        config.items() >= TRACE_OPTIONS.items()
+        or all(config.get(k, v) == v for k, v in TRACE_OPTIONS.items())
+    ):
         return None
     origin = origin or {}
     trace_id = origin.get("trace_id")
