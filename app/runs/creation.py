@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import principal
 from app.agents.resolver import Current, StoredAgents
 from app.engine.loop import Runner
 from app.engine.state import RunState
 from app.errors import SessionBusy, SessionNotFound, TooManyActiveRuns, ValidationFailed
+from app.principal import Principal
 from app.runs import repository
 from app.runs.grouping import RunCreations
 from app.runs.records import new_run, new_session
@@ -90,8 +90,11 @@ class Creator:
         admission: Admission,
         extras: RunExtras,
         request: Fingerprinted | None = None,
+        *,
+        who: Principal,
     ) -> Started:
-        """Store a new run (see the module's docstring); raises AgentNotFound,
+        """Store a new run for `who` (the current principal, as the caller read it;
+        see the module's docstring); raises AgentNotFound,
         ValidationFailed, SessionBusy, SessionNotFound or TooManyActiveRuns, having
         stored nothing; with `request` (a client-chosen run id or an idempotency
         key), RunIdTaken, or IntegrityError when that id or key was taken meanwhile."""
@@ -101,9 +104,11 @@ class Creator:
             and (request is None or request.idempotency_key is None)
             and self.max_active_runs is None
         ):
-            known = self.agents.last_read(principal.tenant(), agent_id)
+            known = self.agents.last_read(who.tenant_id, agent_id)
         if known is not None:
-            started = await self._create_in_free_session(known, body, extras, admission, request)
+            started = await self._create_in_free_session(
+                known, body, extras, admission, request, who.user_id
+            )
             if started is not None:
                 return started
         async with self.connect() as db:
@@ -118,10 +123,12 @@ class Creator:
         extras: RunExtras,
         admission: Admission,
         request: Fingerprinted | None,
+        owner: str | None,
     ) -> Started | None:
         """Step 1: None (nothing stored) when the session is busy, that agent
         version is no longer the newest, or the input does not fit it (the newest
-        decides). Started here with a slot (`admission`), queued without one."""
+        decides). Started here with a slot (`admission`), queued without one.
+        `owner`: the user the creator is bound to (None: any), whose sessions only it takes."""
         try:
             run, values, state = new_run(self.runner, known.spec, body, extras)
         except ValidationFailed:
@@ -137,7 +144,7 @@ class Creator:
             agent_version=known.spec.version,
             agent_updated_at=known.updated_at,
             chosen_id=extras.run_id is not None,
-            owner=principal.current().user_id,
+            owner=owner,
         )
         if held is None:
             return None

@@ -139,7 +139,9 @@ class RunService:
         try:
             # Stored before anything is awaited on it: no connection held meanwhile.
             with manager.admitting() as admission:
-                started = await self._creator.create(agent_id, body, admission, extras, request)
+                started = await self._creator.create(
+                    agent_id, body, admission, extras, request, who=who
+                )
                 if started.launch:
                     manager.launch(started.run.id, run=started.run, state=started.state)
         except (IntegrityError, RunIdTaken):
