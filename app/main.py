@@ -86,7 +86,8 @@ DOCUMENTED: tuple[APIRouter, ...] = (
     tools_router,
     api_keys_router,
 )
-STARTING_RUNS = (runs_router, openai_router, agui_router, vercel_router)
+# The frontends' single routes ahead of the OpenAI router's seven (its models first).
+STARTING_RUNS = (runs_router, agui_router, vercel_router, openai_router)
 
 
 @asynccontextmanager
