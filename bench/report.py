@@ -97,14 +97,27 @@ def measure_bar(bar: Bar, results: dict[str, dict[str, Any]]) -> tuple[str, bool
         if bar.against is not None:
             base = by_point.get(bar.against)
         base_median = (base or {}).get("median", {})
-        if not base_median.get("runs_per_s"):
+        if not base or not base_median.get("runs_per_s"):
             return None
-        ratio = value / base_median["runs_per_s"]
+        ratio = paired_ratio(entry, base)
         return f"{ratio:.2f}x", ratio >= bar.limit
     if bar.metric.endswith("_ms"):
         return f"{value / 1000:.2f} s", value <= bar.limit
     unit = " MB" if bar.metric.endswith("_mb") else ""
     return f"{fmt(value)}{unit}", value <= bar.limit
+
+
+def paired_ratio(entry: dict[str, Any], base: dict[str, Any]) -> float:
+    """`entry`'s runs/s over `base`'s. Passes of points measured together are
+    interleaved pass by pass, so pass i of each ran minutes apart at most: the
+    median of the passes' own ratios, which a host slowing down during one pass
+    moves less than the ratio of the two medians (each may come from another
+    pass). The ratio of the medians when the passes do not pair up."""
+    mine = [p.get("runs_per_s") for p in entry["passes"]]
+    theirs = [p.get("runs_per_s") for p in base["passes"]]
+    if len(mine) == len(theirs) > 1 and all(mine) and all(theirs):
+        return float(statistics.median(a / b for a, b in zip(mine, theirs, strict=True)))
+    return float(entry["median"]["runs_per_s"] / base["median"]["runs_per_s"])
 
 
 def labels(data: dict[str, Any]) -> dict[str, str]:

@@ -78,6 +78,27 @@ def test_a_protocol_is_measured_against_the_native_stream_of_its_target() -> Non
     assert measure_bar(bar, slow_chat) is None
 
 
+def test_a_ratio_pairs_the_passes_measured_together() -> None:
+    """Pass 3 of the protocol ran while the host slowed down: the median of the
+    passes' own ratios holds the bar, the ratio of the medians would not."""
+
+    def passes(*runs_per_s: float) -> Any:
+        median = sorted(runs_per_s)[len(runs_per_s) // 2]
+        return {
+            "passes": [{"errors": 0, "runs_per_s": r} for r in runs_per_s],
+            "median": {"runs_per_s": median},
+        }
+
+    data = results(
+        pg__W2_c32=passes(200.0, 270.0, 260.0), pg__W2agui_c32=passes(180.0, 268.0, 150.0)
+    )
+    bar = next(b for b in BARS if b.point == "W2agui-c32")
+    assert measure_bar(bar, data) == ("0.90x", True)  # 0.90, 0.99, 0.58
+    assert 180.0 / 260.0 < 0.85  # the medians' ratio
+    data["pg"]["W2agui-c32"] = passes(160.0, 268.0, 150.0)  # 0.80, 0.99, 0.58
+    assert measure_bar(bar, data) == ("0.80x", False)
+
+
 def test_the_absolute_p99_and_memory_bars() -> None:
     slow = results(pg__W4_c1024=entry(p99_ms=4_100.0, peak_rss_mb=251.0))
     bars = {bar.metric: measure_bar(bar, slow) for bar in BARS if bar.point == "W4-c1024"}
